@@ -1,0 +1,80 @@
+//! Lowest-free number selection. Hosts, tenants, segments and endpoints all get the lowest
+//! number not in use so that numbers stay dense and predictable for operators.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+
+/// The lowest number of `range` not in `used`, or `None` when the range is exhausted.
+///
+/// Walks `used` in order, so the cost is bounded by the number of used values below the
+/// answer, not by the size of the range (IPv6 segments are astronomically large).
+pub fn lowest_free<T>(used: &BTreeSet<T>, range: RangeInclusive<T>) -> Option<T>
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
+{
+    let (start, end) = (*range.start(), *range.end());
+    if start > end {
+        return None;
+    }
+    let mut candidate = start;
+    for &u in used.range(start..=end) {
+        if u != candidate {
+            return Some(candidate);
+        }
+        if candidate == end {
+            return None;
+        }
+        candidate = candidate + T::from(1);
+    }
+    Some(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn empty_set_gives_the_start() {
+        assert_eq!(lowest_free::<u32>(&BTreeSet::new(), 0..=3), Some(0));
+        assert_eq!(lowest_free::<u128>(&BTreeSet::new(), 2..=254), Some(2));
+    }
+
+    #[test]
+    fn holes_are_filled_first() {
+        let used: BTreeSet<u32> = [0, 1, 3].into();
+        assert_eq!(lowest_free(&used, 0..=7), Some(2));
+    }
+
+    #[test]
+    fn full_range_is_exhausted() {
+        let used: BTreeSet<u32> = [0, 1, 2, 3].into();
+        assert_eq!(lowest_free(&used, 0..=3), None);
+    }
+
+    #[test]
+    fn values_outside_the_range_are_ignored() {
+        let used: BTreeSet<u128> = [0, 1, 2, 300].into();
+        assert_eq!(lowest_free(&used, 2..=254), Some(3));
+    }
+
+    #[test]
+    fn full_range_ending_at_type_max_is_exhausted_without_overflow() {
+        let used: BTreeSet<u32> = [u32::MAX - 1, u32::MAX].into();
+        assert_eq!(lowest_free(&used, u32::MAX - 1..=u32::MAX), None);
+    }
+
+    proptest! {
+        #[test]
+        fn answer_is_free_in_range_and_minimal(used in proptest::collection::btree_set(0u32..64, 0..64), end in 0u32..64) {
+            match lowest_free(&used, 0..=end) {
+                Some(n) => {
+                    prop_assert!(n <= end);
+                    prop_assert!(!used.contains(&n));
+                    prop_assert!((0..n).all(|m| used.contains(&m)));
+                }
+                None => prop_assert!((0..=end).all(|m| used.contains(&m))),
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The pure heart of romana-rs: the cluster's address layout and the model every service,
+//! the agent and the CLI share. Nothing here does I/O, spawns tasks or reads the clock, so
+//! everything is tested with plain table and property tests.
+//!
+//! # Layout
+//! - [`config`]: the cluster configuration (address space and bit widths) and its validation.
+//! - [`layout`]: address math over a validated configuration: host prefixes, rack aggregates,
+//!   tenant and segment CIDRs, endpoint addresses, decoding, and the cluster-wide masked
+//!   matches that let one nftables rule isolate a tenant or segment on every host.
+//! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints) and name rules.
+//! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
+#![forbid(unsafe_code)]
+
+pub mod alloc;
+pub mod config;
+pub mod layout;
+pub mod model;
+
+pub use config::{ClusterConfig, ConfigError};
+pub use layout::{AddrError, Decoded, Layout, MaskedMatch};
+pub use model::{Endpoint, Host, Isolation, NameError, NamedPort, Segment, ServiceRecord, Tenant};

@@ -1,0 +1,181 @@
+//! The records kept in etcd. A host's prefix, a tenant's CIDR and a segment's CIDR are never
+//! stored: they are derived from the numbers here through [`crate::Layout`], so they cannot
+//! disagree with the layout.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest name we accept: enough for a DNS name, a Neutron port UUID or a container id plus
+/// an interface name.
+pub const MAX_NAME_LEN: usize = 253;
+
+/// A host: a machine with an agent, owning the prefix of its index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    /// The host's own address on the fabric; other hosts route its prefix via this address.
+    pub ip: IpAddr,
+    /// The rack (leaf) the host is attached to; 0 when racks are not configured.
+    #[serde(default)]
+    pub rack: u32,
+    /// The host index in the layout, stable for the life of the host.
+    pub index: u32,
+}
+
+/// How a tenant is isolated when no Kubernetes NetworkPolicy selects an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Only endpoints of the same tenant and segment talk (the Romana promise).
+    #[default]
+    Segment,
+    /// The whole tenant talks; other tenants are dropped.
+    Tenant,
+    /// Open, as Kubernetes is for a namespace no policy selects.
+    None,
+}
+
+/// A tenant (a Kubernetes namespace, a Neutron project).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    /// The tenant number in the layout.
+    pub id: u32,
+    #[serde(default)]
+    pub isolation: Isolation,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A segment of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub tenant: String,
+    pub name: String,
+    /// The segment number in the layout, unique within the tenant.
+    pub id: u32,
+}
+
+/// A named port of an endpoint (Kubernetes container ports), used by policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedPort {
+    pub name: String,
+    pub protocol: String,
+    pub port: u16,
+}
+
+/// An endpoint holding one address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Caller-chosen id: container id plus interface name for CNI, port id for Neutron.
+    pub id: String,
+    pub address: IpAddr,
+    pub host: String,
+    pub tenant: String,
+    pub segment: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<NamedPort>,
+}
+
+/// A running service instance, registered under an etcd lease so that it disappears when the
+/// process dies. Clients ask root-service for these instead of being configured with addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// `root`, `topology`, `tenant`, `ipam` or `policy`.
+    pub kind: String,
+    /// Unique per process (e.g. `hostname-pid`), so that replicas do not overwrite each other.
+    pub instance: String,
+    /// The gRPC URL clients should use, e.g. `http://127.0.0.1:9601`.
+    pub url: String,
+}
+
+/// A name that cannot be used as a host, tenant, segment or endpoint name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{kind} name must not be empty")]
+    Empty { kind: &'static str },
+    #[error("{kind} name is {len} characters long; the maximum is {MAX_NAME_LEN}")]
+    TooLong { kind: &'static str, len: usize },
+    #[error("{kind} name {name:?} contains {bad:?}; use letters, digits, '-', '_', '.' or ':'")]
+    BadCharacter {
+        kind: &'static str,
+        name: String,
+        bad: char,
+    },
+}
+
+/// Checks a name. Names become etcd key segments, so `/` and whitespace are refused.
+pub fn validate_name(kind: &'static str, name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty { kind });
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong {
+            kind,
+            len: name.len(),
+        });
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(NameError::BadCharacter {
+            kind,
+            name: name.to_string(),
+            bad,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usual_names_are_accepted() {
+        for name in [
+            "h1",
+            "kube-system",
+            "a1b2c3d4-e5f6",
+            "0123abcd:eth0",
+            "rack.1_x",
+        ] {
+            assert_eq!(validate_name("host", name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_that_would_break_keys_are_refused() {
+        assert_eq!(
+            validate_name("tenant", ""),
+            Err(NameError::Empty { kind: "tenant" })
+        );
+        assert_eq!(
+            validate_name("tenant", "a/b"),
+            Err(NameError::BadCharacter {
+                kind: "tenant",
+                name: "a/b".into(),
+                bad: '/'
+            })
+        );
+        assert!(matches!(
+            validate_name("host", &"x".repeat(254)),
+            Err(NameError::TooLong { len: 254, .. })
+        ));
+    }
+
+    #[test]
+    fn isolation_is_lowercase_in_json_and_defaults_to_segment() {
+        let t: Tenant = serde_json::from_str(r#"{"name":"t","id":1}"#).unwrap();
+        assert_eq!(t.isolation, Isolation::Segment);
+        assert_eq!(
+            serde_json::to_string(&Isolation::None).unwrap(),
+            r#""none""#
+        );
+    }
+}
