@@ -5,28 +5,39 @@ use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 
 /// The lowest number of `range` not in `used`, or `None` when the range is exhausted.
-///
-/// Walks `used` in order, so the cost is bounded by the number of used values below the
-/// answer, not by the size of the range (IPv6 segments are astronomically large).
 pub fn lowest_free<T>(used: &BTreeSet<T>, range: RangeInclusive<T>) -> Option<T>
 where
     T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
 {
+    first_free(used, range, 1).pop()
+}
+
+/// The `n` lowest numbers of `range` not in `used` (fewer when the range runs out).
+///
+/// Walks `used` in order, so the cost is bounded by the number of used values below the
+/// answer plus `n`, not by the size of the range (IPv6 segments are astronomically large).
+/// Allocators racing for one segment pick among these instead of all taking the lowest.
+pub fn first_free<T>(used: &BTreeSet<T>, range: RangeInclusive<T>, n: usize) -> Vec<T>
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
+{
     let (start, end) = (*range.start(), *range.end());
+    let mut free = Vec::with_capacity(n);
     if start > end {
-        return None;
+        return free;
     }
+    let mut taken = used.range(start..=end).peekable();
     let mut candidate = start;
-    for &u in used.range(start..=end) {
-        if u != candidate {
-            return Some(candidate);
+    while free.len() < n {
+        if taken.next_if_eq(&&candidate).is_none() {
+            free.push(candidate);
         }
         if candidate == end {
-            return None;
+            break;
         }
         candidate = candidate + T::from(1);
     }
-    Some(candidate)
+    free
 }
 
 #[cfg(test)]
@@ -62,6 +73,14 @@ mod tests {
     fn full_range_ending_at_type_max_is_exhausted_without_overflow() {
         let used: BTreeSet<u32> = [u32::MAX - 1, u32::MAX].into();
         assert_eq!(lowest_free(&used, u32::MAX - 1..=u32::MAX), None);
+    }
+
+    #[test]
+    fn first_free_skips_used_and_stops_at_the_end() {
+        let used: BTreeSet<u32> = [2, 3, 5].into();
+        assert_eq!(first_free(&used, 2..=8, 3), vec![4, 6, 7]);
+        assert_eq!(first_free(&used, 2..=8, 10), vec![4, 6, 7, 8]);
+        assert_eq!(first_free(&used, 2..=5, 10), vec![4]);
     }
 
     proptest! {

@@ -1,0 +1,175 @@
+//! The control plane of a test cluster: a real etcd plus root, topology, tenant and ipam
+//! services running in-process on loopback port 0, exactly as their binaries run them
+//! (same `run` functions, same registration in etcd, discovered through root).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use romana_store::{Keys, Store};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::etcd::EtcdServer;
+
+/// The services a control plane runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Root,
+    Topology,
+    Tenant,
+    Ipam,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Root,
+        Service::Topology,
+        Service::Tenant,
+        Service::Ipam,
+    ];
+
+    /// The kind the service registers under.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Service::Root => "root",
+            Service::Topology => "topology",
+            Service::Tenant => "tenant",
+            Service::Ipam => "ipam",
+        }
+    }
+}
+
+struct Running {
+    service: Service,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// etcd and the services; everything is stopped on drop.
+pub struct ControlPlane {
+    running: Vec<Running>,
+    store: Store,
+    etcd: EtcdServer,
+}
+
+impl ControlPlane {
+    /// Starts etcd and one instance of every service, and waits until all are registered.
+    pub async fn start() -> anyhow::Result<ControlPlane> {
+        let etcd = tokio::task::spawn_blocking(EtcdServer::start).await??;
+        let store = Store::connect(&etcd.endpoints(), Keys::default()).await?;
+        let mut plane = ControlPlane {
+            running: Vec::new(),
+            store,
+            etcd,
+        };
+        for service in Service::ALL {
+            plane.start_service(service).await?;
+        }
+        Ok(plane)
+    }
+
+    /// Starts one more instance of `service` (a replica) and returns its URL once it is
+    /// registered and discoverable.
+    pub async fn start_service(&mut self, service: Service) -> anyhow::Result<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown: romana_runtime::Shutdown = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let store = self.store.clone();
+        let u = url.clone();
+        let task = tokio::spawn(async move {
+            let result = match service {
+                Service::Root => romana_root::run(listener, store, u, shutdown).await,
+                Service::Topology => romana_topology::run(listener, store, u, shutdown).await,
+                Service::Tenant => romana_tenant::run(listener, store, u, shutdown).await,
+                Service::Ipam => romana_ipam::run(listener, store, u, shutdown).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(service = service.kind(), error = %e, "test service failed");
+            }
+        });
+        self.running.push(Running {
+            service,
+            url: url.clone(),
+            stop: Some(stop),
+            task,
+        });
+        self.wait_registered(service, &url).await?;
+        Ok(url)
+    }
+
+    async fn wait_registered(&self, service: Service, url: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let prefix = self.store.keys().services_of(service.kind());
+        loop {
+            let listing = self.store.list(&prefix).await.context("listing services")?;
+            if listing.items.iter().any(|s| s.value.url == url) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} at {url} did not register within 20s", service.kind());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The URL clients start from.
+    pub fn root_url(&self) -> String {
+        self.url(Service::Root)
+    }
+
+    /// The URL of the first running instance of `service`.
+    pub fn url(&self, service: Service) -> String {
+        self.running
+            .iter()
+            .find(|r| r.service == service)
+            .map(|r| r.url.clone())
+            .expect("every service is started by ControlPlane::start")
+    }
+
+    /// URLs of every running instance of `service`.
+    pub fn urls(&self, service: Service) -> Vec<String> {
+        self.running
+            .iter()
+            .filter(|r| r.service == service)
+            .map(|r| r.url.clone())
+            .collect()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn etcd(&self) -> &EtcdServer {
+        &self.etcd
+    }
+
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.etcd.endpoints()
+    }
+
+    /// Stops every service gracefully (drain, withdraw registration) and waits for them;
+    /// etcd keeps running until the control plane is dropped.
+    pub async fn shutdown(&mut self) {
+        for r in &mut self.running {
+            if let Some(stop) = r.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for r in self.running.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), r.task).await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for r in &mut self.running {
+            r.task.abort();
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Real etcd processes for tests: one server or a small cluster on loopback, each member with
+//! its own temporary data directory and log file. Every process is killed and waited for on
+//! drop, also when a test panics, so no etcd outlives its test.
+//!
+//! What has bitten us:
+//! - A port read from a dropped `127.0.0.1:0` listener can be handed out again to a parallel
+//!   test; ports given out by this process are remembered and never reused, and a start that
+//!   still loses the race ("address already in use") is retried on new ports.
+//! - Drop cannot run when the test process is killed by a signal. etcd children therefore
+//!   stay in the test's process group (no `setsid`), so a Ctrl-C or a nextest timeout, which
+//!   signal the whole group, take them down too.
+//! - etcd's `/health` only says `true` once the cluster has a leader, which is exactly "ready
+//!   for the store" for one server and for a cluster alike.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+
+const ETCD: &str = "/usr/bin/etcd";
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const START_ATTEMPTS: usize = 3;
+
+/// One etcd process, restartable on the same ports and data.
+pub struct EtcdServer {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    initial_cluster: String,
+    token: String,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+/// A cluster of etcd members on loopback.
+pub struct EtcdCluster {
+    members: Vec<EtcdServer>,
+}
+
+// === impl EtcdServer ===
+
+impl EtcdServer {
+    /// Starts a single-member cluster and waits until it serves.
+    pub fn start() -> anyhow::Result<EtcdServer> {
+        retry_start(|| {
+            let [client_port, peer_port] = free_ports::<2>()?;
+            let name = "etcd0".to_string();
+            let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
+            let mut server = EtcdServer::new(name, client_port, peer_port, initial_cluster)?;
+            server.spawn()?;
+            server.wait_ready()?;
+            Ok(server)
+        })
+    }
+
+    fn new(
+        name: String,
+        client_port: u16,
+        peer_port: u16,
+        initial_cluster: String,
+    ) -> anyhow::Result<EtcdServer> {
+        check_installed()?;
+        let dir = tempfile::Builder::new()
+            .prefix("romana-etcd-")
+            .tempdir()
+            .context("creating the etcd data directory")?;
+        Ok(EtcdServer {
+            name,
+            client_port,
+            peer_port,
+            initial_cluster,
+            token: unique_token(),
+            dir,
+            child: None,
+        })
+    }
+
+    /// `http://127.0.0.1:P`, the one client URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![self.endpoint()]
+    }
+
+    /// The running process, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Where etcd writes its log (appended across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops etcd (SIGTERM, then SIGKILL after a bound) and keeps its data.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // std offers only SIGKILL; a graceful TERM goes through kill(1) to stay free of unsafe.
+        let termed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if termed {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if child.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        kill_and_wait(&mut child);
+        Ok(())
+    }
+
+    /// Kills etcd at once (SIGKILL), as a crash would; keeps its data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_wait(&mut child);
+        }
+    }
+
+    /// Starts the stopped process again on the same ports and data, and waits until it serves
+    /// (for a cluster member: until it has a leader again).
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("etcd {} is already running", self.name);
+        }
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .context("opening the etcd log")?;
+        let client_url = self.endpoint();
+        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new(ETCD)
+            .arg("--name")
+            .arg(&self.name)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-token", &self.token])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {ETCD}"))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!(
+                        "etcd {} exited with {status} while starting; log tail:\n{}",
+                        self.name,
+                        log_tail(&self.log_path())
+                    );
+                }
+            }
+            if healthy(self.client_port) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "etcd {} not healthy on port {} after {READY_TIMEOUT:?}; log tail:\n{}",
+                    self.name,
+                    self.client_port,
+                    log_tail(&self.log_path())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_wait(&mut child);
+        }
+        // `dir` (a TempDir) is removed after this, once the process can no longer write to it.
+    }
+}
+
+impl std::fmt::Debug for EtcdServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdServer")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint())
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+// === impl EtcdCluster ===
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until every one of them serves.
+    pub fn start(size: usize) -> anyhow::Result<EtcdCluster> {
+        if size == 0 {
+            bail!("an etcd cluster needs at least one member");
+        }
+        retry_start(|| {
+            let ports = free_ports_vec(size * 2)?;
+            let names: Vec<String> = (0..size).map(|i| format!("etcd{i}")).collect();
+            let initial_cluster = names
+                .iter()
+                .zip(ports.chunks(2))
+                .map(|(name, p)| format!("{name}=http://127.0.0.1:{}", p[1]))
+                .collect::<Vec<_>>()
+                .join(",");
+            let token = unique_token();
+            let mut members = Vec::with_capacity(size);
+            for (name, p) in names.into_iter().zip(ports.chunks(2)) {
+                let mut member = EtcdServer::new(name, p[0], p[1], initial_cluster.clone())?;
+                member.token = token.clone();
+                members.push(member);
+            }
+            let mut cluster = EtcdCluster { members };
+            // All members must run before any can elect a leader and report healthy.
+            for member in &mut cluster.members {
+                member.spawn()?;
+            }
+            for member in &mut cluster.members {
+                member.wait_ready()?;
+            }
+            Ok(cluster)
+        })
+    }
+
+    /// Every member's client URL, stopped members included: a client must cope with them.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdServer::endpoint).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn member(&mut self, index: usize) -> &mut EtcdServer {
+        &mut self.members[index]
+    }
+}
+
+// Members drop (and are killed) in order; no Drop impl is needed beyond theirs.
+
+impl std::fmt::Debug for EtcdCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.members).finish()
+    }
+}
+
+// === helpers ===
+
+/// Runs `start` again on new ports when a port race is the reason it failed.
+fn retry_start<T>(mut start: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match start() {
+            Ok(started) => return Ok(started),
+            // The failure message carries etcd's log tail, which names a lost port race.
+            Err(e)
+                if attempt < START_ATTEMPTS
+                    && format!("{e:#}").contains("address already in use") =>
+            {
+                tracing::warn!(error = %e, "etcd lost a port race; starting on new ports");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn check_installed() -> anyhow::Result<()> {
+    if !Path::new(ETCD).exists() {
+        bail!("{ETCD} not found: install etcd-server (apt-get install -y etcd-server)");
+    }
+    Ok(())
+}
+
+fn unique_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "romana-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `N` loopback ports that were free a moment ago and were never handed out before by this
+/// process. The listeners are held until all are chosen so one call gets distinct ports.
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let ports = free_ports_vec(N)?;
+    Ok(std::array::from_fn(|i| ports[i]))
+}
+
+fn free_ports_vec(n: usize) -> anyhow::Result<Vec<u16>> {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+        let port = listener.local_addr()?.port();
+        if given.insert(port) {
+            ports.push(port);
+        }
+        listeners.push(listener);
+    }
+    Ok(ports)
+}
+
+/// etcd's `/health` over plain HTTP/1.0, so the harness needs no HTTP client.
+fn healthy(port: u16) -> bool {
+    let check = || -> std::io::Result<bool> {
+        let addr = ([127, 0, 0, 1], port).into();
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response.contains(r#""health":"true""#))
+    };
+    check().unwrap_or(false)
+}
+
+fn kill_and_wait(child: &mut Child) {
+    // Fails only if the process already exited, which `wait` then reaps.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn log_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}

@@ -1,0 +1,69 @@
+//! The test harness of romana-rs: real processes and bounded waits for integration tests.
+//! Fixtures own what they start and clean it up on drop, so a failing test leaves nothing
+//! running behind it.
+//!
+//! # Layout
+//! - [`etcd`]: [`EtcdServer`] and [`EtcdCluster`], etcd processes on loopback ports with
+//!   temporary data directories, stoppable and restartable for chaos tests.
+//! - [`control_plane`]: [`ControlPlane`], etcd plus every service in-process on port 0,
+//!   registered and discoverable through root as in production.
+//! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
+//! - [`mk_store`], [`retrying`]: a store on a test etcd, and a store call retried while etcd
+//!   restarts or elects a leader.
+#![forbid(unsafe_code)]
+
+pub mod control_plane;
+pub mod etcd;
+
+pub use control_plane::{ControlPlane, Service};
+pub use etcd::{EtcdCluster, EtcdServer};
+
+use std::future::Future;
+use std::time::Duration;
+
+use romana_store::{Keys, Store, StoreError};
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout` saying `what`
+/// was awaited. Use it for convergence; a sleep followed by an assert flakes under load.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A store on `endpoints` with the default key layout.
+pub async fn mk_store(endpoints: &[String]) -> Store {
+    Store::connect(endpoints, Keys::default())
+        .await
+        .expect("building an etcd client does not contact etcd")
+}
+
+/// Runs a store call until it succeeds, retrying retryable errors (etcd restarting, a
+/// leader election) for up to 20 s; any other error is returned at once.
+pub async fn retrying<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match op().await {
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "retrying a store call");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            done => return done,
+        }
+    }
+}

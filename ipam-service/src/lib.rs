@@ -1,0 +1,323 @@
+//! ipam-service: endpoint addresses. Allocation is one etcd transaction that creates the
+//! endpoint and claims its address (plus the per-host and per-segment indexes) only if none
+//! of them exist and the host, tenant and segment are unchanged, so an address is never
+//! handed out twice however many replicas race. Allocation is idempotent per endpoint id;
+//! releasing something unknown succeeds.
+//!
+//! # Layout
+//! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
+//! - [`IpamService`]: the gRPC handlers.
+//! - [`run`]: serve on a listener until shutdown.
+#![forbid(unsafe_code)]
+
+pub mod placement;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use rand::seq::IndexedRandom;
+use romana_core::{alloc::first_free, model::validate_name, Endpoint, Layout, NamedPort};
+use romana_proto::convert::{endpoint_to_pb, parse_ip};
+use romana_proto::pb::{self, ipam_server};
+use romana_runtime::{current_layout, invalid, store_status, Serving, Shutdown};
+use romana_store::{Store, StoreError, Versioned};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use placement::Placement;
+
+/// Attempts before an allocation that keeps losing races gives up with ABORTED.
+const MAX_ATTEMPTS: usize = 64;
+
+/// An allocator that lost a race picks at random among this many lowest free addresses, so
+/// that racing allocators stop colliding while the segment still fills from the bottom.
+const SPREAD: usize = 16;
+
+pub struct IpamService {
+    store: Store,
+}
+
+/// Serves ipam-service on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    url: String,
+    shutdown: Shutdown,
+) -> Result<(), romana_runtime::serve::ServeError> {
+    let routes = tonic::service::Routes::new(ipam_server::IpamServer::new(IpamService {
+        store: store.clone(),
+    }));
+    let serving = Serving {
+        kind: "ipam",
+        grpc_name: "romana.v1.Ipam",
+        url,
+    };
+    romana_runtime::serve(serving, routes, listener, store, shutdown).await
+}
+
+// === impl IpamService ===
+
+impl IpamService {
+    async fn allocate(&self, req: pb::AllocateRequest) -> Result<pb::Endpoint, Status> {
+        validate_name("endpoint", &req.endpoint)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
+        let ports = req
+            .ports
+            .iter()
+            .map(NamedPort::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let keys = self.store.keys();
+        let (_, layout) = current_layout(&self.store).await?;
+        // Addresses other allocators won since we last listed the segment.
+        let mut lost: BTreeSet<IpAddr> = BTreeSet::new();
+        for _ in 0..MAX_ATTEMPTS {
+            let (placement, requested) = placement::resolve(&self.store, &layout, &req).await?;
+            if let Some(existing) = self
+                .store
+                .get(&keys.endpoint(&req.endpoint))
+                .await
+                .map_err(store_status)?
+            {
+                return same_allocation(&existing.value, &placement, requested, &layout);
+            }
+            let address = match requested {
+                Some(a) => a,
+                None => self.choose_address(&layout, &placement, &lost).await?,
+            };
+            let endpoint = Endpoint {
+                id: req.endpoint.clone(),
+                address,
+                host: placement.host.value.name.clone(),
+                tenant: placement.tenant.value.name.clone(),
+                segment: placement.segment.value.name.clone(),
+                labels: labels.clone(),
+                ports: ports.clone(),
+            };
+            let result = self
+                .store
+                .claim_endpoint(&endpoint)
+                .expect_unchanged(&keys.host(&endpoint.host), placement.host.mod_revision)
+                .expect_unchanged(
+                    &keys.tenant(&endpoint.tenant),
+                    placement.tenant.mod_revision,
+                )
+                .expect_unchanged(
+                    &keys.segment(&endpoint.tenant, &endpoint.segment),
+                    placement.segment.mod_revision,
+                )
+                .commit()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::debug!(endpoint = %endpoint.id, %address, placement = %placement.describe(), "allocated");
+                    return Ok(endpoint_to_pb(&endpoint, &layout));
+                }
+                Err(StoreError::Conflict { key, .. }) if key == keys.address(address).path() => {
+                    if requested.is_some() {
+                        let holder = self
+                            .store
+                            .get(&keys.address(address))
+                            .await
+                            .map_err(store_status)?;
+                        let holder = holder.map(|h| h.value).unwrap_or_default();
+                        return Err(Status::already_exists(format!(
+                            "address {address} is already held by endpoint {holder}"
+                        )));
+                    }
+                    lost.insert(address);
+                }
+                // The id was taken concurrently (checked at the top of the next attempt), or
+                // the host/tenant/segment changed: read everything again.
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(Status::aborted(format!(
+            "allocating for endpoint {}: lost {MAX_ATTEMPTS} races in a row; retry",
+            req.endpoint
+        )))
+    }
+
+    /// A free address of the placement's segment: the lowest, or after a lost race one of the
+    /// lowest few.
+    async fn choose_address(
+        &self,
+        layout: &Layout,
+        placement: &Placement,
+        lost: &BTreeSet<IpAddr>,
+    ) -> Result<IpAddr, Status> {
+        let keys = self.store.keys();
+        let index =
+            self.store
+                .list(&keys.segment_endpoints_of(
+                    &placement.tenant.value.name,
+                    &placement.segment.value.name,
+                ))
+                .await
+                .map_err(store_status)?;
+        // The per-segment index spans every host; keep this host's part of it.
+        let used: BTreeSet<u128> = index
+            .items
+            .iter()
+            .map(|e| e.value)
+            .chain(lost.iter().copied())
+            .filter(|a| placement.cidr.contains(a))
+            .filter_map(|a| layout.decode(a).map(|d| d.endpoint))
+            .collect();
+        // Uncontended, the lowest free address: predictable for operators and tests.
+        let free = first_free(
+            &used,
+            layout.assignable_endpoints(),
+            if lost.is_empty() { 1 } else { SPREAD },
+        );
+        let Some(&endpoint) = free.choose(&mut rand::rng()) else {
+            let assignable = layout.assignable_endpoints();
+            return Err(Status::resource_exhausted(format!(
+                "{} is full: all {} assignable addresses are in use",
+                placement.describe(),
+                assignable.end() - assignable.start() + 1
+            )));
+        };
+        let d = layout
+            .decode(placement.cidr.network())
+            .expect("segment CIDR is ours");
+        layout
+            .endpoint_address(d.host, d.tenant, d.segment, endpoint)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn release(&self, req: pb::ReleaseRequest) -> Result<pb::ReleaseResponse, Status> {
+        let keys = self.store.keys();
+        let (_, layout) = current_layout(&self.store).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let id = match &req.target {
+                Some(pb::release_request::Target::Endpoint(id)) => id.clone(),
+                Some(pb::release_request::Target::Address(a)) => {
+                    let address = parse_ip("address", a).map_err(invalid)?;
+                    match self
+                        .store
+                        .get(&keys.address(address))
+                        .await
+                        .map_err(store_status)?
+                    {
+                        Some(holder) => holder.value,
+                        None => return Ok(pb::ReleaseResponse { endpoint: None }),
+                    }
+                }
+                None => {
+                    return Err(Status::invalid_argument(
+                        "give an endpoint id or an address to release",
+                    ))
+                }
+            };
+            let Some(endpoint) = self
+                .store
+                .get(&keys.endpoint(&id))
+                .await
+                .map_err(store_status)?
+            else {
+                return Ok(pb::ReleaseResponse { endpoint: None });
+            };
+            match self.store.release_endpoint(&endpoint).await {
+                Ok(_) => {
+                    tracing::debug!(endpoint = %id, address = %endpoint.value.address, "released");
+                    return Ok(pb::ReleaseResponse {
+                        endpoint: Some(endpoint_to_pb(&endpoint.value, &layout)),
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(Status::aborted(
+            "release lost too many races against concurrent changes; retry",
+        ))
+    }
+
+    async fn list(&self, req: pb::ListEndpointsRequest) -> Result<Vec<pb::Endpoint>, Status> {
+        let (_, layout) = current_layout(&self.store).await?;
+        let listing = self
+            .store
+            .list(&self.store.keys().endpoints())
+            .await
+            .map_err(store_status)?;
+        let matches = |filter: &str, value: &str| filter.is_empty() || filter == value;
+        let mut endpoints: Vec<Endpoint> = listing
+            .items
+            .into_iter()
+            .map(|e| e.value)
+            .filter(|e| {
+                matches(&req.host, &e.host)
+                    && matches(&req.tenant, &e.tenant)
+                    && matches(&req.segment, &e.segment)
+            })
+            .collect();
+        endpoints.sort_by_key(|e| e.address);
+        Ok(endpoints
+            .iter()
+            .map(|e| endpoint_to_pb(e, &layout))
+            .collect())
+    }
+}
+
+/// A repeated allocation for an id that already holds an address: the same request gets the
+/// same answer (a retried CNI ADD must not leak); a different one is refused.
+fn same_allocation(
+    existing: &Endpoint,
+    placement: &Placement,
+    requested: Option<IpAddr>,
+    layout: &Layout,
+) -> Result<pb::Endpoint, Status> {
+    let same_place = existing.host == placement.host.value.name
+        && existing.tenant == placement.tenant.value.name
+        && existing.segment == placement.segment.value.name;
+    if same_place && requested.is_none_or(|a| a == existing.address) {
+        return Ok(endpoint_to_pb(existing, layout));
+    }
+    Err(Status::already_exists(format!(
+        "endpoint {} already holds {} on host {} tenant {} segment {}; release it first",
+        existing.id, existing.address, existing.host, existing.tenant, existing.segment
+    )))
+}
+
+#[tonic::async_trait]
+impl ipam_server::Ipam for IpamService {
+    async fn allocate(
+        &self,
+        request: Request<pb::AllocateRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
+        self.allocate(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        self.release(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_endpoint(
+        &self,
+        request: Request<pb::GetEndpointRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
+        let id = request.into_inner().endpoint;
+        let (_, layout) = current_layout(&self.store).await?;
+        let endpoint: Versioned<Endpoint> = self
+            .store
+            .get(&self.store.keys().endpoint(&id))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("endpoint {id} does not exist")))?;
+        Ok(Response::new(endpoint_to_pb(&endpoint.value, &layout)))
+    }
+
+    async fn list_endpoints(
+        &self,
+        request: Request<pb::ListEndpointsRequest>,
+    ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
+        let endpoints = self.list(request.into_inner()).await?;
+        Ok(Response::new(pb::ListEndpointsResponse { endpoints }))
+    }
+}

@@ -1,0 +1,248 @@
+//! Conversions between the wire types and the core model. Parsing requests returns
+//! [`Invalid`] naming the field, so a service can answer INVALID_ARGUMENT with a message a
+//! person can act on.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use romana_core::{model, ClusterConfig, Isolation, Layout};
+
+use crate::pb;
+
+/// A request field that cannot be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses an IP address field.
+pub fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, Invalid> {
+    text.trim()
+        .parse()
+        .map_err(|_| Invalid::new(field, format!("{text:?} is not an IP address")))
+}
+
+/// Parses a CIDR field (not necessarily canonical; callers check where it matters).
+pub fn parse_cidr(field: &'static str, text: &str) -> Result<IpNet, Invalid> {
+    text.trim().parse().map_err(|_| {
+        Invalid::new(
+            field,
+            format!("{text:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fd00:10::/48)"),
+        )
+    })
+}
+
+fn narrow_bits(field: &'static str, bits: u32) -> Result<u8, Invalid> {
+    u8::try_from(bits).map_err(|_| Invalid::new(field, format!("{bits} bits is too many")))
+}
+
+impl TryFrom<&pb::ClusterConfig> for ClusterConfig {
+    type Error = Invalid;
+
+    fn try_from(c: &pb::ClusterConfig) -> Result<Self, Invalid> {
+        Ok(ClusterConfig {
+            address_space: parse_cidr("address_space", &c.address_space)?,
+            host_bits: narrow_bits("host_bits", c.host_bits)?,
+            rack_bits: narrow_bits("rack_bits", c.rack_bits)?,
+            tenant_bits: narrow_bits("tenant_bits", c.tenant_bits)?,
+            segment_bits: narrow_bits("segment_bits", c.segment_bits)?,
+            single_tenant: c.single_tenant,
+        })
+    }
+}
+
+impl From<&ClusterConfig> for pb::ClusterConfig {
+    fn from(c: &ClusterConfig) -> Self {
+        pb::ClusterConfig {
+            address_space: c.address_space.to_string(),
+            host_bits: c.host_bits.into(),
+            rack_bits: c.rack_bits.into(),
+            tenant_bits: c.tenant_bits.into(),
+            segment_bits: c.segment_bits.into(),
+            single_tenant: c.single_tenant,
+            endpoint_bits: c.endpoint_bits().into(),
+        }
+    }
+}
+
+/// The wire isolation mode as the model's; `None` for "unspecified".
+pub fn isolation_from_pb(value: i32) -> Result<Option<Isolation>, Invalid> {
+    match pb::Isolation::try_from(value) {
+        Ok(pb::Isolation::Unspecified) => Ok(None),
+        Ok(pb::Isolation::Segment) => Ok(Some(Isolation::Segment)),
+        Ok(pb::Isolation::Tenant) => Ok(Some(Isolation::Tenant)),
+        Ok(pb::Isolation::None) => Ok(Some(Isolation::None)),
+        Err(_) => Err(Invalid::new(
+            "isolation",
+            format!("{value} is not an isolation mode"),
+        )),
+    }
+}
+
+pub fn isolation_to_pb(i: Isolation) -> pb::Isolation {
+    match i {
+        Isolation::Segment => pb::Isolation::Segment,
+        Isolation::Tenant => pb::Isolation::Tenant,
+        Isolation::None => pb::Isolation::None,
+    }
+}
+
+pub fn host_to_pb(h: &model::Host, layout: &Layout) -> pb::Host {
+    pb::Host {
+        name: h.name.clone(),
+        ip: h.ip.to_string(),
+        rack: h.rack,
+        index: h.index,
+        prefix: derived(layout.host_prefix(h.index)),
+    }
+}
+
+pub fn tenant_to_pb(t: &model::Tenant, layout: &Layout) -> pb::Tenant {
+    pb::Tenant {
+        name: t.name.clone(),
+        id: t.id,
+        isolation: isolation_to_pb(t.isolation).into(),
+        labels: t.labels.clone().into_iter().collect(),
+        r#match: derived(layout.tenant_match(t.id)),
+    }
+}
+
+pub fn segment_to_pb(s: &model::Segment, tenant_id: u32, layout: &Layout) -> pb::Segment {
+    pb::Segment {
+        tenant: s.tenant.clone(),
+        name: s.name.clone(),
+        id: s.id,
+        r#match: derived(layout.segment_match(tenant_id, s.id)),
+    }
+}
+
+pub fn endpoint_to_pb(e: &model::Endpoint, layout: &Layout) -> pb::Endpoint {
+    let decoded = layout.decode(e.address);
+    pb::Endpoint {
+        id: e.id.clone(),
+        address: e.address.to_string(),
+        host: e.host.clone(),
+        tenant: e.tenant.clone(),
+        segment: e.segment.clone(),
+        labels: e.labels.clone().into_iter().collect(),
+        ports: e.ports.iter().map(named_port_to_pb).collect(),
+        segment_cidr: decoded
+            .map(|d| derived(layout.segment_cidr(d.host, d.tenant, d.segment)))
+            .unwrap_or_default(),
+        gateway: decoded
+            .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
+            .unwrap_or_default(),
+    }
+}
+
+pub fn named_port_to_pb(p: &model::NamedPort) -> pb::NamedPort {
+    pb::NamedPort {
+        name: p.name.clone(),
+        protocol: p.protocol.clone(),
+        port: p.port.into(),
+    }
+}
+
+impl TryFrom<&pb::NamedPort> for model::NamedPort {
+    type Error = Invalid;
+
+    fn try_from(p: &pb::NamedPort) -> Result<Self, Invalid> {
+        let protocol = p.protocol.to_ascii_lowercase();
+        if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(Invalid::new(
+                "ports",
+                format!(
+                    "port {:?}: protocol {:?} is not tcp, udp or sctp",
+                    p.name, p.protocol
+                ),
+            ));
+        }
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                Invalid::new(
+                    "ports",
+                    format!("port {:?}: {} is not 1..=65535", p.name, p.port),
+                )
+            })?;
+        Ok(model::NamedPort {
+            name: p.name.clone(),
+            protocol,
+            port,
+        })
+    }
+}
+
+/// Derived fields come from numbers already validated against the layout; an error here
+/// would mean a record disagrees with the layout, which we show rather than hide.
+fn derived<T: ToString, E: std::fmt::Display>(r: Result<T, E>) -> String {
+    match r {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("<{e}>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_converts_both_ways_with_derived_endpoint_bits() {
+        let wire = pb::ClusterConfig {
+            address_space: "10.0.0.0/8".into(),
+            host_bits: 8,
+            rack_bits: 0,
+            tenant_bits: 4,
+            segment_bits: 4,
+            single_tenant: false,
+            endpoint_bits: 0,
+        };
+        let core = ClusterConfig::try_from(&wire).unwrap();
+        let back = pb::ClusterConfig::from(&core);
+        assert_eq!(back.endpoint_bits, 8);
+        assert_eq!(back.address_space, "10.0.0.0/8");
+    }
+
+    #[test]
+    fn bad_cidr_names_the_field() {
+        let wire = pb::ClusterConfig {
+            address_space: "10.0.0/8x".into(),
+            ..Default::default()
+        };
+        let err = ClusterConfig::try_from(&wire).unwrap_err();
+        assert_eq!(err.field, "address_space");
+        assert!(err.to_string().contains("is not a CIDR"), "{err}");
+    }
+
+    #[test]
+    fn named_port_protocol_and_range_are_checked() {
+        let ok = pb::NamedPort {
+            name: "http".into(),
+            protocol: "TCP".into(),
+            port: 80,
+        };
+        assert_eq!(model::NamedPort::try_from(&ok).unwrap().protocol, "tcp");
+        let bad = pb::NamedPort {
+            port: 70000,
+            ..ok.clone()
+        };
+        assert!(model::NamedPort::try_from(&bad).is_err());
+        let icmp = pb::NamedPort {
+            protocol: "icmp".into(),
+            ..ok
+        };
+        assert!(model::NamedPort::try_from(&icmp).is_err());
+    }
+}

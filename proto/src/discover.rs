@@ -1,0 +1,277 @@
+//! Finding a service through root. Clients are configured with root's URL only; every other
+//! service registers itself with root (in etcd, under a lease), so its address can change
+//! between two calls. [`channel`] asks root for the instances of one kind and returns a
+//! connection to the first that answers.
+//!
+//! Every step has a deadline: a client that hangs on a dead address is worse than one that
+//! fails with a message naming the address.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::pb;
+
+/// How long one TCP + HTTP/2 connect may take before the next instance is tried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one call on a returned channel may take. Services answer from etcd, so anything
+/// slower than this means etcd or the service is stuck, not busy.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why no channel to a service could be made. Each message names root's URL or the
+/// instance URLs tried, so a person can tell a typo from a service that is down.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// The URL cannot be parsed, or has no scheme. Not retryable.
+    #[error("{url:?} is not a usable URL ({reason}); expected e.g. http://127.0.0.1:9600")]
+    BadUrl { url: String, reason: String },
+    /// Root did not accept a connection. Retryable: root may be starting.
+    #[error("cannot reach root-service at {root}: {}", causes(source))]
+    RootUnreachable {
+        root: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Root answered ListServices with an error (etcd down, usually). Retryable when the
+    /// status is UNAVAILABLE.
+    #[error("root-service at {root} could not list services: {}", .status.message())]
+    Registry {
+        root: String,
+        #[source]
+        status: tonic::Status,
+    },
+    /// Root knows no instance of the kind. Retryable: the service may be starting.
+    #[error("no {kind}-service is registered with root at {root}; is romana-{kind} running?")]
+    NotRegistered { kind: String, root: String },
+    /// Instances are registered but none accepted a connection. Retryable: a registration
+    /// outlives its process until its lease expires.
+    #[error(
+        "no registered {kind}-service is reachable (root at {root} lists {}): {}",
+        .tried.len(),
+        .tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Unreachable {
+        kind: String,
+        root: String,
+        tried: Vec<Attempt>,
+    },
+}
+
+/// One instance that was tried and did not connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub url: String,
+    pub reason: String,
+}
+
+/// A channel to a running instance of `kind` ("root", "topology", "tenant", "ipam",
+/// "policy"), found through root at `root`. Instances are tried in the order root lists
+/// them; calls on the channel time out after [`REQUEST_TIMEOUT`].
+pub async fn channel(root: &str, kind: &str) -> Result<Channel, DiscoverError> {
+    let root_channel = connect(root).await.map_err(|failure| match failure {
+        ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
+            url: root.to_string(),
+            reason,
+        },
+        ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
+            root: root.to_string(),
+            source,
+        },
+    })?;
+    if kind == "root" {
+        return Ok(root_channel);
+    }
+
+    let services = pb::root_client::RootClient::new(root_channel)
+        .list_services(pb::ListServicesRequest {
+            kind: kind.to_string(),
+        })
+        .await
+        .map_err(|status| DiscoverError::Registry {
+            root: root.to_string(),
+            status,
+        })?
+        .into_inner()
+        .services;
+    // Root filters by kind already; filtering again keeps an older root that ignores the
+    // filter from handing us the wrong service.
+    let urls: Vec<String> = services
+        .into_iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.url)
+        .collect();
+    if urls.is_empty() {
+        return Err(DiscoverError::NotRegistered {
+            kind: kind.to_string(),
+            root: root.to_string(),
+        });
+    }
+
+    let mut tried = Vec::with_capacity(urls.len());
+    for url in urls {
+        match connect(&url).await {
+            Ok(channel) => return Ok(channel),
+            Err(failure) => tried.push(Attempt {
+                reason: failure.reason(),
+                url,
+            }),
+        }
+    }
+    Err(DiscoverError::Unreachable {
+        kind: kind.to_string(),
+        root: root.to_string(),
+        tried,
+    })
+}
+
+enum ConnectFailure {
+    BadUrl(String),
+    Unreachable(tonic::transport::Error),
+}
+
+async fn connect(url: &str) -> Result<Channel, ConnectFailure> {
+    let endpoint =
+        Endpoint::from_shared(url.to_string()).map_err(|e| ConnectFailure::BadUrl(causes(&e)))?;
+    // A URL without a scheme parses (as a relative URI) but can never connect; say so
+    // instead of reporting it as unreachable.
+    if endpoint.uri().scheme().is_none() || endpoint.uri().host().is_none() {
+        return Err(ConnectFailure::BadUrl("no scheme or host".into()));
+    }
+    let endpoint = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT);
+    endpoint
+        .connect()
+        .await
+        .map_err(ConnectFailure::Unreachable)
+}
+
+// === impl ConnectFailure ===
+
+impl ConnectFailure {
+    fn reason(&self) -> String {
+        match self {
+            ConnectFailure::BadUrl(reason) => format!("not a usable URL: {reason}"),
+            ConnectFailure::Unreachable(e) => causes(e),
+        }
+    }
+}
+
+// === impl DiscoverError ===
+
+impl DiscoverError {
+    /// Whether trying again later can succeed without anyone changing the configuration.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DiscoverError::BadUrl { .. } => false,
+            DiscoverError::Registry { status, .. } => status.code() == tonic::Code::Unavailable,
+            DiscoverError::RootUnreachable { .. }
+            | DiscoverError::NotRegistered { .. }
+            | DiscoverError::Unreachable { .. } => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.url, self.reason)
+    }
+}
+
+/// A transport error and its causes on one line. tonic's own text is only "transport
+/// error"; what a person needs ("Connection refused", "timed out") is further down.
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // Wrappers often repeat their source's text; keep each piece once.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.len() > 1 && parts[0] == "transport error" {
+        parts.remove(0);
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for Layer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_drop_the_generic_top_and_repeated_text() {
+        let err = Layer(
+            "transport error",
+            Some(Box::new(Layer(
+                "tcp connect error",
+                Some(Box::new(Layer("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            causes(&err),
+            "tcp connect error: Connection refused (os error 111)"
+        );
+        let repeated = Layer(
+            "dns error: no such host",
+            Some(Box::new(Layer("no such host", None))),
+        );
+        assert_eq!(causes(&repeated), "dns error: no such host");
+    }
+
+    #[test]
+    fn not_registered_says_which_service_to_start() {
+        let err = DiscoverError::NotRegistered {
+            kind: "ipam".into(),
+            root: "http://127.0.0.1:9600".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "no ipam-service is registered with root at http://127.0.0.1:9600; \
+             is romana-ipam running?"
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn unreachable_lists_every_url_tried() {
+        let err = DiscoverError::Unreachable {
+            kind: "tenant".into(),
+            root: "http://r:9600".into(),
+            tried: vec![
+                Attempt {
+                    url: "http://a:1".into(),
+                    reason: "Connection refused".into(),
+                },
+                Attempt {
+                    url: "http://b:2".into(),
+                    reason: "timed out".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            "no registered tenant-service is reachable (root at http://r:9600 lists 2): \
+             http://a:1: Connection refused; http://b:2: timed out"
+        );
+    }
+}

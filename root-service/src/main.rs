@@ -1,0 +1,16 @@
+use clap::Parser;
+
+/// romana-root: serves the cluster layout and the service registry.
+#[derive(Parser)]
+#[command(name = "romana-root", version)]
+struct Args {
+    #[command(flatten)]
+    service: romana_runtime::ServiceArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    romana_runtime::serve::main(args.service, 9600, romana_root::run).await?;
+    Ok(())
+}

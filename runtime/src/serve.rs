@@ -1,0 +1,157 @@
+//! Serving one service: the service's routes plus the standard gRPC health service,
+//! registration in etcd under a lease, and a graceful drain on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use romana_core::ServiceRecord;
+use romana_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::ServiceArgs;
+
+/// Lease TTL of service registrations: a dead process disappears from discovery this fast.
+const REGISTRATION_TTL_SECS: i64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot read the listener address: {0}")]
+    Listener(#[source] std::io::Error),
+    #[error("cannot register {kind} in etcd: {source}")]
+    Register {
+        kind: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What a running service is: its kind, gRPC service name (for health) and advertised URL.
+pub struct Serving {
+    /// `root`, `topology`, `tenant`, `ipam` or `policy`.
+    pub kind: &'static str,
+    /// The fully qualified gRPC service name, e.g. `romana.v1.Root`.
+    pub grpc_name: &'static str,
+    /// The URL registered for discovery.
+    pub url: String,
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then reports NOT_SERVING,
+/// withdraws the registration and lets in-flight requests finish.
+pub async fn serve(
+    serving: Serving,
+    routes: Routes,
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr().map_err(ServeError::Listener)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(serving.grpc_name, ServingStatus::Serving)
+        .await;
+
+    let record = ServiceRecord {
+        kind: serving.kind.to_string(),
+        instance: instance_name(local.port()),
+        url: serving.url.clone(),
+    };
+    let registration = store
+        .register(record, REGISTRATION_TTL_SECS)
+        .await
+        .map_err(|source| ServeError::Register {
+            kind: serving.kind.to_string(),
+            source,
+        })?;
+    tracing::info!(kind = serving.kind, %local, url = %serving.url, "serving");
+
+    let drain = async {
+        shutdown.await;
+        tracing::info!(kind = serving.kind, "shutting down: draining requests");
+        health
+            .set_service_status(serving.grpc_name, ServingStatus::NotServing)
+            .await;
+    };
+    let result = tonic::transport::Server::builder()
+        .add_routes(routes.add_service(health_service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await;
+    if let Err(e) = registration.revoke().await {
+        tracing::warn!(error = %e, "could not withdraw registration; it expires with its lease");
+    }
+    result.map_err(ServeError::from)
+}
+
+/// A shutdown trigger: the server drains when it resolves.
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The whole of a service binary after flag parsing: tracing, etcd, listener, then `run`
+/// until SIGTERM.
+pub async fn main<F, Fut>(args: ServiceArgs, default_port: u16, run: F) -> Result<(), MainError>
+where
+    F: FnOnce(TcpListener, Store, String, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), ServeError>>,
+{
+    crate::telemetry::init();
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
+    let store = args.connect().await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| MainError::Bind { listen, source })?;
+    let url = args.advertised_url(listener.local_addr().map_err(ServeError::Listener)?);
+    run(listener, store, url, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MainError {
+    #[error("cannot connect to etcd: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> Shutdown {
+    Box::pin(wait_for_signal())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Unique per process and listener, so replicas (and several in-process test servers) do not
+/// overwrite each other's registration.
+fn instance_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{host}-{}-{port}", std::process::id())
+}

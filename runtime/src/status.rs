@@ -1,0 +1,39 @@
+//! Errors as gRPC statuses. Every message names what failed so that an operator can act on it
+//! without reading logs.
+
+use romana_proto::Invalid;
+use romana_store::StoreError;
+use tonic::Status;
+
+/// A store error as a status. A conflict that reaches a client means another writer won a
+/// race we did not retry: ABORTED tells the client that retrying is safe.
+pub fn store_status(err: StoreError) -> Status {
+    match &err {
+        StoreError::Unavailable { .. } => Status::unavailable(format!("etcd unavailable: {err}")),
+        StoreError::Conflict { .. } => Status::aborted(format!("concurrent change, retry: {err}")),
+        StoreError::Compacted { .. } => Status::aborted(err.to_string()),
+        StoreError::Decode { .. } | StoreError::Encode { .. } => Status::internal(err.to_string()),
+        StoreError::Etcd { .. } if err.is_retryable() => Status::unavailable(err.to_string()),
+        StoreError::Etcd { .. } => Status::internal(err.to_string()),
+    }
+}
+
+/// A malformed request field.
+pub fn invalid(err: Invalid) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+/// The first few names of a list, for error messages that stay one line.
+pub fn preview(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(", and {} more", names.len() - SHOWN));
+    }
+    s
+}

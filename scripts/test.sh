@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of romana-rs: formatting, clippy, unit and property tests, and
+# the integration tests against real etcd processes (started and stopped by the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
+echo "==> all tests passed"

@@ -1,0 +1,145 @@
+//! The one error type of the store boundary. Services map it to gRPC statuses: `Conflict` is
+//! the answer to a race (re-read and decide again), `is_retryable` errors are worth the same
+//! call again after a backoff, anything else is a bug or bad data.
+
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// etcd could not be reached or the connection broke (etcd down, restarting, no leader).
+    #[error("etcd at {endpoints} is unavailable: {detail}")]
+    Unavailable { endpoints: String, detail: String },
+
+    /// etcd answered with an error that a retry will not fix.
+    #[error("etcd {op} of {key} failed")]
+    Etcd {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+
+    #[error("value of {key} is not the expected JSON")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("value for {key} cannot be encoded as JSON")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A compare of a conditional write failed: someone else wrote first.
+    #[error("conflict on {key}: expected {expected}, found {found}")]
+    Conflict {
+        key: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A read asked for history etcd has already discarded; `compacted` is 0 when etcd did not
+    /// say up to where.
+    #[error("revision {requested} has been compacted (compacted up to {compacted})")]
+    Compacted { requested: i64, compacted: i64 },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            // A list retried now reads at the newest revision, which is not compacted.
+            StoreError::Unavailable { .. } | StoreError::Compacted { .. } => true,
+            StoreError::Etcd { source, .. } => is_transient(source),
+            _ => false,
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+
+    /// Sorts an etcd-client error into `Unavailable` (retryable) or `Etcd`.
+    pub(crate) fn from_etcd(
+        op: &'static str,
+        key: &str,
+        endpoints: &str,
+        source: etcd_client::Error,
+    ) -> StoreError {
+        if is_transient(&source) {
+            StoreError::Unavailable {
+                endpoints: endpoints.to_string(),
+                detail: format!("{op} {key}: {source}"),
+            }
+        } else {
+            StoreError::Etcd {
+                op,
+                key: key.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+/// Whether the same request may succeed later. etcd dying mid-stream shows up as `Unknown`
+/// ("h2 protocol error"), not `Unavailable`; a leader election as `Unavailable` with an
+/// etcdserver message; a lost stream sender as `WatchError`.
+fn is_transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_)
+        | etcd_client::Error::IoError(_)
+        | etcd_client::Error::WatchError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
+        ),
+        _ => false,
+    }
+}
+
+/// etcd's answer to a read at a revision older than the last compaction.
+pub(crate) fn is_compacted(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if s.code() == Code::OutOfRange && s.message().contains("compacted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_message_names_key_expected_and_found() {
+        let e = StoreError::Conflict {
+            key: "/romana/v1/hosts/h1".into(),
+            expected: "absent".into(),
+            found: "mod_revision 42".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "conflict on /romana/v1/hosts/h1: expected absent, found mod_revision 42"
+        );
+        assert!(e.is_conflict());
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn broken_streams_and_elections_are_retryable_but_bad_requests_are_not() {
+        let status =
+            |code, msg: &str| etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg));
+        let sort = |e| StoreError::from_etcd("get", "/k", "http://e:1", e);
+        assert!(sort(status(Code::Unknown, "h2 protocol error")).is_retryable());
+        assert!(sort(status(Code::Unavailable, "etcdserver: leader changed")).is_retryable());
+        let bad = sort(status(
+            Code::InvalidArgument,
+            "etcdserver: key is not provided",
+        ));
+        assert!(!bad.is_retryable());
+        assert_eq!(bad.to_string(), "etcd get of /k failed");
+        assert!(is_compacted(&status(
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted"
+        )));
+    }
+}

@@ -1,0 +1,32 @@
+//! The etcd adapter of romana-rs and the only crate that names etcd-client. Services and the
+//! agent see typed keys, JSON values of `romana-core` types, all-or-nothing transactions that
+//! say which key conflicted, one watch loop that resumes or re-lists on its own, and service
+//! registration under a lease. Backoff and retry policy stay with the callers.
+//!
+//! # Layout
+//! - [`keys`]: the documented, versioned key layout and typed [`Key`]/[`Prefix`] builders;
+//!   [`Keys::parse`] tells what a watched key is.
+//! - [`store`](crate::Store): connection, typed get/list/put/delete, conditional writes,
+//!   revision and compaction.
+//! - `txn`: [`Txn`], multi-key conditional writes that report the first failing compare.
+//! - `watch`: [`Watcher`], list-then-watch with resume and resync after compaction.
+//! - `endpoints`: creating and releasing an endpoint with its address claim and indexes,
+//!   always as one transaction.
+//! - `lease`: [`Registration`], a service record kept alive under a lease.
+//! - `errors`: [`StoreError`], the one error type, with `is_retryable`/`is_conflict`.
+#![forbid(unsafe_code)]
+
+mod endpoints;
+mod errors;
+pub mod keys;
+mod lease;
+mod store;
+mod txn;
+mod watch;
+
+pub use errors::StoreError;
+pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
+pub use lease::Registration;
+pub use store::{Listing, Store, Versioned};
+pub use txn::Txn;
+pub use watch::{Kv, WatchEvent, Watcher};

@@ -1,0 +1,343 @@
+//! The store handle: typed single-key operations, paginated lists and compaction. Every
+//! conditional write goes through [`crate::Txn`], so "create", "update" and "delete if" are
+//! one etcd round trip each and report conflicts the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue};
+use romana_core::ServiceRecord;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::errors::{is_compacted, StoreError};
+use crate::keys::{Key, Keys, Prefix};
+use crate::lease::Registration;
+use crate::txn::Txn;
+use crate::watch::{Kv, Watcher};
+
+/// etcd's default request size limit is 1.5 MiB; 500 records stay far below it.
+const PAGE_SIZE: i64 = 500;
+/// A list restarts from scratch when compaction overtakes it between pages; this bounds that.
+const LIST_ATTEMPTS: usize = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longer than etcd's own request timeout (5 s + election) so that etcd, not we, reports a
+/// stuck proposal, but short enough that no call hangs forever on a silent peer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// HTTP/2 pings while a stream is open: a watch on a dead network breaks instead of going
+/// silent. etcd refuses pings closer than 5 s apart (`--grpc-keepalive-min-time`).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on etcd under one key layout. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    keys: Keys,
+    endpoints: Arc<str>,
+}
+
+/// A decoded value with the revisions needed for a later conditional write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub key: String,
+    pub value: T,
+    pub mod_revision: i64,
+    pub create_revision: i64,
+}
+
+impl<T> Versioned<T> {
+    /// The last segment of the key: the name or id an index entry stands for.
+    pub fn key_name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+/// Every value under a prefix as of one store revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing<T> {
+    pub items: Vec<Versioned<T>>,
+    pub revision: i64,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Builds the client without contacting etcd: a service may start before etcd does, and
+    /// the first call then fails with a retryable [`StoreError::Unavailable`] after at most
+    /// the connect timeout, rather than hanging.
+    pub async fn connect(endpoints: &[String], keys: Keys) -> Result<Store, StoreError> {
+        let joined = endpoints.join(",");
+        let options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
+            // A member cut off from the quorum would otherwise serve a watch that never
+            // delivers again; with this etcd cancels it and the watcher moves on.
+            .with_require_leader(true);
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .map_err(|e| StoreError::from_etcd("connect", &joined, &joined, e))?;
+        Ok(Store {
+            client,
+            keys,
+            endpoints: joined.into(),
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub(crate) fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    pub(crate) fn err(&self, op: &'static str, key: &str, e: etcd_client::Error) -> StoreError {
+        StoreError::from_etcd(op, key, &self.endpoints, e)
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &Key<T>,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(key.path(), None)
+            .await
+            .map_err(|e| self.err("get", key.path(), e))?;
+        resp.kvs().first().map(versioned).transpose()
+    }
+
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        prefix: &Prefix<T>,
+    ) -> Result<Listing<T>, StoreError> {
+        let (kvs, revision) = self.list_at_one_revision(prefix.path()).await?;
+        let items = kvs.iter().map(versioned).collect::<Result<_, _>>()?;
+        Ok(Listing { items, revision })
+    }
+
+    /// Reads a whole prefix page by page, every page at the revision of the first, so the
+    /// result is one consistent snapshot whatever its size.
+    pub(crate) async fn list_raw(&self, prefix: &str) -> Result<(Vec<Kv>, i64), StoreError> {
+        let (kvs, revision) = self.list_at_one_revision(prefix).await?;
+        Ok((kvs.into_iter().map(Kv::from).collect(), revision))
+    }
+
+    async fn list_at_one_revision(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.try_list(prefix).await {
+                Err(StoreError::Compacted { requested, .. }) if attempt < LIST_ATTEMPTS => {
+                    tracing::debug!(
+                        prefix,
+                        requested,
+                        "compaction overtook a paginated list; listing again"
+                    );
+                    attempt += 1;
+                }
+                listed => return listed,
+            }
+        }
+    }
+
+    async fn try_list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
+        let end = prefix_end(prefix.as_bytes());
+        let mut kv = self.client.kv_client();
+        let mut start = prefix.as_bytes().to_vec();
+        // 0 (the newest) for the first page, then the first page's revision.
+        let mut revision = 0;
+        let mut items = Vec::new();
+        loop {
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE_SIZE)
+                .with_revision(revision);
+            let mut resp = kv.get(start.clone(), Some(options)).await.map_err(|e| {
+                if revision > 0 && is_compacted(&e) {
+                    StoreError::Compacted {
+                        requested: revision,
+                        compacted: 0,
+                    }
+                } else {
+                    self.err("list", prefix, e)
+                }
+            })?;
+            if revision == 0 {
+                revision = header_revision(resp.header());
+            }
+            let more = resp.more();
+            let page = resp.take_kvs();
+            let Some(last) = page.last() else {
+                return Ok((items, revision));
+            };
+            // The smallest key after `last`.
+            start = last.key().to_vec();
+            start.push(0);
+            items.extend(page);
+            if !more {
+                return Ok((items, revision));
+            }
+        }
+    }
+
+    pub async fn put<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<i64, StoreError> {
+        let bytes = encode(key.path(), value)?;
+        let resp = self
+            .client
+            .kv_client()
+            .put(key.path(), bytes, None)
+            .await
+            .map_err(|e| self.err("put", key.path(), e))?;
+        Ok(header_revision(resp.header()))
+    }
+
+    /// `true` if the key existed.
+    pub async fn delete<T>(&self, key: &Key<T>) -> Result<bool, StoreError> {
+        let resp = self
+            .client
+            .kv_client()
+            .delete(key.path(), None)
+            .await
+            .map_err(|e| self.err("delete", key.path(), e))?;
+        Ok(resp.deleted() > 0)
+    }
+
+    /// Writes only if the key is absent; otherwise [`StoreError::Conflict`].
+    pub async fn create<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<i64, StoreError> {
+        self.txn().create(key, value).commit().await
+    }
+
+    /// Writes only if the key is still at `mod_revision`; otherwise [`StoreError::Conflict`].
+    pub async fn update<T: Serialize>(
+        &self,
+        key: &Key<T>,
+        value: &T,
+        mod_revision: i64,
+    ) -> Result<i64, StoreError> {
+        self.txn().update(key, value, mod_revision).commit().await
+    }
+
+    /// Deletes only if the key is still at `mod_revision`; otherwise [`StoreError::Conflict`].
+    pub async fn delete_if<T>(&self, key: &Key<T>, mod_revision: i64) -> Result<(), StoreError> {
+        self.txn()
+            .delete(key, mod_revision)
+            .commit()
+            .await
+            .map(drop)
+    }
+
+    pub fn txn(&self) -> Txn {
+        Txn::new(self.clone())
+    }
+
+    /// The current store revision.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let options = GetOptions::new().with_count_only();
+        let resp = self
+            .client
+            .kv_client()
+            .get(self.keys.prefix(), Some(options))
+            .await
+            .map_err(|e| self.err("revision", self.keys.prefix(), e))?;
+        Ok(header_revision(resp.header()))
+    }
+
+    /// Discards history up to `revision` and waits until it is physically gone. Compacting
+    /// an already compacted revision succeeds: the history is gone either way.
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        let options = CompactionOptions::new().with_physical();
+        match self
+            .client
+            .kv_client()
+            .compact(revision, Some(options))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_compacted(&e) => Ok(()),
+            Err(e) => Err(self.err("compact", &format!("revision {revision}"), e)),
+        }
+    }
+
+    /// Watches every key starting with `prefix` (normally `keys().prefix()`).
+    pub fn watch(&self, prefix: &str) -> Watcher {
+        Watcher::new(self.clone(), prefix.to_string())
+    }
+
+    /// Registers a service instance under a lease kept alive until revoked or dropped.
+    pub async fn register(
+        &self,
+        record: ServiceRecord,
+        ttl_secs: i64,
+    ) -> Result<Registration, StoreError> {
+        Registration::start(self.clone(), record, ttl_secs).await
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.keys.prefix())
+            .finish()
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        key: key.to_string(),
+        source,
+    })
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn versioned<T: DeserializeOwned>(kv: &KeyValue) -> Result<Versioned<T>, StoreError> {
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
+    Ok(Versioned {
+        value: decode(&key, kv.value())?,
+        key,
+        mod_revision: kv.mod_revision(),
+        create_revision: kv.create_revision(),
+    })
+}
+
+pub(crate) fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.map_or(0, |h| h.revision())
+}
+
+/// The end of the range holding every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"/romana/v1/"), b"/romana/v10".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+}

@@ -1,0 +1,292 @@
+//! Multi-key all-or-nothing writes. Every compared key is also read in the transaction's
+//! failure branch, so a failed commit says which key moved and to what, in the same round
+//! trip, without a racy second read.
+//!
+//! What has bitten us / etcd rules to keep in mind:
+//! - etcd refuses a transaction that writes one key twice ("duplicate key given in txn
+//!   request"); compares and reads of one key may repeat.
+//! - etcd caps a transaction at 128 operations (`--max-txn-ops`), compares not counted.
+//! - An absent key compares as version 0, so "absent" is `version == 0`, which also holds
+//!   for a key that was deleted.
+
+use etcd_client::{
+    Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, TxnOp, TxnOpResponse,
+};
+use serde::Serialize;
+
+use crate::errors::StoreError;
+use crate::keys::{Key, Prefix};
+use crate::store::{encode, header_revision, Store};
+
+/// Builder of one conditional multi-key write; nothing is sent before [`Txn::commit`].
+#[must_use = "a Txn does nothing until commit()"]
+pub struct Txn {
+    store: Store,
+    checks: Vec<Check>,
+    ops: Vec<TxnOp>,
+    /// Keys in the order they were named, for the error of a transport failure.
+    first_key: Option<String>,
+    /// An encoding failure is kept until `commit` so that the builder stays chainable.
+    encode_error: Option<StoreError>,
+}
+
+struct Check {
+    key: String,
+    expect: Expect,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Absent,
+    ModRevision(i64),
+    /// No key under the prefix.
+    Empty,
+    /// No key under the prefix was written after this revision (deletions are not seen).
+    UnmodifiedSince(i64),
+}
+
+// === impl Txn ===
+
+impl Txn {
+    pub(crate) fn new(store: Store) -> Txn {
+        Txn {
+            store,
+            checks: Vec::new(),
+            ops: Vec::new(),
+            first_key: None,
+            encode_error: None,
+        }
+    }
+
+    /// Writes `value` if `key` is absent.
+    pub fn create<T: Serialize>(self, key: &Key<T>, value: &T) -> Self {
+        self.expect_absent(key).put(key.path(), value)
+    }
+
+    /// Writes `value` if `key` is still at `mod_revision`.
+    pub fn update<T: Serialize>(self, key: &Key<T>, value: &T, mod_revision: i64) -> Self {
+        self.expect_unchanged(key, mod_revision)
+            .put(key.path(), value)
+    }
+
+    /// Deletes `key` if it is still at `mod_revision`.
+    pub fn delete<T>(self, key: &Key<T>, mod_revision: i64) -> Self {
+        self.expect_unchanged(key, mod_revision)
+            .delete_unchecked(key)
+    }
+
+    /// Deletes `key` whatever its state (absent is fine).
+    pub fn delete_unchecked<T>(mut self, key: &Key<T>) -> Self {
+        self.name(key.path());
+        self.ops.push(TxnOp::delete(key.path(), None));
+        self
+    }
+
+    /// Commits only if `key` is absent; writes nothing to it.
+    pub fn expect_absent<T>(self, key: &Key<T>) -> Self {
+        self.check(key.path(), Expect::Absent)
+    }
+
+    /// Commits only if `key` is still at `mod_revision`; writes nothing to it.
+    pub fn expect_unchanged<T>(self, key: &Key<T>, mod_revision: i64) -> Self {
+        self.check(key.path(), Expect::ModRevision(mod_revision))
+    }
+
+    /// Commits only if no key starts with `prefix`.
+    pub fn expect_empty<T>(self, prefix: &Prefix<T>) -> Self {
+        self.check(prefix.path(), Expect::Empty)
+    }
+
+    /// Commits only if no key under `prefix` was created or changed after `revision`: a
+    /// decision taken on a list read at `revision` still holds.
+    pub fn expect_unmodified_since<T>(self, prefix: &Prefix<T>, revision: i64) -> Self {
+        self.check(prefix.path(), Expect::UnmodifiedSince(revision))
+    }
+
+    /// Deletes every key under `prefix` (one operation, however many keys).
+    pub fn delete_prefix<T>(mut self, prefix: &Prefix<T>) -> Self {
+        self.name(prefix.path());
+        self.ops.push(TxnOp::delete(
+            prefix.path(),
+            Some(DeleteOptions::new().with_prefix()),
+        ));
+        self
+    }
+
+    fn check(mut self, key: &str, expect: Expect) -> Self {
+        self.name(key);
+        self.checks.push(Check {
+            key: key.to_string(),
+            expect,
+        });
+        self
+    }
+
+    fn put<T: Serialize>(mut self, key: &str, value: &T) -> Self {
+        match encode(key, value) {
+            Ok(bytes) => self.ops.push(TxnOp::put(key, bytes, None)),
+            Err(e) => {
+                self.encode_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    fn name(&mut self, key: &str) {
+        self.first_key.get_or_insert_with(|| key.to_string());
+    }
+
+    /// Applies every write or none. Returns the new store revision; on a failed compare,
+    /// [`StoreError::Conflict`] naming the first check (in builder order) that did not hold.
+    pub async fn commit(self) -> Result<i64, StoreError> {
+        if let Some(e) = self.encode_error {
+            return Err(e);
+        }
+        let compares: Vec<Compare> = self.checks.iter().map(Check::compare).collect();
+        let reads: Vec<TxnOp> = self.checks.iter().map(Check::read).collect();
+        let txn = etcd_client::Txn::new()
+            .when(compares)
+            .and_then(self.ops)
+            .or_else(reads);
+        let resp = self
+            .store
+            .client()
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(|e| {
+                let key = self.first_key.as_deref().unwrap_or("(empty txn)");
+                self.store.err("txn", key, e)
+            })?;
+        if resp.succeeded() {
+            return Ok(header_revision(resp.header()));
+        }
+        let found: Vec<Option<i64>> = resp
+            .op_responses()
+            .into_iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
+                _ => None,
+            })
+            .collect();
+        let failing = self
+            .checks
+            .iter()
+            .zip(found.iter().copied())
+            .find(|(check, found)| !check.expect.holds(*found))
+            // etcd evaluated the same compares atomically with these reads, so one failed;
+            // fall back to the first check rather than panic if etcd ever disagrees.
+            .or_else(|| {
+                self.checks
+                    .first()
+                    .map(|c| (c, found.first().copied().flatten()))
+            });
+        Err(match failing {
+            Some((check, found)) => StoreError::Conflict {
+                key: check.key.clone(),
+                expected: check.expect.to_string(),
+                found: describe(found),
+            },
+            // Not reachable: a transaction without compares always succeeds.
+            None => StoreError::Conflict {
+                key: self.first_key.unwrap_or_default(),
+                expected: "success".to_string(),
+                found: "a failed transaction without compares".to_string(),
+            },
+        })
+    }
+}
+
+// === impl Check / Expect ===
+
+impl Check {
+    fn compare(&self) -> Compare {
+        let key = self.key.as_str();
+        // A range compare holds when every key in the range satisfies it, and an empty range
+        // compares as one absent key (version 0, mod_revision 0).
+        match self.expect {
+            Expect::Absent => Compare::version(key, CompareOp::Equal, 0),
+            Expect::ModRevision(rev) => Compare::mod_revision(key, CompareOp::Equal, rev),
+            Expect::Empty => Compare::version(key, CompareOp::Equal, 0).with_prefix(),
+            Expect::UnmodifiedSince(rev) => {
+                Compare::mod_revision(key, CompareOp::Less, rev + 1).with_prefix()
+            }
+        }
+    }
+
+    /// The read in the failure branch: the key itself, or the most recently modified key of
+    /// a prefix, which is what a prefix expectation is about.
+    fn read(&self) -> TxnOp {
+        match self.expect {
+            Expect::Absent | Expect::ModRevision(_) => TxnOp::get(self.key.as_str(), None),
+            Expect::Empty | Expect::UnmodifiedSince(_) => TxnOp::get(
+                self.key.as_str(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only()
+                        .with_sort(SortTarget::Mod, SortOrder::Descend)
+                        .with_limit(1),
+                ),
+            ),
+        }
+    }
+}
+
+impl Expect {
+    fn holds(self, found: Option<i64>) -> bool {
+        match self {
+            Expect::Absent => found.is_none(),
+            Expect::ModRevision(rev) => found == Some(rev),
+            Expect::Empty => found.is_none(),
+            Expect::UnmodifiedSince(rev) => found.is_none_or(|m| m <= rev),
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Absent => f.write_str("absent"),
+            Expect::ModRevision(rev) => write!(f, "mod_revision {rev}"),
+            Expect::Empty => f.write_str("no keys under the prefix"),
+            Expect::UnmodifiedSince(rev) => {
+                write!(f, "no change under the prefix after revision {rev}")
+            }
+        }
+    }
+}
+
+fn describe(found: Option<i64>) -> String {
+    match found {
+        None => "absent".to_string(),
+        Some(rev) => format!("mod_revision {rev}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_read_as_the_conflict_message_says() {
+        assert_eq!(Expect::Absent.to_string(), "absent");
+        assert_eq!(Expect::ModRevision(7).to_string(), "mod_revision 7");
+        assert_eq!(describe(Some(42)), "mod_revision 42");
+        assert_eq!(describe(None), "absent");
+    }
+
+    #[test]
+    fn an_expectation_holds_only_for_its_exact_state() {
+        assert!(Expect::Absent.holds(None));
+        assert!(!Expect::Absent.holds(Some(3)));
+        assert!(Expect::ModRevision(3).holds(Some(3)));
+        assert!(!Expect::ModRevision(3).holds(Some(4)));
+        assert!(!Expect::ModRevision(3).holds(None));
+        assert!(Expect::Empty.holds(None));
+        assert!(!Expect::Empty.holds(Some(1)));
+        assert!(Expect::UnmodifiedSince(5).holds(None));
+        assert!(Expect::UnmodifiedSince(5).holds(Some(5)));
+        assert!(!Expect::UnmodifiedSince(5).holds(Some(6)));
+    }
+}

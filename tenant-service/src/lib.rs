@@ -1,0 +1,477 @@
+//! tenant-service: tenants and their segments. Each gets the lowest free number; names are
+//! unique; a tenant is created with its segment `default` (number 0) and the label
+//! `kubernetes.io/metadata.name=<name>`, as Kubernetes labels namespaces. Nothing with live
+//! endpoints can be removed.
+//!
+//! # Layout
+//! - [`TenantService`]: the gRPC handlers.
+//! - [`run`]: serve on a listener until shutdown.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use romana_core::{alloc::lowest_free, model::validate_name, Layout, Segment, Tenant};
+use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
+use romana_proto::pb::{self, tenants_server};
+use romana_runtime::{current_layout, invalid, preview, store_status, Serving, Shutdown};
+use romana_store::{Store, StoreError, Versioned};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// The segment every tenant is created with.
+pub const DEFAULT_SEGMENT: &str = "default";
+
+/// The label Kubernetes puts on every namespace, kept on every tenant.
+pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// How often a write that lost a race to another replica is retried before giving up.
+const MAX_ATTEMPTS: usize = 20;
+
+pub struct TenantService {
+    store: Store,
+}
+
+/// Serves tenant-service on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    url: String,
+    shutdown: Shutdown,
+) -> Result<(), romana_runtime::serve::ServeError> {
+    let routes = tonic::service::Routes::new(tenants_server::TenantsServer::new(TenantService {
+        store: store.clone(),
+    }));
+    let serving = Serving {
+        kind: "tenant",
+        grpc_name: "romana.v1.Tenants",
+        url,
+    };
+    romana_runtime::serve(serving, routes, listener, store, shutdown).await
+}
+
+fn bad_name(e: romana_core::NameError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Status> {
+    for (k, v) in labels {
+        if k.is_empty() || k.contains(char::is_whitespace) || v.contains(char::is_whitespace) {
+            return Err(Status::invalid_argument(format!(
+                "label {k:?}={v:?}: keys must be non-empty and keys and values without spaces"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn contended(what: &str, name: &str) -> Status {
+    Status::aborted(format!(
+        "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
+    ))
+}
+
+/// Endpoint ids from endpoint index entries.
+fn ids_of<T>(items: &[Versioned<T>]) -> Vec<&str> {
+    items.iter().map(Versioned::key_name).collect()
+}
+
+// === impl TenantService ===
+
+impl TenantService {
+    async fn get_tenant(&self, name: &str) -> Result<Versioned<Tenant>, Status> {
+        self.store
+            .get(&self.store.keys().tenant(name))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("tenant {name} does not exist")))
+    }
+
+    async fn add_tenant(&self, req: pb::AddTenantRequest) -> Result<pb::Tenant, Status> {
+        validate_name("tenant", &req.name).map_err(bad_name)?;
+        let isolation = isolation_from_pb(req.isolation)
+            .map_err(invalid)?
+            .unwrap_or_default();
+        let mut labels: BTreeMap<String, String> = req.labels.into_iter().collect();
+        check_labels(&labels)?;
+        labels.insert(NAME_LABEL.to_string(), req.name.clone());
+        let keys = self.store.keys();
+        for _ in 0..MAX_ATTEMPTS {
+            let (config, layout) = current_layout(&self.store).await?;
+            if let Some(t) = self
+                .store
+                .get(&keys.tenant(&req.name))
+                .await
+                .map_err(store_status)?
+            {
+                return Err(Status::already_exists(format!(
+                    "tenant {} already exists (number {})",
+                    req.name, t.value.id
+                )));
+            }
+            let ids = self
+                .store
+                .list(&keys.tenant_ids())
+                .await
+                .map_err(store_status)?;
+            let used: BTreeSet<u32> = ids.items.iter().filter_map(id_of).collect();
+            let Some(id) = lowest_free(&used, 0..=(layout.max_tenants() - 1) as u32) else {
+                return Err(Status::resource_exhausted(format!(
+                    "all {} tenant numbers are in use (tenant bits {}); remove a tenant first",
+                    layout.max_tenants(),
+                    layout.config().tenant_bits
+                )));
+            };
+            let tenant = Tenant {
+                name: req.name.clone(),
+                id,
+                isolation,
+                labels: labels.clone(),
+            };
+            let default = Segment {
+                tenant: req.name.clone(),
+                name: DEFAULT_SEGMENT.to_string(),
+                id: 0,
+            };
+            let result = self
+                .store
+                .txn()
+                .create(&keys.tenant(&tenant.name), &tenant)
+                .create(&keys.tenant_id(id), &tenant.name)
+                .create(&keys.segment(&tenant.name, DEFAULT_SEGMENT), &default)
+                .create(&keys.segment_id(&tenant.name, 0), &default.name)
+                .expect_unchanged(&keys.config(), config.mod_revision)
+                .commit()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::info!(tenant = %tenant.name, id, ?isolation, "tenant added");
+                    return Ok(tenant_to_pb(&tenant, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended("adding tenant", &req.name))
+    }
+
+    async fn update_tenant(&self, req: pb::UpdateTenantRequest) -> Result<pb::Tenant, Status> {
+        let isolation = isolation_from_pb(req.isolation).map_err(invalid)?;
+        let set: BTreeMap<String, String> = req.set_labels.into_iter().collect();
+        check_labels(&set)?;
+        if req.remove_labels.iter().any(|k| k == NAME_LABEL) || set.contains_key(NAME_LABEL) {
+            return Err(Status::invalid_argument(format!(
+                "label {NAME_LABEL} is always the tenant name and cannot be changed"
+            )));
+        }
+        let (_, layout) = current_layout(&self.store).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.get_tenant(&req.name).await?;
+            let mut tenant = current.value.clone();
+            if let Some(i) = isolation {
+                tenant.isolation = i;
+            }
+            tenant.labels.extend(set.clone());
+            for k in &req.remove_labels {
+                tenant.labels.remove(k);
+            }
+            if tenant == current.value {
+                return Ok(tenant_to_pb(&tenant, &layout));
+            }
+            let key = self.store.keys().tenant(&req.name);
+            match self.store.update(&key, &tenant, current.mod_revision).await {
+                Ok(_) => {
+                    tracing::info!(tenant = %tenant.name, isolation = ?tenant.isolation, "tenant updated");
+                    return Ok(tenant_to_pb(&tenant, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended("updating tenant", &req.name))
+    }
+
+    async fn remove_tenant(&self, name: &str) -> Result<pb::Tenant, Status> {
+        let keys = self.store.keys();
+        let (_, layout) = current_layout(&self.store).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let tenant = self.get_tenant(name).await?;
+            let endpoints = self
+                .store
+                .list(&keys.tenant_endpoints_of(name))
+                .await
+                .map_err(store_status)?;
+            if !endpoints.items.is_empty() {
+                let ids = ids_of(&endpoints.items);
+                return Err(Status::failed_precondition(format!(
+                    "tenant {name} has {} endpoint(s) ({}); release them first",
+                    ids.len(),
+                    preview(&ids)
+                )));
+            }
+            let result = self
+                .store
+                .txn()
+                .delete(&keys.tenant(name), tenant.mod_revision)
+                .delete_unchecked(&keys.tenant_id(tenant.value.id))
+                .delete_prefix(&keys.segments_of(name))
+                .delete_prefix(&keys.segment_ids_of(name))
+                .expect_empty(&keys.tenant_endpoints_of(name))
+                .commit()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::info!(tenant = %name, "tenant removed");
+                    return Ok(tenant_to_pb(&tenant.value, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended("removing tenant", name))
+    }
+
+    async fn add_segment(&self, req: pb::AddSegmentRequest) -> Result<pb::Segment, Status> {
+        validate_name("segment", &req.name).map_err(bad_name)?;
+        let keys = self.store.keys();
+        for _ in 0..MAX_ATTEMPTS {
+            let (_, layout) = current_layout(&self.store).await?;
+            let tenant = self.get_tenant(&req.tenant).await?;
+            if let Some(s) = self
+                .store
+                .get(&keys.segment(&req.tenant, &req.name))
+                .await
+                .map_err(store_status)?
+            {
+                return Err(Status::already_exists(format!(
+                    "segment {}/{} already exists (number {})",
+                    req.tenant, req.name, s.value.id
+                )));
+            }
+            let ids = self
+                .store
+                .list(&keys.segment_ids_of(&req.tenant))
+                .await
+                .map_err(store_status)?;
+            let used: BTreeSet<u32> = ids.items.iter().filter_map(id_of).collect();
+            let Some(id) = lowest_free(&used, 0..=(layout.max_segments() - 1) as u32) else {
+                return Err(Status::resource_exhausted(format!(
+                    "tenant {} uses all {} segment numbers (segment bits {}); remove a segment first",
+                    req.tenant,
+                    layout.max_segments(),
+                    layout.config().segment_bits
+                )));
+            };
+            let segment = Segment {
+                tenant: req.tenant.clone(),
+                name: req.name.clone(),
+                id,
+            };
+            // Comparing the tenant's revision keeps a segment from outliving a tenant removed
+            // concurrently.
+            let result = self
+                .store
+                .txn()
+                .create(&keys.segment(&req.tenant, &req.name), &segment)
+                .create(&keys.segment_id(&req.tenant, id), &segment.name)
+                .expect_unchanged(&keys.tenant(&req.tenant), tenant.mod_revision)
+                .commit()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::info!(tenant = %req.tenant, segment = %req.name, id, "segment added");
+                    return Ok(segment_to_pb(&segment, tenant.value.id, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended("adding segment", &req.name))
+    }
+
+    async fn remove_segment(&self, req: pb::RemoveSegmentRequest) -> Result<pb::Segment, Status> {
+        if req.name == DEFAULT_SEGMENT {
+            return Err(Status::failed_precondition(format!(
+                "segment {DEFAULT_SEGMENT} lives as long as its tenant; remove tenant {} instead",
+                req.tenant
+            )));
+        }
+        let keys = self.store.keys();
+        let (_, layout) = current_layout(&self.store).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let tenant = self.get_tenant(&req.tenant).await?;
+            let segment = self
+                .store
+                .get(&keys.segment(&req.tenant, &req.name))
+                .await
+                .map_err(store_status)?
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "segment {}/{} does not exist",
+                        req.tenant, req.name
+                    ))
+                })?;
+            let endpoints = self
+                .store
+                .list(&keys.segment_endpoints_of(&req.tenant, &req.name))
+                .await
+                .map_err(store_status)?;
+            if !endpoints.items.is_empty() {
+                let ids = ids_of(&endpoints.items);
+                return Err(Status::failed_precondition(format!(
+                    "segment {}/{} has {} endpoint(s) ({}); release them first",
+                    req.tenant,
+                    req.name,
+                    ids.len(),
+                    preview(&ids)
+                )));
+            }
+            let result = self
+                .store
+                .txn()
+                .delete(&keys.segment(&req.tenant, &req.name), segment.mod_revision)
+                .delete_unchecked(&keys.segment_id(&req.tenant, segment.value.id))
+                .expect_empty(&keys.segment_endpoints_of(&req.tenant, &req.name))
+                .commit()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::info!(tenant = %req.tenant, segment = %req.name, "segment removed");
+                    return Ok(segment_to_pb(&segment.value, tenant.value.id, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended("removing segment", &req.name))
+    }
+
+    async fn list_segments(
+        &self,
+        tenant: &str,
+        layout: &Layout,
+    ) -> Result<Vec<pb::Segment>, Status> {
+        let keys = self.store.keys();
+        let tenants = self
+            .store
+            .list(&keys.tenants())
+            .await
+            .map_err(store_status)?;
+        let ids: BTreeMap<&str, u32> = tenants
+            .items
+            .iter()
+            .map(|t| (t.value.name.as_str(), t.value.id))
+            .collect();
+        if !tenant.is_empty() && !ids.contains_key(tenant) {
+            return Err(Status::not_found(format!("tenant {tenant} does not exist")));
+        }
+        let prefix = if tenant.is_empty() {
+            keys.segments()
+        } else {
+            keys.segments_of(tenant)
+        };
+        let listing = self.store.list(&prefix).await.map_err(store_status)?;
+        let mut segments: Vec<Segment> = listing.items.into_iter().map(|s| s.value).collect();
+        segments.sort_by(|a, b| (&a.tenant, a.id).cmp(&(&b.tenant, b.id)));
+        Ok(segments
+            .iter()
+            // A segment whose tenant vanished between the two reads is skipped, not shown
+            // with a made-up match.
+            .filter_map(|s| {
+                ids.get(s.tenant.as_str())
+                    .map(|&t| segment_to_pb(s, t, layout))
+            })
+            .collect())
+    }
+}
+
+/// The number of an id claim (`.../0000000005`).
+fn id_of<T>(claim: &Versioned<T>) -> Option<u32> {
+    claim.key_name().parse().ok()
+}
+
+#[tonic::async_trait]
+impl tenants_server::Tenants for TenantService {
+    async fn add_tenant(
+        &self,
+        request: Request<pb::AddTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        self.add_tenant(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        self.update_tenant(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let (_, layout) = current_layout(&self.store).await?;
+        let tenant = self.get_tenant(&request.into_inner().name).await?;
+        Ok(Response::new(tenant_to_pb(&tenant.value, &layout)))
+    }
+
+    async fn list_tenants(
+        &self,
+        _: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let (_, layout) = current_layout(&self.store).await?;
+        let listing = self
+            .store
+            .list(&self.store.keys().tenants())
+            .await
+            .map_err(store_status)?;
+        let mut tenants: Vec<Tenant> = listing.items.into_iter().map(|t| t.value).collect();
+        tenants.sort_by_key(|t| t.id);
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: tenants.iter().map(|t| tenant_to_pb(t, &layout)).collect(),
+        }))
+    }
+
+    async fn remove_tenant(
+        &self,
+        request: Request<pb::RemoveTenantRequest>,
+    ) -> Result<Response<pb::RemoveTenantResponse>, Status> {
+        let tenant = self.remove_tenant(&request.into_inner().name).await?;
+        Ok(Response::new(pb::RemoveTenantResponse {
+            tenant: Some(tenant),
+        }))
+    }
+
+    async fn add_segment(
+        &self,
+        request: Request<pb::AddSegmentRequest>,
+    ) -> Result<Response<pb::Segment>, Status> {
+        self.add_segment(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_segments(
+        &self,
+        request: Request<pb::ListSegmentsRequest>,
+    ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+        let (_, layout) = current_layout(&self.store).await?;
+        let segments = self
+            .list_segments(&request.into_inner().tenant, &layout)
+            .await?;
+        Ok(Response::new(pb::ListSegmentsResponse { segments }))
+    }
+
+    async fn remove_segment(
+        &self,
+        request: Request<pb::RemoveSegmentRequest>,
+    ) -> Result<Response<pb::RemoveSegmentResponse>, Status> {
+        let segment = self.remove_segment(request.into_inner()).await?;
+        Ok(Response::new(pb::RemoveSegmentResponse {
+            segment: Some(segment),
+        }))
+    }
+}

@@ -1,0 +1,16 @@
+use clap::Parser;
+
+/// romana-tenant: tenants and their segments.
+#[derive(Parser)]
+#[command(name = "romana-tenant", version)]
+struct Args {
+    #[command(flatten)]
+    service: romana_runtime::ServiceArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    romana_runtime::serve::main(args.service, 9602, romana_tenant::run).await?;
+    Ok(())
+}

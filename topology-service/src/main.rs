@@ -1,0 +1,16 @@
+use clap::Parser;
+
+/// romana-topology: hosts, host prefixes and the fabric view.
+#[derive(Parser)]
+#[command(name = "romana-topology", version)]
+struct Args {
+    #[command(flatten)]
+    service: romana_runtime::ServiceArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    romana_runtime::serve::main(args.service, 9601, romana_topology::run).await?;
+    Ok(())
+}
