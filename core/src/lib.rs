@@ -8,11 +8,14 @@
 //!   tenant and segment CIDRs, endpoint addresses, decoding, and the cluster-wide masked
 //!   matches that let one nftables rule isolate a tenant or segment on every host.
 //! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints) and name rules.
+//! - [`datapath`]: conventions the agent and the CNI plugin share (interface names, route
+//!   protocol number).
 //! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
 #![forbid(unsafe_code)]
 
 pub mod alloc;
 pub mod config;
+pub mod datapath;
 pub mod layout;
 pub mod model;
 

@@ -2,6 +2,7 @@
 //! services running in-process on loopback port 0, exactly as their binaries run them
 //! (same `run` functions, same registration in etcd, discovered through root).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -49,17 +50,27 @@ struct Running {
 
 /// etcd and the services; everything is stopped on drop.
 pub struct ControlPlane {
+    /// The address etcd and the services listen on.
+    ip: IpAddr,
     running: Vec<Running>,
     store: Store,
     etcd: EtcdServer,
 }
 
 impl ControlPlane {
-    /// Starts etcd and one instance of every service, and waits until all are registered.
+    /// Starts etcd and one instance of every service on loopback, and waits until all are
+    /// registered.
     pub async fn start() -> anyhow::Result<ControlPlane> {
-        let etcd = tokio::task::spawn_blocking(EtcdServer::start).await??;
+        ControlPlane::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// Like [`ControlPlane::start`], listening on `ip`: an address of the current network
+    /// namespace that other namespaces reach (see [`crate::netns::Lab`]).
+    pub async fn start_on(ip: IpAddr) -> anyhow::Result<ControlPlane> {
+        let etcd = tokio::task::spawn_blocking(move || EtcdServer::start_on(ip)).await??;
         let store = Store::connect(&etcd.endpoints(), Keys::default()).await?;
         let mut plane = ControlPlane {
+            ip,
             running: Vec::new(),
             store,
             etcd,
@@ -73,7 +84,7 @@ impl ControlPlane {
     /// Starts one more instance of `service` (a replica) and returns its URL once it is
     /// registered and discoverable.
     pub async fn start_service(&mut self, service: Service) -> anyhow::Result<String> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(SocketAddr::new(self.ip, 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown: romana_runtime::Shutdown = Box::pin(async move {

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,7 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 
 const ETCD: &str = "/usr/bin/etcd";
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 3;
@@ -33,6 +34,9 @@ const START_ATTEMPTS: usize = 3;
 /// One etcd process, restartable on the same ports and data.
 pub struct EtcdServer {
     name: String,
+    /// The address clients and peers use: loopback, or a test network's address when etcd
+    /// must be reachable from other network namespaces.
+    ip: IpAddr,
     client_port: u16,
     peer_port: u16,
     initial_cluster: String,
@@ -49,13 +53,20 @@ pub struct EtcdCluster {
 // === impl EtcdServer ===
 
 impl EtcdServer {
-    /// Starts a single-member cluster and waits until it serves.
+    /// Starts a single-member cluster on loopback and waits until it serves.
     pub fn start() -> anyhow::Result<EtcdServer> {
+        EtcdServer::start_on(LOOPBACK)
+    }
+
+    /// Starts a single-member cluster listening on `ip` (an address of the current network
+    /// namespace) and waits until it serves.
+    pub fn start_on(ip: IpAddr) -> anyhow::Result<EtcdServer> {
         retry_start(|| {
             let [client_port, peer_port] = free_ports::<2>()?;
             let name = "etcd0".to_string();
-            let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
+            let initial_cluster = format!("{name}={}", url(ip, peer_port));
             let mut server = EtcdServer::new(name, client_port, peer_port, initial_cluster)?;
+            server.ip = ip;
             server.spawn()?;
             server.wait_ready()?;
             Ok(server)
@@ -75,6 +86,7 @@ impl EtcdServer {
             .context("creating the etcd data directory")?;
         Ok(EtcdServer {
             name,
+            ip: LOOPBACK,
             client_port,
             peer_port,
             initial_cluster,
@@ -84,9 +96,9 @@ impl EtcdServer {
         })
     }
 
-    /// `http://127.0.0.1:P`, the one client URL.
+    /// `http://IP:P`, the one client URL.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        url(self.ip, self.client_port)
     }
 
     pub fn endpoints(&self) -> Vec<String> {
@@ -159,7 +171,7 @@ impl EtcdServer {
             .open(self.log_path())
             .context("opening the etcd log")?;
         let client_url = self.endpoint();
-        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer_url = url(self.ip, self.peer_port);
         let child = Command::new(ETCD)
             .arg("--name")
             .arg(&self.name)
@@ -195,7 +207,7 @@ impl EtcdServer {
                     );
                 }
             }
-            if healthy(self.client_port) {
+            if healthy(self.ip, self.client_port) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -329,6 +341,10 @@ fn unique_token() -> String {
     )
 }
 
+fn url(ip: IpAddr, port: u16) -> String {
+    format!("http://{}", SocketAddr::new(ip, port))
+}
+
 /// `N` loopback ports that were free a moment ago and were never handed out before by this
 /// process. The listeners are held until all are chosen so one call gets distinct ports.
 fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
@@ -354,9 +370,9 @@ fn free_ports_vec(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 /// etcd's `/health` over plain HTTP/1.0, so the harness needs no HTTP client.
-fn healthy(port: u16) -> bool {
+fn healthy(ip: IpAddr, port: u16) -> bool {
     let check = || -> std::io::Result<bool> {
-        let addr = ([127, 0, 0, 1], port).into();
+        let addr = SocketAddr::new(ip, port);
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;

@@ -7,6 +7,8 @@
 //!   temporary data directories, stoppable and restartable for chaos tests.
 //! - [`control_plane`]: [`ControlPlane`], etcd plus every service in-process on port 0,
 //!   registered and discoverable through root as in production.
+//! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
+//!   host namespaces reach a control plane running in a `mgmt` namespace.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
 //! - [`mk_store`], [`retrying`]: a store on a test etcd, and a store call retried while etcd
 //!   restarts or elects a leader.
@@ -14,9 +16,11 @@
 
 pub mod control_plane;
 pub mod etcd;
+pub mod netns;
 
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer};
+pub use netns::{Lab, Netns};
 
 use std::future::Future;
 use std::time::Duration;
