@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`etcd`]: [`EtcdServer`] and [`EtcdCluster`], etcd processes on loopback ports with
 //!   temporary data directories, stoppable and restartable for chaos tests.
+//! - [`cluster`]: a routed-access datacenter in namespaces (spine, leaves, hosts with real
+//!   agents, endpoints through the real CNI plugin): `cluster().racks(2).hosts(2).run(..)`.
 //! - [`control_plane`]: [`ControlPlane`], etcd plus every service in-process on port 0,
 //!   registered and discoverable through root as in production.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
@@ -14,10 +16,12 @@
 //!   restarts or elects a leader.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
 pub mod netns;
 
+pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer};
 pub use netns::{Lab, Netns};

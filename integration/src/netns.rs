@@ -80,21 +80,7 @@ impl Netns {
         T: Send,
         Fut: Future<Output = T>,
     {
-        let ns = File::open(self.path()).with_context(|| format!("opening {}", self.name))?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || -> anyhow::Result<T> {
-                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .context("entering the network namespace")?;
-                    let rt = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
-                        .enable_all()
-                        .build()?;
-                    Ok(rt.block_on(f()))
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_inside(self.path(), f)
     }
 }
 
@@ -180,12 +166,44 @@ impl Lab {
     {
         self.mgmt.run(f)
     }
+
+    /// Like [`Lab::run`], handing the lab itself to the body (which then owns its teardown).
+    pub fn run_owned<T, Fut>(self, f: impl FnOnce(Lab) -> Fut + Send) -> anyhow::Result<T>
+    where
+        T: Send,
+        Fut: Future<Output = T>,
+    {
+        let path = self.mgmt.path();
+        run_inside(path, move || f(self))
+    }
 }
 
 /// Whether this process may create network namespaces; tests that need them say so and
 /// skip when not (CI runs as root).
 pub fn can_create_namespaces() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+fn run_inside<T, Fut>(netns: PathBuf, f: impl FnOnce() -> Fut + Send) -> anyhow::Result<T>
+where
+    T: Send,
+    Fut: Future<Output = T>,
+{
+    let ns = File::open(&netns).with_context(|| format!("opening {}", netns.display()))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || -> anyhow::Result<T> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .context("entering the network namespace")?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(f()))
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {

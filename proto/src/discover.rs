@@ -13,12 +13,31 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::pb;
 
-/// How long one TCP + HTTP/2 connect may take before the next instance is tried.
+/// How long one TCP connect may take before the next instance is tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long one call on a returned channel may take. Services answer from etcd, so anything
 /// slower than this means etcd or the service is stuck, not busy.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The deadlines of [`channel_with`]. A call that times out fails with CANCELLED
+/// "Timeout expired" (tonic's wording).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Per connect attempt, to root and to each registered instance.
+    pub connect: Duration,
+    /// Per call, on root's channel (ListServices) and on the returned channel.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: CONNECT_TIMEOUT,
+            request: REQUEST_TIMEOUT,
+        }
+    }
+}
 
 /// Why no channel to a service could be made. Each message names root's URL or the
 /// instance URLs tried, so a person can tell a typo from a service that is down.
@@ -34,9 +53,9 @@ pub enum DiscoverError {
         #[source]
         source: tonic::transport::Error,
     },
-    /// Root answered ListServices with an error (etcd down, usually). Retryable when the
-    /// status is UNAVAILABLE.
-    #[error("root-service at {root} could not list services: {}", .status.message())]
+    /// Root answered ListServices with an error (etcd down, usually), or not in time.
+    /// Retryable when the status is UNAVAILABLE, ABORTED or a timeout.
+    #[error("root-service at {root} could not list services: {}", status_text(.status))]
     Registry {
         root: String,
         #[source]
@@ -70,16 +89,27 @@ pub struct Attempt {
 /// "policy"), found through root at `root`. Instances are tried in the order root lists
 /// them; calls on the channel time out after [`REQUEST_TIMEOUT`].
 pub async fn channel(root: &str, kind: &str) -> Result<Channel, DiscoverError> {
-    let root_channel = connect(root).await.map_err(|failure| match failure {
-        ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
-            url: root.to_string(),
-            reason,
-        },
-        ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
-            root: root.to_string(),
-            source,
-        },
-    })?;
+    channel_with(root, kind, Timeouts::default()).await
+}
+
+/// [`channel`] with other deadlines.
+pub async fn channel_with(
+    root: &str,
+    kind: &str,
+    timeouts: Timeouts,
+) -> Result<Channel, DiscoverError> {
+    let root_channel = connect(root, timeouts)
+        .await
+        .map_err(|failure| match failure {
+            ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
+                url: root.to_string(),
+                reason,
+            },
+            ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
+                root: root.to_string(),
+                source,
+            },
+        })?;
     if kind == "root" {
         return Ok(root_channel);
     }
@@ -111,7 +141,7 @@ pub async fn channel(root: &str, kind: &str) -> Result<Channel, DiscoverError> {
 
     let mut tried = Vec::with_capacity(urls.len());
     for url in urls {
-        match connect(&url).await {
+        match connect(&url, timeouts).await {
             Ok(channel) => return Ok(channel),
             Err(failure) => tried.push(Attempt {
                 reason: failure.reason(),
@@ -131,7 +161,7 @@ enum ConnectFailure {
     Unreachable(tonic::transport::Error),
 }
 
-async fn connect(url: &str) -> Result<Channel, ConnectFailure> {
+async fn connect(url: &str, timeouts: Timeouts) -> Result<Channel, ConnectFailure> {
     let endpoint =
         Endpoint::from_shared(url.to_string()).map_err(|e| ConnectFailure::BadUrl(causes(&e)))?;
     // A URL without a scheme parses (as a relative URI) but can never connect; say so
@@ -140,8 +170,8 @@ async fn connect(url: &str) -> Result<Channel, ConnectFailure> {
         return Err(ConnectFailure::BadUrl("no scheme or host".into()));
     }
     let endpoint = endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT);
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request);
     endpoint
         .connect()
         .await
@@ -166,7 +196,13 @@ impl DiscoverError {
     pub fn is_retryable(&self) -> bool {
         match self {
             DiscoverError::BadUrl { .. } => false,
-            DiscoverError::Registry { status, .. } => status.code() == tonic::Code::Unavailable,
+            DiscoverError::Registry { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::Aborted
+                    | tonic::Code::Cancelled
+                    | tonic::Code::DeadlineExceeded
+            ),
             DiscoverError::RootUnreachable { .. }
             | DiscoverError::NotRegistered { .. }
             | DiscoverError::Unreachable { .. } => true,
@@ -178,6 +214,30 @@ impl std::fmt::Display for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.url, self.reason)
     }
+}
+
+/// A status from root on one line. tonic reports its own client-side deadline as
+/// CANCELLED "Timeout expired", which reads like someone cancelled something.
+fn status_text(status: &tonic::Status) -> String {
+    if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" {
+        return "no answer in time".into();
+    }
+    // Status's own Display is a debug form ("code: '...', message: ..."); use its parts.
+    let mut text = status.message().trim().to_string();
+    if let Some(source) = StdError::source(status) {
+        let source = causes(source);
+        if !text.contains(&source) {
+            text = if text.is_empty() {
+                source
+            } else {
+                format!("{text}: {source}")
+            };
+        }
+    }
+    if text.is_empty() {
+        text = status.code().description().to_string();
+    }
+    text.replace('\n', " ")
 }
 
 /// A transport error and its causes on one line. tonic's own text is only "transport
@@ -250,6 +310,26 @@ mod tests {
              is romana-ipam running?"
         );
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn registry_errors_show_the_message_not_the_status_struct() {
+        let err = DiscoverError::Registry {
+            root: "http://r:9600".into(),
+            status: tonic::Status::unavailable("etcd unavailable: no leader"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "root-service at http://r:9600 could not list services: etcd unavailable: no leader"
+        );
+        assert!(err.is_retryable());
+        let timed_out = DiscoverError::Registry {
+            root: "http://r:9600".into(),
+            status: tonic::Status::cancelled("Timeout expired"),
+        };
+        assert!(timed_out
+            .to_string()
+            .ends_with("could not list services: no answer in time"));
     }
 
     #[test]

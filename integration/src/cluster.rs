@@ -1,0 +1,511 @@
+//! A whole routed-access datacenter on one machine: a spine namespace, a leaf per rack, hosts
+//! (each its own namespace running a real `romana-agent`) on their rack's leaf, and endpoints
+//! made by the real `romana-cni` plugin inside their host. The control plane (etcd and every
+//! service) runs in the lab's management namespace; the test body runs there too.
+//!
+//! Addressing of the fabric (outside the cluster's address space, which is 10.0.0.0/8 by
+//! default):
+//! - rack `r`: a bridge on leaf `r` at `192.168.r.1/24`, host `i` of the rack at
+//!   `192.168.r.(11+i)`; hosts use their leaf as gateway for other racks.
+//! - spine <-> leaf `r`: a point-to-point link `192.168.255.(4r+1)/30` (spine) and
+//!   `.(4r+2)/30` (leaf); each leaf's default route points at the spine (its uplink).
+//! - Leaves and spine get exactly the static routes of the topology service's fabric view.
+//!
+//! Everything is torn down on drop, also when the test panics.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use romana_proto::pb;
+use tonic::transport::Channel;
+
+use crate::netns::{Lab, Netns};
+use crate::ControlPlane;
+
+/// Builds a [`Cluster`]; see the module docs for the shape.
+pub struct ClusterBuilder {
+    racks: u32,
+    hosts_per_rack: u32,
+    config: pb::ClusterConfig,
+}
+
+/// Starts describing a cluster: 1 rack of 2 hosts in 10.0.0.0/8 with 8/4/4 bits (2 of the
+/// host bits number racks).
+pub fn cluster() -> ClusterBuilder {
+    ClusterBuilder {
+        racks: 1,
+        hosts_per_rack: 2,
+        config: pb::ClusterConfig {
+            address_space: "10.0.0.0/8".into(),
+            host_bits: 8,
+            rack_bits: 2,
+            tenant_bits: 4,
+            segment_bits: 4,
+            ..Default::default()
+        },
+    }
+}
+
+/// One host namespace with its agent.
+pub struct HostNs {
+    pub name: String,
+    pub rack: u32,
+    pub ip: IpAddr,
+    pub ns: Netns,
+    agent: Option<Child>,
+}
+
+/// An endpoint made through the CNI plugin.
+#[derive(Debug)]
+pub struct EndpointNs {
+    pub id: String,
+    pub host: String,
+    pub address: IpAddr,
+    pub ns: Netns,
+}
+
+/// A running test datacenter. Fields are dropped in order: endpoints and hosts (with their
+/// agents) first, the control plane, then the fabric and the lab.
+pub struct Cluster {
+    pub endpoints: BTreeMap<String, EndpointNs>,
+    pub hosts: Vec<HostNs>,
+    pub plane: ControlPlane,
+    pub leaves: Vec<Netns>,
+    pub spine: Netns,
+    pub lab: Lab,
+}
+
+impl ClusterBuilder {
+    pub fn racks(mut self, racks: u32) -> Self {
+        self.racks = racks;
+        self
+    }
+
+    /// Hosts per rack.
+    pub fn hosts(mut self, hosts_per_rack: u32) -> Self {
+        self.hosts_per_rack = hosts_per_rack;
+        self
+    }
+
+    pub fn layout(mut self, config: pb::ClusterConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the cluster and runs `body` on it inside the management namespace.
+    pub fn run<T, F, Fut>(self, body: F) -> anyhow::Result<T>
+    where
+        T: Send,
+        F: FnOnce(Cluster) -> Fut + Send,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        for bin in ["romana-agent", "romana-cni"] {
+            let path = binary(bin);
+            if !path.exists() {
+                bail!(
+                    "{} is missing: build the binaries first (cargo build --bins)",
+                    path.display()
+                );
+            }
+        }
+        Lab::new()?.run_owned(move |lab| async move {
+            let cluster = self.build(lab).await?;
+            body(cluster).await
+        })?
+    }
+
+    async fn build(self, mut lab: Lab) -> anyhow::Result<Cluster> {
+        let plane = ControlPlane::start_on(lab.mgmt_ip()).await?;
+        let mut root = pb::root_client::RootClient::new(channel(&plane.root_url()).await?);
+        root.init_config(pb::InitConfigRequest {
+            config: Some(self.config.clone()),
+        })
+        .await
+        .context("setting the layout")?;
+
+        let spine = Netns::create("spine")?;
+        spine.sysctl("net.ipv4.ip_forward=1")?;
+        let mut leaves = Vec::new();
+        let mut hosts = Vec::new();
+        let mut topology = pb::topology_client::TopologyClient::new(
+            channel(&plane.url(crate::Service::Topology)).await?,
+        );
+        for r in 0..self.racks {
+            let leaf = Netns::create(&format!("leaf{r}"))?;
+            leaf.sysctl("net.ipv4.ip_forward=1")?;
+            let (spine_ip, leaf_ip) = (
+                format!("192.168.255.{}", 4 * r + 1),
+                format!("192.168.255.{}", 4 * r + 2),
+            );
+            let up = format!("up{r}");
+            spine.ip(&[
+                "link",
+                "add",
+                &format!("leaf{r}"),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &up,
+                "netns",
+                leaf.name(),
+            ])?;
+            spine.ip(&[
+                "addr",
+                "add",
+                &format!("{spine_ip}/30"),
+                "dev",
+                &format!("leaf{r}"),
+            ])?;
+            spine.ip(&["link", "set", &format!("leaf{r}"), "up"])?;
+            leaf.ip(&["addr", "add", &format!("{leaf_ip}/30"), "dev", &up])?;
+            leaf.ip(&["link", "set", &up, "up"])?;
+            leaf.ip(&["route", "add", "default", "via", &spine_ip])?;
+            leaf.ip(&["link", "add", "rack", "type", "bridge"])?;
+            leaf.ip(&["addr", "add", &format!("192.168.{r}.1/24"), "dev", "rack"])?;
+            leaf.ip(&["link", "set", "rack", "up"])?;
+            for i in 0..self.hosts_per_rack {
+                let name = format!("r{r}h{i}");
+                let ns = Netns::create(&name)?;
+                lab.attach(&ns)?;
+                ns.sysctl("net.ipv4.ip_forward=1")?;
+                let ip: IpAddr = format!("192.168.{r}.{}", 11 + i).parse()?;
+                let port = format!("h{i}");
+                leaf.ip(&[
+                    "link",
+                    "add",
+                    &port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "fabric0",
+                    "netns",
+                    ns.name(),
+                ])?;
+                leaf.ip(&["link", "set", &port, "master", "rack", "up"])?;
+                ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "fabric0"])?;
+                ns.ip(&["link", "set", "fabric0", "up"])?;
+                topology
+                    .add_host(pb::AddHostRequest {
+                        name: name.clone(),
+                        ip: ip.to_string(),
+                        rack: Some(r),
+                    })
+                    .await
+                    .with_context(|| format!("adding host {name}"))?;
+                hosts.push(HostNs {
+                    name,
+                    rack: r,
+                    ip,
+                    ns,
+                    agent: None,
+                });
+            }
+            leaves.push(leaf);
+        }
+        let mut cluster = Cluster {
+            endpoints: BTreeMap::new(),
+            hosts,
+            plane,
+            leaves,
+            spine,
+            lab,
+        };
+        cluster.apply_fabric_routes().await?;
+        for i in 0..cluster.hosts.len() {
+            cluster.start_agent(i)?;
+        }
+        Ok(cluster)
+    }
+}
+
+impl Cluster {
+    /// Programs leaves and spine with exactly the routes of the fabric view.
+    pub async fn apply_fabric_routes(&mut self) -> anyhow::Result<()> {
+        let fabric = self
+            .topology()
+            .await?
+            .get_fabric(pb::GetFabricRequest {})
+            .await?
+            .into_inner();
+        for leaf in &fabric.leaves {
+            let ns = &self.leaves[leaf.rack as usize];
+            for route in &leaf.routes {
+                ns.ip(&["route", "replace", &route.prefix, "via", &route.via])?;
+            }
+        }
+        for route in &fabric.spine {
+            let via = format!("192.168.255.{}", 4 * route.rack + 2);
+            self.spine
+                .ip(&["route", "replace", &route.prefix, "via", &via])?;
+        }
+        Ok(())
+    }
+
+    pub fn host(&self, name: &str) -> &HostNs {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .expect("known host")
+    }
+
+    fn host_index(&self, name: &str) -> usize {
+        self.hosts
+            .iter()
+            .position(|h| h.name == name)
+            .expect("known host")
+    }
+
+    /// Starts (or restarts) the agent of host `i` in its namespace.
+    pub fn start_agent(&mut self, i: usize) -> anyhow::Result<()> {
+        let etcd = self.plane.etcd_endpoints().join(",");
+        let h = &mut self.hosts[i];
+        let gateway = format!("192.168.{}.1", h.rack);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::env::temp_dir().join(format!("{}-agent.log", h.ns.name())))?;
+        let child =
+            h.ns.command(binary("romana-agent").to_str().expect("utf-8 path"))
+                .args([
+                    "--host",
+                    &h.name,
+                    "--etcd-endpoints",
+                    &etcd,
+                    "--gateway",
+                    &gateway,
+                ])
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("spawning romana-agent")?;
+        h.agent = Some(child);
+        Ok(())
+    }
+
+    /// Kills the agent of `host` (SIGKILL: a crash, not a graceful stop).
+    pub fn kill_agent(&mut self, host: &str) {
+        let i = self.host_index(host);
+        if let Some(mut agent) = self.hosts[i].agent.take() {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+    }
+
+    pub fn restart_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        self.kill_agent(host);
+        self.start_agent(self.host_index(host))
+    }
+
+    /// Creates endpoint `name` on `host` through the CNI plugin (ADD), in its own namespace.
+    pub async fn add_endpoint(
+        &mut self,
+        name: &str,
+        host: &str,
+        tenant: &str,
+        segment: &str,
+    ) -> anyhow::Result<IpAddr> {
+        let ns = Netns::create(name)?;
+        let id = format!("{}:eth0", ns.name());
+        let config = format!(
+            r#"{{"cniVersion":"1.0.0","name":"romana","type":"romana-cni","root":"{}","host":"{host}","tenant":"{tenant}","segment":"{segment}"}}"#,
+            self.plane.root_url()
+        );
+        let out = self.cni(host, "ADD", ns.name(), &ns.path(), &config)?;
+        let result: serde_json::Value =
+            serde_json::from_str(&out).with_context(|| format!("CNI ADD output: {out}"))?;
+        let cidr = result["ips"][0]["address"]
+            .as_str()
+            .with_context(|| format!("no address in CNI result {result}"))?;
+        let address: IpAddr = cidr.split('/').next().unwrap_or_default().parse()?;
+        self.endpoints.insert(
+            name.to_string(),
+            EndpointNs {
+                id,
+                host: host.to_string(),
+                address,
+                ns,
+            },
+        );
+        Ok(address)
+    }
+
+    /// Removes endpoint `name` through the CNI plugin (DEL).
+    pub fn remove_endpoint(&mut self, name: &str) -> anyhow::Result<()> {
+        let ep = self.endpoints.remove(name).context("known endpoint")?;
+        let config = format!(
+            r#"{{"cniVersion":"1.0.0","name":"romana","type":"romana-cni","root":"{}","host":"{}"}}"#,
+            self.plane.root_url(),
+            ep.host
+        );
+        self.cni(&ep.host, "DEL", ep.ns.name(), &ep.ns.path(), &config)?;
+        Ok(())
+    }
+
+    fn cni(
+        &self,
+        host: &str,
+        command: &str,
+        container: &str,
+        netns: &std::path::Path,
+        config: &str,
+    ) -> anyhow::Result<String> {
+        let h = self.host(host);
+        let cni = binary("romana-cni");
+        let mut child =
+            h.ns.command(cni.to_str().expect("utf-8 path"))
+                .env("CNI_COMMAND", command)
+                .env("CNI_CONTAINERID", container)
+                .env("CNI_NETNS", netns)
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", cni.parent().expect("bin dir"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("spawning romana-cni")?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(config.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "romana-cni {command} on {host} failed: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(stdout)
+    }
+
+    pub fn endpoint(&self, name: &str) -> &EndpointNs {
+        &self.endpoints[name]
+    }
+
+    /// Whether one ping from endpoint `from` to `to` is answered within a second.
+    pub fn ping(&self, from: &str, to: IpAddr) -> bool {
+        self.endpoint(from)
+            .ns
+            .exec("ping", &["-c1", "-W1", &to.to_string()])
+            .is_ok()
+    }
+
+    /// Whether `from` can exchange a message with a TCP server on `to` (both endpoints).
+    pub fn tcp(&self, from: &str, to: &str) -> anyhow::Result<bool> {
+        use std::io::Read;
+        let server_ns = &self.endpoint(to).ns;
+        let address = self.endpoint(to).address;
+        let listener =
+            server_ns.run(|| async move { std::net::TcpListener::bind((address, 7777)) })??;
+        listener.set_nonblocking(false)?;
+        let server = std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut s, _) = listener.accept()?;
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf)?;
+            s.write_all(&buf)
+        });
+        let ok = self.endpoint(from).ns.run(|| async move {
+            let addr = std::net::SocketAddr::new(address, 7777);
+            let attempt = || -> std::io::Result<bool> {
+                let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"hello")?;
+                let mut back = [0u8; 5];
+                s.read_exact(&mut back)?;
+                Ok(&back == b"hello")
+            };
+            attempt().unwrap_or(false)
+        })?;
+        if ok {
+            let _ = server.join();
+        }
+        // When blocked, the server thread stays in accept(); its listener socket is closed
+        // with the endpoint's namespace at teardown.
+        Ok(ok)
+    }
+
+    /// Routes of ours (route protocol of the agent) on `host`, as `ip route` prints them.
+    pub fn agent_routes(&self, host: &str) -> anyhow::Result<Vec<String>> {
+        let proto = romana_core::datapath::ROUTE_PROTOCOL.to_string();
+        let out = self.host(host).ns.ip(&["route", "show", "proto", &proto])?;
+        Ok(out
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Rules in table `inet romana` on `host`.
+    pub fn nft_rule_count(&self, host: &str) -> anyhow::Result<usize> {
+        let out = self
+            .host(host)
+            .ns
+            .exec("nft", &["-a", "list", "table", "inet", "romana"])?;
+        Ok(out
+            .lines()
+            .filter(|l| {
+                l.contains("# handle")
+                    && !l.trim_start().starts_with("chain")
+                    && !l.trim_start().starts_with("table")
+            })
+            .count())
+    }
+
+    pub async fn topology(&self) -> anyhow::Result<pb::topology_client::TopologyClient<Channel>> {
+        Ok(pb::topology_client::TopologyClient::new(
+            channel(&self.plane.url(crate::Service::Topology)).await?,
+        ))
+    }
+
+    pub async fn tenants(&self) -> anyhow::Result<pb::tenants_client::TenantsClient<Channel>> {
+        Ok(pb::tenants_client::TenantsClient::new(
+            channel(&self.plane.url(crate::Service::Tenant)).await?,
+        ))
+    }
+
+    pub async fn ipam(&self) -> anyhow::Result<pb::ipam_client::IpamClient<Channel>> {
+        Ok(pb::ipam_client::IpamClient::new(
+            channel(&self.plane.url(crate::Service::Ipam)).await?,
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            if let Some(mut agent) = h.agent.take() {
+                let _ = agent.kill();
+                let _ = agent.wait();
+            }
+        }
+    }
+}
+
+async fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(url.to_string())?.connect().await?)
+}
+
+/// Where the workspace's binaries are: `ROMANA_BIN_DIR`, or the target directory this test
+/// binary was built into (`target/<profile>/deps/<test>` -> `target/<profile>/<name>`).
+pub fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("ROMANA_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    profile_dir.join(name)
+}

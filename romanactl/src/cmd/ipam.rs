@@ -1,0 +1,318 @@
+//! `romanactl ipam allocate|release|list|show`: endpoint addresses, kept by ipam-service.
+
+use std::net::IpAddr;
+
+use clap::{ArgGroup, Args, Subcommand};
+use romana_proto::pb;
+
+use super::Ctx;
+use crate::flags::{self, Label, Port};
+use crate::{output, view, Error};
+
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Allocates an address for an endpoint id. Idempotent: the same id and request return
+    /// the address it already holds.
+    Allocate(Allocate),
+    /// Releases an endpoint's address, by id or by address. Releasing nothing succeeds.
+    Release(Release),
+    /// Lists endpoints, ordered by address.
+    List(List),
+    /// Shows one endpoint.
+    Show(Show),
+}
+
+/// Placement is host + tenant [+ segment] (the CNI shape), or the segment CIDR (the
+/// Neutron shape), or a specific --address alone.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("placement").required(true).multiple(true).args(["host", "cidr", "address"])))]
+pub struct Allocate {
+    /// The endpoint id (container id plus interface for CNI, port id for Neutron).
+    #[arg(long)]
+    pub endpoint: String,
+    /// The host the endpoint runs on.
+    #[arg(long, requires = "tenant")]
+    pub host: Option<String>,
+    /// The endpoint's tenant.
+    #[arg(long, requires = "host")]
+    pub tenant: Option<String>,
+    /// The tenant's segment [default: the tenant's "default" segment].
+    #[arg(long, requires = "tenant")]
+    pub segment: Option<String>,
+    /// The segment CIDR on the host, e.g. 10.3.82.0/24 (instead of host, tenant, segment).
+    #[arg(long, conflicts_with_all = ["host", "tenant", "segment"])]
+    pub cidr: Option<String>,
+    /// A specific address to allocate.
+    #[arg(long)]
+    pub address: Option<IpAddr>,
+    /// An endpoint label, KEY=VALUE; repeat for more.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = flags::parse_label)]
+    pub labels: Vec<Label>,
+    /// A named port, NAME=PROTO/NUMBER (e.g. http=tcp/80); repeat for more.
+    #[arg(long = "port", value_name = "NAME=PROTO/NUMBER", value_parser = flags::parse_port)]
+    pub ports: Vec<Port>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["endpoint", "address"])))]
+pub struct Release {
+    /// Release what this endpoint id holds.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Release this address, whoever holds it.
+    #[arg(long)]
+    pub address: Option<IpAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// Only endpoints on this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only endpoints of this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only endpoints in segments of this name.
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Show {
+    /// The endpoint id.
+    pub endpoint: String,
+}
+
+// === impl IpamCommand ===
+
+impl IpamCommand {
+    pub async fn apply(self, ctx: &Ctx) -> Result<String, Error> {
+        if let IpamCommand::Allocate(allocate) = &self {
+            // Checked before connecting: a usage error should not wait on the network.
+            let request = allocate.request()?;
+            let endpoint = ctx.ipam().await?.allocate(request).await?.into_inner();
+            return output::one(&view::Endpoint::from(endpoint), ctx.format);
+        }
+        let mut ipam = ctx.ipam().await?;
+        match self {
+            IpamCommand::Allocate(_) => unreachable!("handled above"),
+            IpamCommand::Release(release) => {
+                let (target, text) = release.target();
+                let released = ipam
+                    .release(pb::ReleaseRequest {
+                        target: Some(target),
+                    })
+                    .await?
+                    .into_inner()
+                    .endpoint
+                    .map(view::Endpoint::from);
+                let released = view::Released {
+                    target: text,
+                    released,
+                };
+                output::message(&released_text(&released), &released, ctx.format)
+            }
+            IpamCommand::List(List {
+                host,
+                tenant,
+                segment,
+            }) => {
+                let endpoints = ipam
+                    .list_endpoints(pb::ListEndpointsRequest {
+                        host: host.unwrap_or_default(),
+                        tenant: tenant.unwrap_or_default(),
+                        segment: segment.unwrap_or_default(),
+                    })
+                    .await?
+                    .into_inner()
+                    .endpoints;
+                let endpoints: Vec<view::Endpoint> =
+                    endpoints.into_iter().map(Into::into).collect();
+                output::list(&endpoints, ctx.format)
+            }
+            IpamCommand::Show(Show { endpoint }) => {
+                let endpoint = ipam
+                    .get_endpoint(pb::GetEndpointRequest { endpoint })
+                    .await?
+                    .into_inner();
+                output::one(&view::Endpoint::from(endpoint), ctx.format)
+            }
+        }
+    }
+}
+
+// === impl Allocate ===
+
+impl Allocate {
+    fn request(&self) -> Result<pb::AllocateRequest, Error> {
+        Ok(pb::AllocateRequest {
+            endpoint: self.endpoint.clone(),
+            host: self.host.clone().unwrap_or_default(),
+            tenant: self.tenant.clone().unwrap_or_default(),
+            segment: self.segment.clone().unwrap_or_default(),
+            cidr: self.cidr.clone().unwrap_or_default(),
+            address: self.address.map(|a| a.to_string()).unwrap_or_default(),
+            labels: flags::label_map(&self.labels)?.into_iter().collect(),
+            ports: flags::named_ports(&self.ports)?,
+        })
+    }
+}
+
+// === impl Release ===
+
+impl Release {
+    /// The wire target and how to name it to a person.
+    fn target(self) -> (pb::release_request::Target, String) {
+        match (self.endpoint, self.address) {
+            (Some(endpoint), _) => (
+                pb::release_request::Target::Endpoint(endpoint.clone()),
+                format!("endpoint {endpoint}"),
+            ),
+            (None, Some(address)) => (
+                pb::release_request::Target::Address(address.to_string()),
+                format!("address {address}"),
+            ),
+            (None, None) => unreachable!("clap requires --endpoint or --address"),
+        }
+    }
+}
+
+fn released_text(r: &view::Released) -> String {
+    match &r.released {
+        Some(e) => format!(
+            "released {} from endpoint {} ({}/{} on {})",
+            e.address, e.endpoint, e.tenant, e.segment, e.host
+        ),
+        None => format!("nothing held by {}", r.target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cmd::{Cli, Command};
+
+    fn mk_cmd(args: &[&str]) -> Result<IpamCommand, clap::Error> {
+        let cli = Cli::try_parse_from(["romanactl", "ipam"].iter().chain(args))?;
+        match cli.command {
+            Command::Ipam(cmd) => Ok(cmd),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    fn mk_allocate(args: &[&str]) -> Result<pb::AllocateRequest, String> {
+        match mk_cmd(args).map_err(|e| e.kind().to_string())? {
+            IpamCommand::Allocate(a) => a.request().map_err(|e| e.line()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn allocate_by_names_carries_labels_and_ports() {
+        let req = mk_allocate(&[
+            "allocate",
+            "--endpoint",
+            "c1-eth0",
+            "--host",
+            "h1",
+            "--tenant",
+            "t1",
+            "--segment",
+            "s1",
+            "--label",
+            "app=web",
+            "--port",
+            "http=tcp/80",
+        ])
+        .unwrap();
+        assert_eq!(
+            req,
+            pb::AllocateRequest {
+                endpoint: "c1-eth0".into(),
+                host: "h1".into(),
+                tenant: "t1".into(),
+                segment: "s1".into(),
+                labels: [("app".to_string(), "web".to_string())].into(),
+                ports: vec![pb::NamedPort {
+                    name: "http".into(),
+                    protocol: "tcp".into(),
+                    port: 80
+                }],
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn allocate_by_cidr_or_by_address_alone() {
+        let req = mk_allocate(&["allocate", "--endpoint", "p1", "--cidr", "10.1.16.0/24"]).unwrap();
+        assert_eq!(req.cidr, "10.1.16.0/24");
+        let req = mk_allocate(&["allocate", "--endpoint", "p1", "--address", "10.1.16.9"]).unwrap();
+        assert_eq!(req.address, "10.1.16.9");
+    }
+
+    #[test]
+    fn allocate_placement_shapes_that_are_refused() {
+        // No placement at all.
+        assert!(mk_allocate(&["allocate", "--endpoint", "e"]).is_err());
+        // A host without a tenant.
+        assert!(mk_allocate(&["allocate", "--endpoint", "e", "--host", "h1"]).is_err());
+        // Both shapes at once.
+        assert!(mk_allocate(&[
+            "allocate",
+            "--endpoint",
+            "e",
+            "--host",
+            "h1",
+            "--tenant",
+            "t1",
+            "--cidr",
+            "10.1.16.0/24"
+        ])
+        .is_err());
+        // No endpoint id.
+        assert!(mk_allocate(&["allocate", "--host", "h1", "--tenant", "t1"]).is_err());
+        // A bad address.
+        assert!(mk_allocate(&["allocate", "--endpoint", "e", "--address", "10.1.16"]).is_err());
+        // A bad port.
+        assert!(mk_allocate(&[
+            "allocate",
+            "--endpoint",
+            "e",
+            "--host",
+            "h1",
+            "--tenant",
+            "t1",
+            "--port",
+            "http=80"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn release_takes_exactly_one_target() {
+        assert!(mk_cmd(&["release"]).is_err());
+        assert!(mk_cmd(&["release", "--endpoint", "e", "--address", "10.0.0.1"]).is_err());
+        let IpamCommand::Release(r) = mk_cmd(&["release", "--address", "10.1.16.2"]).unwrap()
+        else {
+            panic!("not a release");
+        };
+        let (target, text) = r.target();
+        assert_eq!(
+            target,
+            pb::release_request::Target::Address("10.1.16.2".into())
+        );
+        assert_eq!(text, "address 10.1.16.2");
+    }
+
+    #[test]
+    fn releasing_nothing_says_so() {
+        let r = view::Released {
+            target: "endpoint e9".into(),
+            released: None,
+        };
+        assert_eq!(released_text(&r), "nothing held by endpoint e9");
+    }
+}

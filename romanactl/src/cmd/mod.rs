@@ -1,0 +1,152 @@
+//! The command tree. Each verb group is one module with a clap `Subcommand` enum and an
+//! `apply(self, &Ctx) -> Result<String, Error>` that makes the calls and renders the
+//! answer; nothing here prints, so commands are testable as functions.
+
+pub mod config;
+pub mod host;
+pub mod ipam;
+pub mod segment;
+pub mod status;
+pub mod tenant;
+pub mod topology;
+
+use clap::{Parser, Subcommand};
+use romana_proto::{discover, pb};
+use tonic::transport::Channel;
+
+use crate::{Error, Format};
+
+/// The default root URL: root-service's default `--listen` on this machine.
+pub const DEFAULT_ROOT: &str = "http://127.0.0.1:9600";
+
+/// romanactl: manage a romana-rs cluster (layout, hosts, tenants, segments, addresses).
+#[derive(Debug, Parser)]
+#[command(name = "romanactl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// root-service URL; every other service is found through it.
+    #[arg(long, global = true, env = "ROMANA_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: String,
+
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// Seconds a call may take before it fails (connects take at most 3 s each).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The cluster address layout.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Hosts and their prefixes.
+    #[command(subcommand)]
+    Host(host::HostCommand),
+    /// Tenants (Kubernetes namespaces, Neutron projects).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Segments of tenants.
+    #[command(subcommand)]
+    Segment(segment::SegmentCommand),
+    /// Endpoint addresses.
+    #[command(subcommand)]
+    Ipam(ipam::IpamCommand),
+    /// The routed-access fabric.
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
+    /// Layout, registered services and counts of what the cluster holds.
+    Status(status::Status),
+}
+
+/// What every command needs: where root is and how to print.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub root: String,
+    pub format: Format,
+    pub timeouts: discover::Timeouts,
+}
+
+// === impl Command ===
+
+impl Command {
+    pub async fn apply(self, ctx: &Ctx) -> Result<String, Error> {
+        match self {
+            Command::Config(c) => c.apply(ctx).await,
+            Command::Host(c) => c.apply(ctx).await,
+            Command::Tenant(c) => c.apply(ctx).await,
+            Command::Segment(c) => c.apply(ctx).await,
+            Command::Ipam(c) => c.apply(ctx).await,
+            Command::Topology(c) => c.apply(ctx).await,
+            Command::Status(c) => c.apply(ctx).await,
+        }
+    }
+}
+
+// === impl Ctx ===
+
+impl Ctx {
+    async fn channel(&self, kind: &str) -> Result<Channel, Error> {
+        Ok(discover::channel_with(&self.root, kind, self.timeouts).await?)
+    }
+
+    pub async fn root(&self) -> Result<pb::root_client::RootClient<Channel>, Error> {
+        Ok(pb::root_client::RootClient::new(
+            self.channel("root").await?,
+        ))
+    }
+
+    pub async fn topology(&self) -> Result<pb::topology_client::TopologyClient<Channel>, Error> {
+        Ok(pb::topology_client::TopologyClient::new(
+            self.channel("topology").await?,
+        ))
+    }
+
+    pub async fn tenants(&self) -> Result<pb::tenants_client::TenantsClient<Channel>, Error> {
+        Ok(pb::tenants_client::TenantsClient::new(
+            self.channel("tenant").await?,
+        ))
+    }
+
+    pub async fn ipam(&self) -> Result<pb::ipam_client::IpamClient<Channel>, Error> {
+        Ok(pb::ipam_client::IpamClient::new(
+            self.channel("ipam").await?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn mk_cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("romanactl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn output_and_root_are_accepted_after_the_subcommand() {
+        let cli = mk_cli(&["host", "list", "-o", "json", "--root", "http://r:1"]).unwrap();
+        assert_eq!(cli.output, Format::Json);
+        assert_eq!(cli.root, "http://r:1");
+        let cli = mk_cli(&["-o", "yaml", "status"]).unwrap();
+        assert_eq!(cli.output, Format::Yaml);
+    }
+
+    #[test]
+    fn unknown_output_format_is_a_usage_error() {
+        let err = mk_cli(&["status", "-o", "xml"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,37 @@
+//! romanactl: the command-line client of romana-rs, shaped like kubectl. It knows only
+//! root's URL and finds every other service through root's registry
+//! ([`romana_proto::discover`]). Every command prints a table for people or stable JSON/YAML
+//! for scripts; every failure is one line on stderr and exit code 1.
+//!
+//! # Layout
+//! - [`cmd`]: the command tree ([`Cli`]), one module per verb group as in mini-redis
+//!   `cmd/`; each command's `apply` makes the calls and returns what to print.
+//! - [`view`]: what is shown: serde structs with stable snake_case fields, built from the
+//!   wire types, so that `-o json` does not change when the proto grows.
+//! - [`output`]: how it is shown: aligned tables, JSON, YAML.
+//! - [`flags`]: strict parsers for `KEY=VALUE` labels and `NAME=PROTO/NUMBER` ports.
+//! - [`error`]: [`Error`], and the one line a failure prints.
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+pub mod error;
+pub mod flags;
+pub mod output;
+pub mod view;
+
+pub use cmd::Cli;
+pub use error::Error;
+pub use output::Format;
+
+/// Runs one parsed command line and returns what to print on stdout.
+pub async fn run(cli: Cli) -> Result<String, Error> {
+    let ctx = cmd::Ctx {
+        root: cli.root,
+        format: cli.output,
+        timeouts: romana_proto::discover::Timeouts {
+            request: std::time::Duration::from_secs(cli.timeout),
+            ..Default::default()
+        },
+    };
+    cli.command.apply(&ctx).await
+}
