@@ -17,7 +17,7 @@ if [ -f "$STATE/pids" ]; then
 fi
 
 echo "==> building (cargo build --bins)"
-cargo build --bins --locked
+cargo build --bins
 
 mkdir -p "$STATE/logs"
 : > "$STATE/pids"
