@@ -11,6 +11,13 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
+# The CNI plugin's tests drive it through libcni (a small Go program built offline against
+# Debian's packaged libcni) chained with the reference plugins.
+command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] \
+    || need_pkgs+=(golang-github-appc-cni-dev)
+[ -x /usr/lib/cni/tuning ] || need_pkgs+=(containernetworking-plugins)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "==> installing Debian packages: ${need_pkgs[*]}"
     SUDO=""

@@ -1,0 +1,140 @@
+//! ADD: allocate the endpoint's address, wire its veth pair, print the result.
+//!
+//! Idempotent: ipam returns the address the endpoint id already holds, and the wiring
+//! reuses the links a previous ADD made. The container namespace is checked before
+//! allocating, so a missing one (code 3, "nothing to clean up") costs no address. When
+//! wiring fails, what this call made is undone before the error is returned.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use romana_proto::pb;
+
+use crate::config::{machine_hostname, NetConf};
+use crate::env::Env;
+use crate::error::CniError;
+use crate::ipam::Ipam;
+use crate::netlink::{self, Wired, Wiring};
+use crate::result::{CniResult, Interface, IpConfig, Route};
+
+use super::{wiring, NETWORK_LABEL};
+
+pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
+    let id = env.endpoint_id()?;
+    let netns = env.netns()?;
+    let ifname = env.ifname()?;
+    let placement = conf.placement(&env.args, machine_hostname)?;
+    let mut labels = env.args.labels()?;
+    labels.insert(NETWORK_LABEL.to_string(), conf.name.clone());
+    let prev = conf
+        .prev_result
+        .clone()
+        .map(CniResult::from_value)
+        .transpose()
+        .map_err(CniError::PrevResult)?;
+    netlink::netns_exists(netns)?;
+
+    let mut ipam = Ipam::connect(&conf.root).await?;
+    let endpoint = ipam
+        .allocate(pb::AllocateRequest {
+            endpoint: id.clone(),
+            host: placement.host,
+            tenant: placement.tenant,
+            segment: placement.segment.unwrap_or_default(),
+            labels: labels.into_iter().collect(),
+            ..Default::default()
+        })
+        .await?;
+    tracing::debug!(endpoint = %id, address = %endpoint.address, "allocated");
+
+    let w = wiring(&id, ifname, netns, &endpoint)?;
+    let wired = match netlink::wire(&w).await {
+        Ok(wired) => wired,
+        Err(e) => {
+            undo(&mut ipam, &id, &w).await;
+            return Err(e.into());
+        }
+    };
+
+    let ours = mk_result(&w, &wired);
+    let result = match prev {
+        Some(mut prev) => {
+            prev.append(ours);
+            prev
+        }
+        None => ours,
+    };
+    Ok(result.into_version(&conf.cni_version))
+}
+
+/// Best effort: the runtime calls DEL after a failed ADD anyway, which does the same.
+async fn undo(ipam: &mut Ipam, id: &str, w: &Wiring) {
+    if let Err(e) = netlink::unwire(&w.host_ifname).await {
+        tracing::warn!(endpoint = %id, error = %e, "undoing a failed ADD: removing the link");
+    }
+    if let Err(e) = ipam.release(id).await {
+        tracing::warn!(endpoint = %id, error = %e, "undoing a failed ADD: releasing the address");
+    }
+}
+
+/// The result of a wired endpoint: host side first, then the container side (with its
+/// sandbox), the address on the container side, and the default route via the gateway.
+pub fn mk_result(w: &Wiring, wired: &Wired) -> CniResult {
+    let (full, any) = match w.address {
+        IpAddr::V4(_) => (32, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        IpAddr::V6(_) => (128, IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+    };
+    CniResult {
+        interfaces: vec![
+            Interface {
+                name: w.host_ifname.clone(),
+                mac: Some(wired.host_mac.clone()),
+                ..Default::default()
+            },
+            Interface {
+                name: w.ifname.clone(),
+                mac: Some(wired.container_mac.clone()),
+                sandbox: Some(w.netns.display().to_string()),
+                ..Default::default()
+            },
+        ],
+        ips: vec![IpConfig {
+            version: None,
+            address: IpNet::new(w.address, full).expect("full-length prefix is valid"),
+            gateway: Some(w.gateway),
+            interface: Some(1),
+            extra: Default::default(),
+        }],
+        routes: vec![Route {
+            dst: IpNet::new(any, 0).expect("zero-length prefix is valid"),
+            gw: Some(w.gateway),
+            extra: Default::default(),
+        }],
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_of_an_ipv6_endpoint_uses_128_and_the_v6_default_route() {
+        let w = Wiring {
+            host_ifname: "rmn0123456789ab".into(),
+            ifname: "eth0".into(),
+            netns: "/var/run/netns/c1".into(),
+            address: "fd00:10::2".parse().unwrap(),
+            gateway: "fd00:10::1".parse().unwrap(),
+        };
+        let wired = Wired {
+            host_mac: "0a:00:00:00:00:01".into(),
+            container_mac: "0a:00:00:00:00:02".into(),
+        };
+        let value = serde_json::to_value(mk_result(&w, &wired).into_version("1.1.0")).unwrap();
+        assert_eq!(value["ips"][0]["address"], "fd00:10::2/128");
+        assert_eq!(value["routes"][0]["dst"], "::/0");
+        assert_eq!(value["interfaces"][1]["sandbox"], "/var/run/netns/c1");
+        assert_eq!(value["cniVersion"], "1.1.0");
+    }
+}

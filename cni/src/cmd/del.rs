@@ -1,0 +1,26 @@
+//! DEL: remove the endpoint's host link (its peer and routes go with it) and release its
+//! address. Idempotent: a missing link, a missing namespace or an endpoint holding nothing
+//! is success. An unreachable ipam-service is an error (code 11) so the runtime retries
+//! instead of the address leaking.
+
+use romana_core::datapath::endpoint_ifname;
+
+use crate::config::NetConf;
+use crate::env::Env;
+use crate::error::CniError;
+use crate::ipam::Ipam;
+use crate::netlink;
+
+pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
+    let id = env.endpoint_id()?;
+    let removed = netlink::unwire(&endpoint_ifname(&id)).await?;
+    let mut ipam = Ipam::connect(&conf.root).await?;
+    let released = ipam.release(&id).await?;
+    tracing::debug!(
+        endpoint = %id,
+        link_removed = removed,
+        released = released.map(|e| e.address).unwrap_or_default(),
+        "deleted"
+    );
+    Ok(())
+}

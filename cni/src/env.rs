@@ -1,0 +1,378 @@
+//! The `CNI_*` environment variables a runtime sets for every call, and `CNI_ARGS`.
+//!
+//! Parsing takes the variables as plain pairs, so tests never touch the process environment.
+//! Which variables a verb needs is checked where the verb asks for them ([`Env::container_id`],
+//! [`Env::ifname`], [`Env::netns`]), because DEL must work with less than ADD.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A CNI verb (`CNI_COMMAND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Version,
+    Status,
+    Gc,
+}
+
+/// A missing or malformed `CNI_*` variable: CNI error code 7.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("{var} is not set; the runtime must set it for this command")]
+    Missing { var: &'static str },
+    #[error("CNI_COMMAND {value:?} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC")]
+    UnknownCommand { value: String },
+    #[error("{var} {value:?} is malformed: {reason}")]
+    Malformed {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The environment of one plugin call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    pub command: Option<Command>,
+    container_id: Option<String>,
+    netns: Option<PathBuf>,
+    ifname: Option<String>,
+    pub args: CniArgs,
+    /// Where the runtime finds plugins; romana-cni delegates to none, so it is only recorded.
+    pub path: Vec<PathBuf>,
+}
+
+/// `CNI_ARGS`: `KEY=VALUE` pairs separated by `;`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CniArgs(BTreeMap<String, String>);
+
+/// The `CNI_ARGS` key that names the tenant when the network config does not (Kubernetes
+/// runtimes set it to the pod's namespace).
+pub const ARG_POD_NAMESPACE: &str = "K8S_POD_NAMESPACE";
+/// The `CNI_ARGS` key that names the segment when the network config does not.
+pub const ARG_SEGMENT: &str = "ROMANA_SEGMENT";
+/// The `CNI_ARGS` key with the endpoint's labels, `k1=v1,k2=v2`.
+pub const ARG_LABELS: &str = "ROMANA_LABELS";
+
+/// Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1).
+const MAX_IFNAME_LEN: usize = 15;
+
+// === impl Command ===
+
+impl std::str::FromStr for Command {
+    type Err = EnvError;
+
+    fn from_str(value: &str) -> Result<Command, EnvError> {
+        Ok(match value {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "VERSION" => Command::Version,
+            "STATUS" => Command::Status,
+            "GC" => Command::Gc,
+            _ => {
+                return Err(EnvError::UnknownCommand {
+                    value: value.to_string(),
+                })
+            }
+        })
+    }
+}
+
+// === impl Env ===
+
+impl Env {
+    /// Reads the `CNI_*` variables out of `vars` (e.g. `std::env::vars()`). Empty values count
+    /// as unset: runtimes pass `CNI_NETNS=` on a DEL whose namespace is gone.
+    pub fn parse<I, K, V>(vars: I) -> Result<Env, EnvError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut env = Env::default();
+        for (key, value) in vars {
+            let value = value.as_ref();
+            if value.is_empty() {
+                continue;
+            }
+            match key.as_ref() {
+                "CNI_COMMAND" => env.command = Some(value.parse()?),
+                "CNI_CONTAINERID" => {
+                    validate_container_id(value)?;
+                    env.container_id = Some(value.to_string());
+                }
+                "CNI_NETNS" => env.netns = Some(PathBuf::from(value)),
+                "CNI_IFNAME" => {
+                    validate_ifname(value)?;
+                    env.ifname = Some(value.to_string());
+                }
+                "CNI_ARGS" => env.args = CniArgs::parse(value)?,
+                "CNI_PATH" => env.path = std::env::split_paths(value).collect(),
+                _ => {}
+            }
+        }
+        Ok(env)
+    }
+
+    pub fn command(&self) -> Result<Command, EnvError> {
+        self.command.ok_or(EnvError::Missing { var: "CNI_COMMAND" })
+    }
+
+    pub fn container_id(&self) -> Result<&str, EnvError> {
+        self.container_id.as_deref().ok_or(EnvError::Missing {
+            var: "CNI_CONTAINERID",
+        })
+    }
+
+    pub fn ifname(&self) -> Result<&str, EnvError> {
+        self.ifname
+            .as_deref()
+            .ok_or(EnvError::Missing { var: "CNI_IFNAME" })
+    }
+
+    pub fn netns(&self) -> Result<&Path, EnvError> {
+        self.netns
+            .as_deref()
+            .ok_or(EnvError::Missing { var: "CNI_NETNS" })
+    }
+
+    /// The netns when given; DEL runs without one when the container is gone.
+    pub fn netns_if_set(&self) -> Option<&Path> {
+        self.netns.as_deref()
+    }
+
+    /// The endpoint id: container id plus interface name, as CONVENTIONS fixes it.
+    pub fn endpoint_id(&self) -> Result<String, EnvError> {
+        Ok(endpoint_id(self.container_id()?, self.ifname()?))
+    }
+}
+
+/// `<container id>:<interface name>`. Both halves are validated so the id is a valid
+/// endpoint name (letters, digits, `-_.:`).
+pub fn endpoint_id(container_id: &str, ifname: &str) -> String {
+    format!("{container_id}:{ifname}")
+}
+
+/// Splits an endpoint id made by [`endpoint_id`] back into (container id, interface name);
+/// `None` for ids the CNI plugin did not make (Neutron port ids have no `:`).
+pub fn split_endpoint_id(id: &str) -> Option<(&str, &str)> {
+    let (container_id, ifname) = id.rsplit_once(':')?;
+    (validate_container_id(container_id).is_ok() && validate_ifname(ifname).is_ok())
+        .then_some((container_id, ifname))
+}
+
+/// The spec: alphanumeric first, then alphanumerics, `_`, `.` and `-`.
+fn validate_container_id(value: &str) -> Result<(), EnvError> {
+    let malformed = |reason: &str| EnvError::Malformed {
+        var: "CNI_CONTAINERID",
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut chars = value.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => {}
+        _ => return Err(malformed("must start with a letter or digit")),
+    }
+    if chars.any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(malformed(
+            "only letters, digits, '_', '.' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// What the kernel accepts as an interface name, and the spec's rules on top.
+fn validate_ifname(value: &str) -> Result<(), EnvError> {
+    let malformed = |reason: &str| EnvError::Malformed {
+        var: "CNI_IFNAME",
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    if value.len() > MAX_IFNAME_LEN {
+        return Err(malformed("interface names are at most 15 characters"));
+    }
+    if value == "." || value == ".." {
+        return Err(malformed("not a usable interface name"));
+    }
+    if value
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(malformed("'/', ':' and whitespace are not allowed"));
+    }
+    Ok(())
+}
+
+// === impl CniArgs ===
+
+impl CniArgs {
+    /// Parses `K1=V1;K2=V2`. Empty pieces (a trailing `;`) are ignored; a piece without `=`
+    /// or with an empty key is an error, as in the reference plugins.
+    pub fn parse(value: &str) -> Result<CniArgs, EnvError> {
+        let mut args = BTreeMap::new();
+        for piece in value.split(';').filter(|p| !p.trim().is_empty()) {
+            let Some((k, v)) = piece.split_once('=') else {
+                return Err(EnvError::Malformed {
+                    var: "CNI_ARGS",
+                    value: value.to_string(),
+                    reason: format!("{piece:?} is not KEY=VALUE"),
+                });
+            };
+            if k.trim().is_empty() {
+                return Err(EnvError::Malformed {
+                    var: "CNI_ARGS",
+                    value: value.to_string(),
+                    reason: format!("{piece:?} has an empty key"),
+                });
+            }
+            args.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(CniArgs(args))
+    }
+
+    /// The value of `key`, when given and not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The endpoint labels from `ROMANA_LABELS` (`k1=v1,k2=v2`); empty when not given.
+    pub fn labels(&self) -> Result<BTreeMap<String, String>, EnvError> {
+        let Some(value) = self.get(ARG_LABELS) else {
+            return Ok(BTreeMap::new());
+        };
+        let mut labels = BTreeMap::new();
+        for piece in value.split(',').filter(|p| !p.trim().is_empty()) {
+            match piece.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    labels.insert(k.trim().to_string(), v.trim().to_string());
+                }
+                _ => {
+                    return Err(EnvError::Malformed {
+                        var: "CNI_ARGS",
+                        value: format!("{ARG_LABELS}={value}"),
+                        reason: format!("label {piece:?} is not KEY=VALUE"),
+                    })
+                }
+            }
+        }
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_env(pairs: &[(&str, &str)]) -> Result<Env, EnvError> {
+        Env::parse(pairs.iter().copied())
+    }
+
+    #[test]
+    fn add_environment_gives_the_endpoint_id() {
+        let env = mk_env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc123"),
+            ("CNI_NETNS", "/var/run/netns/x"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/opt/cni/bin:/usr/lib/cni"),
+            ("HOME", "/root"),
+        ])
+        .unwrap();
+        assert_eq!(env.command(), Ok(Command::Add));
+        assert_eq!(env.endpoint_id().unwrap(), "abc123:eth0");
+        assert_eq!(env.netns().unwrap(), Path::new("/var/run/netns/x"));
+        assert_eq!(env.path.len(), 2);
+    }
+
+    #[test]
+    fn empty_netns_counts_as_missing() {
+        let env = mk_env(&[("CNI_COMMAND", "DEL"), ("CNI_NETNS", "")]).unwrap();
+        assert_eq!(env.netns_if_set(), None);
+        assert_eq!(env.netns(), Err(EnvError::Missing { var: "CNI_NETNS" }));
+        assert_eq!(
+            env.container_id(),
+            Err(EnvError::Missing {
+                var: "CNI_CONTAINERID"
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_command_and_bad_names_are_refused() {
+        assert!(matches!(
+            mk_env(&[("CNI_COMMAND", "UPDATE")]),
+            Err(EnvError::UnknownCommand { .. })
+        ));
+        assert!(matches!(
+            mk_env(&[("CNI_IFNAME", "a-very-long-interface")]),
+            Err(EnvError::Malformed {
+                var: "CNI_IFNAME",
+                ..
+            })
+        ));
+        assert!(matches!(
+            mk_env(&[("CNI_CONTAINERID", "-abc")]),
+            Err(EnvError::Malformed {
+                var: "CNI_CONTAINERID",
+                ..
+            })
+        ));
+        assert!(matches!(
+            mk_env(&[("CNI_CONTAINERID", "a/b")]),
+            Err(EnvError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn cni_args_are_semicolon_separated_pairs() {
+        let args = CniArgs::parse(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=web;K8S_POD_NAME=p-1;ROMANA_SEGMENT=front;",
+        )
+        .unwrap();
+        assert_eq!(args.get(ARG_POD_NAMESPACE), Some("web"));
+        assert_eq!(args.get(ARG_SEGMENT), Some("front"));
+        assert_eq!(args.get("K8S_POD_NAME"), Some("p-1"));
+        assert_eq!(args.get("MISSING"), None);
+        assert_eq!(CniArgs::parse("").unwrap(), CniArgs::default());
+    }
+
+    #[test]
+    fn cni_args_without_equals_are_malformed() {
+        let err = CniArgs::parse("A=1;oops").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CNI_ARGS \"A=1;oops\" is malformed: \"oops\" is not KEY=VALUE"
+        );
+        assert!(CniArgs::parse("=1").is_err());
+    }
+
+    #[test]
+    fn labels_are_comma_separated_pairs_inside_one_arg() {
+        let args = CniArgs::parse("ROMANA_LABELS=app=web,tier=front;X=1").unwrap();
+        let labels = args.labels().unwrap();
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("app".to_string(), "web".to_string()),
+                ("tier".to_string(), "front".to_string())
+            ]
+        );
+        assert!(CniArgs::default().labels().unwrap().is_empty());
+        let bad = CniArgs::parse("ROMANA_LABELS=app").unwrap();
+        assert!(matches!(bad.labels(), Err(EnvError::Malformed { .. })));
+    }
+
+    #[test]
+    fn endpoint_ids_split_back_only_when_they_are_ours() {
+        assert_eq!(split_endpoint_id("abc:eth0"), Some(("abc", "eth0")));
+        assert_eq!(split_endpoint_id("a:b:eth0"), None, "':' in container id");
+        assert_eq!(split_endpoint_id("5f0c-port-uuid"), None);
+    }
+}
