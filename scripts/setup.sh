@@ -12,6 +12,7 @@ command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
+command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
 # The CNI plugin's tests drive it through libcni (a small Go program built offline against
 # Debian's packaged libcni) chained with the reference plugins.
 command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)

@@ -21,4 +21,6 @@ pub mod model;
 
 pub use config::{ClusterConfig, ConfigError};
 pub use layout::{AddrError, Decoded, Layout, MaskedMatch};
-pub use model::{Endpoint, Host, Isolation, NameError, NamedPort, Segment, ServiceRecord, Tenant};
+pub use model::{
+    AgentStatus, Endpoint, Host, Isolation, NameError, NamedPort, Segment, ServiceRecord, Tenant,
+};

@@ -93,6 +93,45 @@ pub struct ServiceRecord {
     pub url: String,
 }
 
+/// What a host's agent last applied, written by the agent after every apply that changed
+/// it, so that operators (`romanactl host status`) and tests see an agent's view of its
+/// kernel without logging into the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub host: String,
+    /// The last etcd revision whose state has been applied to the kernel.
+    pub revision: i64,
+    /// Our routes as read back from the kernel after the apply, e.g. `10.1.0.0/16 via 192.168.0.12`.
+    pub routes: Vec<String>,
+    /// Rules in the agent's nftables table.
+    pub nft_rules: usize,
+    pub nft_sets: usize,
+    pub nft_elements: usize,
+    /// True when reading the kernel back after the apply showed nothing left to do.
+    pub converged: bool,
+    /// Routes waiting for their endpoint interface to appear.
+    #[serde(default)]
+    pub blocked: Vec<String>,
+    /// What the agent could not express and what the kernel refused, in words.
+    #[serde(default)]
+    pub problems: Vec<String>,
+    /// Unix seconds of the apply (written by the agent; core itself never reads a clock).
+    pub applied_at: u64,
+}
+
+impl AgentStatus {
+    /// Equal but for the time: no need to write it again.
+    pub fn same_as(&self, other: &AgentStatus) -> bool {
+        AgentStatus {
+            applied_at: 0,
+            ..self.clone()
+        } == AgentStatus {
+            applied_at: 0,
+            ..other.clone()
+        }
+    }
+}
+
 /// A name that cannot be used as a host, tenant, segment or endpoint name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

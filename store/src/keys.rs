@@ -21,6 +21,7 @@
 //! | `host-ips/{ip}`                      | host name (string)     | topology-service  | claim: one host per fabric address                    |
 //! | `host-endpoints/{host}/{id}`         | endpoint address       | ipam-service      | index: a host's endpoints (removal check, listing)    |
 //! | `segment-endpoints/{tenant}/{segment}/{id}` | endpoint address | ipam-service   | index: a tenant's / segment's endpoints               |
+//! | `agents/{host}/status`              | `AgentStatus`          | the host's agent  | what the agent last applied (routes, nft, revision)   |
 //!
 //! Indexes are written and deleted in the same transaction as the endpoint they point to, so
 //! "does this host / tenant / segment have endpoints" is one prefix compare inside the
@@ -36,7 +37,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 
-use romana_core::{ClusterConfig, Endpoint, Host, Segment, ServiceRecord, Tenant};
+use romana_core::{AgentStatus, ClusterConfig, Endpoint, Host, Segment, ServiceRecord, Tenant};
 
 pub const DEFAULT_PREFIX: &str = "/romana/v1/";
 
@@ -82,6 +83,7 @@ pub enum KeyRef {
     Endpoint(String),
     Address(IpAddr),
     HostIp(IpAddr),
+    AgentStatus(String),
     HostEndpoint {
         host: String,
         id: String,
@@ -236,6 +238,14 @@ impl Keys {
         self.dir(format_args!("segment-endpoints/{tenant}/{segment}/"))
     }
 
+    pub fn agent_status(&self, host: &str) -> Key<AgentStatus> {
+        self.key(format_args!("agents/{host}/status"))
+    }
+
+    pub fn agent_statuses(&self) -> Prefix<AgentStatus> {
+        self.dir(format_args!("agents/"))
+    }
+
     /// Every endpoint of every segment of `tenant`.
     pub fn tenant_endpoints_of(&self, tenant: &str) -> Prefix<IpAddr> {
         self.dir(format_args!("segment-endpoints/{tenant}/"))
@@ -276,6 +286,9 @@ impl Keys {
             "addresses" => one(tail)
                 .and_then(|ip| ip.parse().ok())
                 .map(KeyRef::Address),
+            "agents" => two(tail)
+                .filter(|(_, leaf)| *leaf == "status")
+                .map(|(host, _)| KeyRef::AgentStatus(host.into())),
             "host-ips" => one(tail).and_then(|ip| ip.parse().ok()).map(KeyRef::HostIp),
             "host-endpoints" => two(tail).map(|(host, id)| KeyRef::HostEndpoint {
                 host: host.into(),
@@ -509,6 +522,10 @@ mod tests {
             ),
             (k.address(v6).path().into(), KeyRef::Address(v6)),
             (k.host_ip(v6).path().into(), KeyRef::HostIp(v6)),
+            (
+                k.agent_status("h1").path().into(),
+                KeyRef::AgentStatus("h1".into()),
+            ),
             (
                 k.host_endpoint("h1", "c:eth0").path().into(),
                 KeyRef::HostEndpoint {

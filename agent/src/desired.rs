@@ -1,0 +1,223 @@
+//! What this host's dataplane should be, computed from the cluster state and what the agent
+//! knows of its own host. Pure: the same inputs always give the same [`Desired`], whatever
+//! order the events arrived in ("depend only on current state, not on history").
+//!
+//! # Routes (table main, protocol [`ROUTE_PROTOCOL`])
+//! - Every other host H, when racks are not configured or H is in my rack: H's host prefix
+//!   via H's address when that address is on-link (inside one of my connected subnets),
+//!   otherwise via my gateway.
+//! - Every other rack with at least one host: that rack's aggregate via my gateway (the
+//!   leaf of my rack). Never per-host routes into other racks: the leaf aggregates them.
+//! - Every local endpoint: its address as a /32 (/128) on its host-side interface, scope
+//!   link; the interface name is [`endpoint_ifname`] of the endpoint id.
+//!
+//! What cannot be routed (no gateway, a gateway of the other family, a record outside the
+//! layout) is left out and reported in [`Desired::problems`], never guessed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use romana_core::Layout;
+
+use crate::ifname::endpoint_ifname;
+use crate::nft::{Family, NftProgram};
+use crate::state::ClusterState;
+
+/// The route protocol number marking our routes (`ip route show proto 124`), shared with
+/// the CNI plugin through `romana_core::datapath`: the plugin adds an endpoint's /32 with
+/// it, and the agent adopts that route as its own instead of seeing a conflict. Routes with
+/// any other protocol are never touched, and after a restart every route with this one in
+/// the main table is ours to keep or sweep. 124 is in neither iproute2's `rt_protos` nor
+/// the kernel's `RTPROT_*` list (0-4, 8-18, 42, 99, 186-192); operators may name it with
+/// `echo "124 romana" > /etc/iproute2/rt_protos.d/romana.conf`.
+pub use romana_core::datapath::ROUTE_PROTOCOL;
+
+/// The routing table our routes live in (main).
+pub const ROUTE_TABLE: u32 = 254;
+
+/// What the agent knows of its own host besides the cluster state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostView {
+    /// This host's name as registered with topology (`--host`).
+    pub name: String,
+    /// The next hop for other racks and non-adjacent hosts: the leaf of my rack (`--gateway`).
+    pub gateway: Option<IpAddr>,
+    /// Subnets of the addresses configured on this host, observed from the kernel. Subnets
+    /// inside the cluster address space are endpoint-side and do not count as on-link.
+    pub connected: Vec<IpNet>,
+}
+
+/// Where a route sends traffic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteTarget {
+    /// Via a next hop (a host's address or the gateway).
+    Via(IpAddr),
+    /// Directly out of an interface, scope link (an endpoint's host-side interface).
+    Link(String),
+}
+
+/// A kernel setting under `/proc/sys`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sysctl {
+    /// Path below `/proc/sys`, e.g. `net/ipv4/ip_forward`.
+    pub path: String,
+    pub value: String,
+}
+
+/// The whole dataplane this host should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// Destination -> target; one route per destination.
+    pub routes: BTreeMap<IpNet, RouteTarget>,
+    pub nft: NftProgram,
+    pub sysctls: Vec<Sysctl>,
+    /// Why something wanted could not be expressed; logged and put in the status.
+    pub problems: Vec<String>,
+}
+
+impl RouteTarget {
+    pub fn describe(&self, dst: &IpNet) -> String {
+        match self {
+            RouteTarget::Via(gw) => format!("{dst} via {gw}"),
+            RouteTarget::Link(dev) => format!("{dst} dev {dev} scope link"),
+        }
+    }
+}
+
+/// The desired dataplane of host `me` (see the module docs).
+pub fn desired(state: &ClusterState, me: &HostView) -> Desired {
+    let mut problems = Vec::new();
+    let layout = match state.config.as_ref().map(|c| c.layout()) {
+        Some(Ok(layout)) => Some(layout),
+        Some(Err(e)) => {
+            problems.push(format!("cluster config is invalid: {e}"));
+            None
+        }
+        None => None,
+    };
+    let routes = match &layout {
+        Some(layout) => routes(state, layout, me, &mut problems),
+        None => BTreeMap::new(),
+    };
+    let mut sysctls = vec![Sysctl {
+        path: "net/ipv4/ip_forward".into(),
+        value: "1".into(),
+    }];
+    if layout.as_ref().map(Family::of) == Some(Family::V6) {
+        sysctls.push(Sysctl {
+            path: "net/ipv6/conf/all/forwarding".into(),
+            value: "1".into(),
+        });
+    }
+    Desired {
+        routes,
+        nft: NftProgram::build(state, layout.as_ref()),
+        sysctls,
+        problems,
+    }
+}
+
+fn routes(
+    state: &ClusterState,
+    layout: &Layout,
+    me: &HostView,
+    problems: &mut Vec<String>,
+) -> BTreeMap<IpNet, RouteTarget> {
+    let mut routes = BTreeMap::new();
+    let space = layout.address_space();
+    let Some(my_host) = state.hosts.get(&me.name) else {
+        problems.push(format!(
+            "host {} is not registered with topology: no routes to other hosts",
+            me.name
+        ));
+        return routes;
+    };
+    let racks = layout.config().rack_bits > 0;
+    let my_rack = layout.rack_of(my_host.index);
+    let same_family = |ip: &IpAddr| ip.is_ipv4() == space.addr().is_ipv4();
+    // The fabric is what is outside the address space; endpoint-side subnets are not.
+    let on_link = |ip: &IpAddr| {
+        me.connected
+            .iter()
+            .any(|n| n.contains(ip) && !space.contains(n) && !n.contains(&space.addr()))
+    };
+    let gateway = me.gateway.filter(|g| {
+        let ok = same_family(g);
+        if !ok {
+            problems.push(format!(
+                "gateway {g} is not of the address space's family ({space}); it is not used"
+            ));
+        }
+        ok
+    });
+
+    let mut other_racks = std::collections::BTreeSet::new();
+    for host in state.hosts.values().filter(|h| h.name != me.name) {
+        let Ok(prefix) = layout.host_prefix(host.index) else {
+            problems.push(format!(
+                "host {} has index {} outside the layout",
+                host.name, host.index
+            ));
+            continue;
+        };
+        let rack = layout.rack_of(host.index);
+        if racks && rack != my_rack {
+            other_racks.insert(rack);
+            continue;
+        }
+        let target = if same_family(&host.ip) && on_link(&host.ip) {
+            Some(host.ip)
+        } else {
+            gateway
+        };
+        match target {
+            Some(via) => {
+                routes.insert(prefix, RouteTarget::Via(via));
+            }
+            None => problems.push(format!(
+                "host {} ({}) is not on-link and no usable --gateway is set: {prefix} is not routed",
+                host.name, host.ip
+            )),
+        }
+    }
+    for rack in other_racks {
+        let Ok(aggregate) = layout.rack_aggregate(rack) else {
+            continue;
+        };
+        match gateway {
+            Some(gw) => {
+                routes.insert(aggregate, RouteTarget::Via(gw));
+            }
+            None => problems.push(format!(
+                "rack {rack} has hosts but no usable --gateway is set: {aggregate} is not routed"
+            )),
+        }
+    }
+
+    let my_prefix = layout.host_prefix(my_host.index).ok();
+    for endpoint in state.endpoints.values().filter(|e| e.host == me.name) {
+        if !space.contains(&endpoint.address) {
+            problems.push(format!(
+                "endpoint {} has address {} outside the address space {space}",
+                endpoint.id, endpoint.address
+            ));
+            continue;
+        }
+        if !my_prefix.is_some_and(|p| p.contains(&endpoint.address)) {
+            // Still routed: it is here, and a /32 wins over the owner's prefix route.
+            problems.push(format!(
+                "endpoint {} has address {} outside this host's prefix",
+                endpoint.id, endpoint.address
+            ));
+        }
+        routes.insert(
+            IpNet::from(endpoint.address),
+            RouteTarget::Link(endpoint_ifname(&endpoint.id)),
+        );
+    }
+    routes
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! The host-side interface name of an endpoint, derived from the endpoint id alone.
+//!
+//! The CNI plugin creates the interface and the agent routes the endpoint's address to it,
+//! and they never talk to each other: both call [`endpoint_ifname`] on the same id, so the
+//! function lives in `romana_core::datapath`, which both depend on, and is re-exported here.
+//! It must give the same answer in every process, on every host, in every release; that
+//! rules out `std`'s `DefaultHasher` (randomly seeded per process), so it is FNV-1a 64.
+//!
+//! Shape: `rmn` + 12 lowercase hex digits = 15 bytes, Linux's limit (`IFNAMSIZ` 16 with NUL).
+
+pub use romana_core::datapath::{endpoint_ifname, ENDPOINT_IFNAME_PREFIX as IFNAME_PREFIX};
+
+/// Hex digits of hash after the prefix.
+const HASH_DIGITS: usize = 12;
+
+/// Whether `name` has the shape of an endpoint interface name.
+pub fn is_endpoint_ifname(name: &str) -> bool {
+    name.strip_prefix(IFNAME_PREFIX).is_some_and(|rest| {
+        rest.len() == HASH_DIGITS
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// FNV-1a, 64 bits (http://www.isthe.com/chongo/tech/comp/fnv/); also marks nft rules.
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ b as u64).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_matches_the_reference_vectors() {
+        // From the FNV reference test suite.
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn names_are_pinned_so_cni_and_agent_agree_across_releases() {
+        // If this fails, the shared function changed: every running endpoint would lose its
+        // route after an agent upgrade. Do not update the vectors; revert the change.
+        assert_eq!(endpoint_ifname(""), "rmncbf29ce48422");
+        assert_eq!(endpoint_ifname("a"), "rmnaf63dc4c8601");
+        assert_eq!(endpoint_ifname("foobar"), "rmn85944171f739");
+    }
+
+    #[test]
+    fn names_fit_ifnamsiz_and_have_the_endpoint_shape() {
+        for id in [
+            "",
+            "pod-1",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:eth0",
+            &"x".repeat(253),
+        ] {
+            let name = endpoint_ifname(id);
+            assert!(name.len() <= 15, "{name} is longer than 15 bytes");
+            assert!(is_endpoint_ifname(&name), "{name}");
+        }
+        assert!(!is_endpoint_ifname("eth0"));
+        assert!(!is_endpoint_ifname("rmn"));
+        assert!(!is_endpoint_ifname("rmnXYZ000000000"));
+    }
+
+    #[test]
+    fn different_ids_give_different_names() {
+        let names: std::collections::BTreeSet<String> = (0..10_000)
+            .map(|i| endpoint_ifname(&format!("container-{i}:eth0")))
+            .collect();
+        assert_eq!(names.len(), 10_000);
+    }
+}

@@ -1,0 +1,175 @@
+//! The kernel adapters: the only I/O of the agent besides etcd. Each reads what is ours and
+//! carries out a [`Plan`]; none decides anything.
+//!
+//! - [`routes`]: routes, links and addresses over rtnetlink.
+//! - [`nft`]: the `nft` process, one transaction per change.
+//! - [`sysctl`]: settings under `/proc/sys`.
+//! - [`netns`]: running any of them inside a named network namespace (`--netns`).
+
+pub mod netns;
+pub mod nft;
+pub mod routes;
+pub mod sysctl;
+
+use std::io;
+
+use crate::plan::{NftOp, Observed, Plan, RouteOp};
+
+pub use nft::NftRunner;
+pub use routes::Netlink;
+
+/// A failed kernel operation. All are retryable: the agent keeps the change pending and
+/// tries again after a backoff; what the error names is what an operator has to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("network namespace {netns}: {source}")]
+    Netns {
+        netns: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("netlink {op} {what} failed: {source}")]
+    Netlink {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("route {what} cannot be expressed: {detail}")]
+    Invalid { what: String, detail: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("nft {op} failed: {stderr}")]
+    Nft { op: &'static str, stderr: String },
+    #[error("sysctl {path}: {source}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Operations that succeeded.
+    pub done: usize,
+    /// Operations that failed or were held back, in words.
+    pub failed: Vec<String>,
+}
+
+/// The kernel of one host (or of one namespace, with `--netns`).
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    netlink: Netlink,
+    nft: NftRunner,
+    netns: Option<String>,
+}
+
+impl Kernel {
+    pub async fn connect(netns: Option<String>) -> Result<Kernel, KernelError> {
+        Ok(Kernel {
+            netlink: Netlink::connect(netns.as_deref()).await?,
+            nft: NftRunner::new(netns.clone()),
+            netns,
+        })
+    }
+
+    pub fn netlink(&self) -> &Netlink {
+        &self.netlink
+    }
+
+    pub fn nft(&self) -> &NftRunner {
+        &self.nft
+    }
+
+    /// Reads everything the planner compares; `sysctls` are the paths to read.
+    pub async fn observe(&self, sysctls: Vec<String>) -> Result<Observed, KernelError> {
+        Ok(Observed {
+            routes: self.netlink.main_routes().await?,
+            links: self.netlink.links().await?,
+            connected: self.netlink.connected().await?,
+            nft: self.nft.observe().await?,
+            sysctls: sysctl::read(self.netns.clone(), sysctls).await?,
+        })
+    }
+
+    /// Carries out `plan` in the order that never opens a hole:
+    /// 1. nftables first, so isolation exists before anything is routed to an endpoint;
+    /// 2. routes in plan order;
+    /// 3. sysctls (forwarding) last.
+    ///
+    /// If the nft transaction fails, routes to endpoint interfaces are not added and
+    /// forwarding is not switched on in this round: without our table, an endpoint route
+    /// would forward to it unfiltered (fail closed). Other failures do not stop the rest.
+    pub async fn apply(&self, plan: &Plan) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let mut nft_failed = false;
+        if let Some(script) = plan.nft.script() {
+            match self.nft.apply(&script).await {
+                Ok(()) => {
+                    report.done += 1;
+                    if let NftOp::Replace(_) = plan.nft {
+                        tracing::info!("nftables table inet romana replaced");
+                    } else {
+                        tracing::info!("nftables set elements updated");
+                    }
+                }
+                Err(e) => {
+                    nft_failed = true;
+                    tracing::error!(error = %e, "nftables transaction failed; the previous ruleset stays");
+                    report.failed.push(e.to_string());
+                }
+            }
+        }
+        for op in &plan.routes {
+            let result = match op {
+                RouteOp::Replace { oif: Some(_), .. } if nft_failed => {
+                    report
+                        .failed
+                        .push(format!("{} held back: nftables failed", op.describe()));
+                    continue;
+                }
+                RouteOp::Replace { dst, gateway, oif } => {
+                    self.netlink.replace(*dst, *gateway, *oif).await
+                }
+                RouteOp::Delete(route) => self.netlink.delete(route).await,
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(route = %op.describe(), "route applied");
+                    report.done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "route change failed");
+                    report.failed.push(e.to_string());
+                }
+            }
+        }
+        for s in &plan.sysctls {
+            if nft_failed {
+                report
+                    .failed
+                    .push(format!("sysctl {} held back: nftables failed", s.path));
+                continue;
+            }
+            match sysctl::write(self.netns.clone(), s.path.clone(), s.value.clone()).await {
+                Ok(()) => {
+                    tracing::info!(path = %s.path, value = %s.value, "sysctl set");
+                    report.done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sysctl write failed");
+                    report.failed.push(e.to_string());
+                }
+            }
+        }
+        report
+    }
+}

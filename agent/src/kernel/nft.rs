@@ -1,0 +1,131 @@
+//! Running `nft`: reading our table back as JSON and applying one script as one atomic
+//! transaction. The script text and the JSON parsing are pure ([`crate::nft`]).
+//!
+//! What has bitten us (nft 1.0.6):
+//! - The nftables crate's error for a failed `nft -j` has an empty stderr (nft's text goes
+//!   to the process's own stderr), so we run `nft` ourselves and capture its stderr: an
+//!   error says which line of which batch failed.
+//! - A failing batch changes nothing (the kernel applies a batch atomically): after an
+//!   error the old ruleset is in place, which is the fail-closed state we want. We log,
+//!   keep the change dirty and retry; we never fall back to flushing.
+//! - There is no `destroy`, and deleting an absent table, set element or rule fails the
+//!   whole batch: [`crate::nft::NftProgram::render_replace`] adds before it deletes, and
+//!   element deletes are only planned for elements read back a moment ago.
+//! - `nft list table` of an absent table exits 1 with "No such file or directory".
+//! - With `--netns`, `nft` runs under `ip netns exec NAME`, which also gives it that
+//!   namespace's view of `/sys`; nothing else of the agent moves.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::KernelError;
+use crate::nft::{parse_table, TABLE_FAMILY, TABLE_NAME};
+use crate::plan::NftObserved;
+
+/// Runs `nft` in the agent's namespace.
+#[derive(Clone, Debug, Default)]
+pub struct NftRunner {
+    netns: Option<String>,
+}
+
+impl NftRunner {
+    pub fn new(netns: Option<String>) -> NftRunner {
+        NftRunner { netns }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "nft"]);
+                c
+            }
+            None => Command::new("nft"),
+        };
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// Our table as JSON, parsed; `Absent` when there is none.
+    pub async fn observe(&self) -> Result<NftObserved, KernelError> {
+        let Some(json) = self.list(&["-j"]).await? else {
+            return Ok(NftObserved::Absent);
+        };
+        let value: serde_json::Value = match serde_json::from_str(&json) {
+            Ok(v) => v,
+            Err(e) => return Ok(NftObserved::Unreadable(format!("nft -j output: {e}"))),
+        };
+        Ok(match parse_table(&value) {
+            Ok(view) => NftObserved::Table(view),
+            Err(e) => NftObserved::Unreadable(e.to_string()),
+        })
+    }
+
+    /// `nft list table inet romana` as text (for logs and tests); `None` when absent.
+    pub async fn list_text(&self) -> Result<Option<String>, KernelError> {
+        self.list(&[]).await
+    }
+
+    async fn list(&self, flags: &[&str]) -> Result<Option<String>, KernelError> {
+        let output = self
+            .command()
+            .args(flags)
+            .args(["list", "table", TABLE_FAMILY, TABLE_NAME])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|source| KernelError::Spawn {
+                program: "nft",
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if stderr.contains("No such file or directory") {
+            return Ok(None);
+        }
+        Err(KernelError::Nft {
+            op: "list table",
+            stderr,
+        })
+    }
+
+    /// Applies `script` with `nft -f -`: all of it or, on error, none of it.
+    pub async fn apply(&self, script: &str) -> Result<(), KernelError> {
+        let mut child = self
+            .command()
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| KernelError::Spawn {
+                program: "nft",
+                source,
+            })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let write = stdin.write_all(script.as_bytes()).await;
+        drop(stdin);
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| KernelError::Spawn {
+                program: "nft",
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if let Err(e) = write {
+            stderr = format!("writing the script to nft failed ({e}); {stderr}");
+        }
+        Err(KernelError::Nft {
+            op: "apply",
+            stderr,
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! The host agent of romana-rs: it watches etcd and makes this host's kernel match the
+//! cluster. Routes to other hosts' prefixes (or to rack aggregates via the leaf), a /32
+//! route per local endpoint onto its interface, one nftables table isolating tenants and
+//! segments with cluster-wide masked matches, and IP forwarding. No overlay, no route per
+//! remote endpoint, and a rule count that does not grow with endpoints or hosts.
+//!
+//! Shaped like Calico's felix: `watch -> ClusterState (pure reducer) -> desired (pure)
+//! -> plan (pure, ordered) -> apply (rtnetlink + one nft transaction) -> read back`.
+//! Everything it creates is recognisable as its own after a restart (route protocol
+//! [`ROUTE_PROTOCOL`], table `inet romana`), and it never touches anything else.
+//!
+//! # Layout
+//! - [`state`]: [`ClusterState`], the reducer of watch events (config, hosts, tenants,
+//!   segments, endpoints); `Init..InitDone` rebuilds it.
+//! - [`mod@desired`]: [`desired()`], the routes, nftables program and sysctls this host should
+//!   have, from the state and the [`HostView`] (name, gateway, connected subnets).
+//! - [`nft`]: the nftables program as data, its text for `nft -f -`, and reading
+//!   `nft -j` output back into the same shape.
+//! - [`mod@plan`]: [`plan()`], the ordered diff of desired against [`Observed`].
+//! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
+//!   each optionally inside a named network namespace.
+//! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
+//! - [`ifname`]: [`endpoint_ifname`], the endpoint interface name shared with the CNI plugin.
+//! - `agent`: [`run`], the loop tying them together (debounce, resync, retry, shutdown).
+#![forbid(unsafe_code)]
+
+mod agent;
+pub mod desired;
+pub mod ifname;
+pub mod kernel;
+pub mod nft;
+pub mod plan;
+pub mod state;
+pub mod status;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use agent::{run, AgentConfig, AgentError};
+pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
+pub use ifname::{endpoint_ifname, IFNAME_PREFIX};
+pub use nft::NftProgram;
+pub use plan::{plan, Observed, Plan};
+pub use state::ClusterState;
+pub use status::{AgentStatus, StatusWriter};

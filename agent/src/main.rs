@@ -1,0 +1,76 @@
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use romana_agent::{AgentConfig, StatusWriter};
+use romana_store::{Keys, Store};
+
+/// romana-agent: makes this host's routes and nftables match the cluster in etcd.
+#[derive(Parser)]
+#[command(name = "romana-agent", version)]
+struct Args {
+    /// This host's name as registered with topology (default: the machine's hostname).
+    #[arg(long, env = "ROMANA_HOST")]
+    host: Option<String>,
+
+    /// etcd client URLs, comma separated.
+    #[arg(
+        long,
+        env = "ROMANA_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    etcd_endpoints: Vec<String>,
+
+    /// Key prefix of all romana state in etcd.
+    #[arg(long, env = "ROMANA_ETCD_PREFIX", default_value = romana_store::DEFAULT_PREFIX)]
+    etcd_prefix: String,
+
+    /// The leaf router of this host's rack: next hop for other racks, and for hosts of this
+    /// rack whose address is not on a connected subnet.
+    #[arg(long, env = "ROMANA_GATEWAY")]
+    gateway: Option<IpAddr>,
+
+    /// Apply once after reading etcd, then exit (non-zero if the kernel did not converge).
+    #[arg(long)]
+    once: bool,
+
+    /// Program the kernel of this named network namespace (`ip netns add NAME`) instead of
+    /// the agent's own, while etcd is reached from the agent's namespace. For tests and labs
+    /// that run several hosts on one machine.
+    #[arg(long)]
+    netns: Option<String>,
+
+    /// Seconds between re-reads of the kernel that repair drift.
+    #[arg(long, default_value_t = 30)]
+    resync_secs: u64,
+
+    /// Talk plaintext to etcd (the only transport this build has; accepted for deploy
+    /// files that state it).
+    #[arg(long)]
+    insecure: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    romana_runtime::telemetry::init();
+    let host = match args.host {
+        Some(h) => h,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")?
+            .trim()
+            .to_string(),
+    };
+    let store = Store::connect(&args.etcd_endpoints, Keys::new(&args.etcd_prefix)).await?;
+    let status = StatusWriter::new(store.clone());
+    let config = AgentConfig {
+        gateway: args.gateway,
+        netns: args.netns,
+        once: args.once,
+        resync_interval: Duration::from_secs(args.resync_secs.max(1)),
+        status: Some(status),
+        ..AgentConfig::new(host)
+    };
+    romana_agent::run(store, config, romana_runtime::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The datapath on a routed-access datacenter in network namespaces: real agents, real CNI
+//! plugin, real kernel routes and nftables, real etcd and services.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use romana_integration::netns::can_create_namespaces;
+use romana_integration::{cluster, eventually, Cluster};
+use romana_proto::pb;
+
+const CONVERGE: Duration = Duration::from_secs(20);
+
+macro_rules! require_root {
+    () => {
+        if !can_create_namespaces() {
+            eprintln!("SKIPPED: needs root to create network namespaces");
+            return;
+        }
+    };
+}
+
+async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
+    let mut t = c.tenants().await?;
+    for name in ["t1", "t2"] {
+        t.add_tenant(pb::AddTenantRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    t.add_segment(pb::AddSegmentRequest {
+        tenant: "t1".into(),
+        name: "s2".into(),
+    })
+    .await?;
+    Ok(())
+}
+
+async fn reachable(c: &Cluster, from: &str, to: &str) -> bool {
+    let address = c.endpoint(to).address;
+    eventually(&format!("{from} -> {to}"), CONVERGE, || async {
+        c.ping(from, address).then_some(())
+    })
+    .await
+    .is_ok()
+}
+
+#[test]
+fn same_tenant_and_segment_talk_across_hosts_and_racks_others_are_dropped() {
+    require_root!();
+    cluster()
+        .racks(2)
+        .hosts(2)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r0h1", "t1", "default").await?;
+            c.add_endpoint("c", "r1h0", "t1", "default").await?;
+            c.add_endpoint("d", "r1h1", "t1", "s2").await?;
+            c.add_endpoint("e", "r1h1", "t2", "default").await?;
+
+            assert!(
+                reachable(&c, "a", "b").await,
+                "same segment, same rack, other host"
+            );
+            assert!(reachable(&c, "a", "c").await, "same segment, other rack");
+            assert!(c.tcp("c", "a")?, "TCP across racks");
+            assert!(
+                !c.ping("a", c.endpoint("d").address),
+                "other segment of the same tenant"
+            );
+            assert!(!c.ping("a", c.endpoint("e").address), "other tenant");
+            assert!(!c.tcp("e", "c")?, "TCP from another tenant");
+            assert!(
+                !c.ping("d", c.endpoint("c").address),
+                "other segment, reverse direction"
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn packets_cross_the_fabric_with_the_endpoints_own_addresses() {
+    require_root!();
+    cluster()
+        .racks(2)
+        .hosts(1)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            let a = c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            let b = c.add_endpoint("b", "r1h0", "t1", "default").await?;
+            assert!(reachable(&c, "a", "b").await);
+            // Capture on leaf 0's uplink to the spine while a pings b.
+            let leaf = c.leaves[0].name().to_string();
+            let capture = std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", &leaf, "tcpdump", "-n", "-c", "2", "-i", "up0", "icmp",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for _ in 0..5 {
+                c.ping("a", b);
+            }
+            let out = capture.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(&format!("IP {a} > {b}: ICMP echo request")),
+                "capture: {text}"
+            );
+            assert!(
+                !text.contains("encap") && !text.contains("VXLAN"),
+                "capture: {text}"
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn route_count_grows_with_hosts_and_racks_and_rule_count_not_with_endpoints() {
+    require_root!();
+    cluster()
+        .racks(2)
+        .hosts(3)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r0h0", "t1", "s2").await?;
+            // Other hosts in the rack (2) + other racks (1) + local endpoints.
+            for (host, local) in [("r0h0", 2), ("r0h1", 0), ("r1h2", 0)] {
+                let want = 2 + 1 + local;
+                let routes = eventually(&format!("{want} routes on {host}"), CONVERGE, || async {
+                    let r = c.agent_routes(host).ok()?;
+                    (r.len() == want).then_some(r)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}: {:?}", c.agent_routes(host)))?;
+                println!("{host}: {} routes: {routes:?}", routes.len());
+            }
+            let rules_with_2 = c.nft_rule_count("r0h0")?;
+            for i in 0..38 {
+                c.add_endpoint(&format!("x{i}"), "r0h0", "t1", "default")
+                    .await?;
+            }
+            eventually("40 endpoint routes on r0h0", CONVERGE, || async {
+                (c.agent_routes("r0h0").ok()?.len() == 3 + 40).then_some(())
+            })
+            .await?;
+            let rules_with_40 = c.nft_rule_count("r0h0")?;
+            println!("nft rules on r0h0: {rules_with_2} with 2 endpoints, {rules_with_40} with 40");
+            assert_eq!(rules_with_2, rules_with_40);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_everywhere() {
+    require_root!();
+    cluster()
+        .racks(1)
+        .hosts(3)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r0h1", "t1", "default").await?;
+            assert!(reachable(&c, "a", "b").await);
+            let before: BTreeSet<String> = c.agent_routes("r0h0")?.into_iter().collect();
+
+            c.kill_agent("r0h0");
+            c.add_endpoint("late", "r0h0", "t1", "default").await?;
+            c.restart_agent("r0h0")?;
+            assert!(
+                reachable(&c, "late", "b").await,
+                "endpoint added while the agent was down"
+            );
+            let after = eventually("r0h0 converged", CONVERGE, || async {
+                let r = c.agent_routes("r0h0").ok()?;
+                (r.len() == before.len() + 1).then_some(r)
+            })
+            .await?;
+            let unique: BTreeSet<_> = after.iter().cloned().collect();
+            assert_eq!(unique.len(), after.len(), "duplicate routes: {after:?}");
+            assert!(before.is_subset(&unique));
+
+            let gone = c.host("r0h2").ip.to_string();
+            c.topology()
+                .await?
+                .remove_host(pb::RemoveHostRequest {
+                    name: "r0h2".into(),
+                    force: true,
+                })
+                .await?;
+            for host in ["r0h0", "r0h1"] {
+                eventually(
+                    &format!("route via {gone} gone on {host}"),
+                    CONVERGE,
+                    || async {
+                        let r = c.agent_routes(host).ok()?;
+                        (!r.iter().any(|l| l.contains(&gone))).then_some(())
+                    },
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
