@@ -496,16 +496,16 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(url.to_string())?.connect().await?)
 }
 
-/// Where the workspace's binaries are: `ROMANA_BIN_DIR`, or the target directory this test
-/// binary was built into (`target/<profile>/deps/<test>` -> `target/<profile>/<name>`).
+/// Where the workspace's binaries are: `ROMANA_BIN_DIR`, or the target directory of the
+/// running executable (a test in `target/<profile>/deps/`, or `romana-lab` itself).
 pub fn binary(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("ROMANA_BIN_DIR") {
         return PathBuf::from(dir).join(name);
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    profile_dir.join(name)
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("executable has a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
+    dir.join(name)
 }

@@ -758,3 +758,150 @@ async fn tenant_update_changes_mode_and_labels_but_not_the_name_label() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_status_is_the_agents_report_or_not_reported() {
+    let (plane, mut c) = mk_cluster(mk_config("10.0.0.0/8", 0, 8, 4, 4)).await;
+    for (name, ip) in [("h1", "192.168.0.11"), ("h2", "192.168.0.12")] {
+        c.topology.add_host(mk_host(name, ip, None)).await.unwrap();
+    }
+    let status_of = |host: &str| pb::GetHostStatusRequest { host: host.into() };
+
+    // A host whose agent has not reported is an answer, not an error.
+    let h2 = c
+        .topology
+        .get_host_status(status_of("h2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h2,
+        pb::HostStatus {
+            host: "h2".into(),
+            reported: false,
+            ..Default::default()
+        }
+    );
+
+    let store = plane.store();
+    let keys = store.keys();
+    let record = romana_core::AgentStatus {
+        host: "h1".into(),
+        revision: 42,
+        routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
+        nft_rules: 12,
+        nft_sets: 3,
+        nft_elements: 40,
+        converged: false,
+        blocked: vec!["10.0.0.2 dev romana-e1".into()],
+        problems: vec!["kernel refused route 10.0.0.3".into()],
+        applied_at: 1_700_000_000,
+    };
+    store.put(&keys.agent_status("h1"), &record).await.unwrap();
+    let h1 = c
+        .topology
+        .get_host_status(status_of("h1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h1,
+        pb::HostStatus {
+            host: "h1".into(),
+            reported: true,
+            revision: 42,
+            converged: false,
+            routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
+            nft_rules: 12,
+            nft_sets: 3,
+            nft_elements: 40,
+            blocked: vec!["10.0.0.2 dev romana-e1".into()],
+            problems: vec!["kernel refused route 10.0.0.3".into()],
+            applied_at: 1_700_000_000,
+        }
+    );
+
+    let listed = c
+        .topology
+        .list_host_status(pb::ListHostStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let reported: Vec<_> = listed
+        .hosts
+        .iter()
+        .map(|s| (s.host.as_str(), s.reported))
+        .collect();
+    assert_eq!(
+        reported,
+        [("h1", true), ("h2", false)],
+        "every host, ordered by index"
+    );
+    assert_eq!(listed.hosts[0], h1);
+
+    // A status for a name that is not a host is not listed; neither is h1's once h1 is
+    // removed, and a new h1 starts out not reported until its agent writes again.
+    store
+        .put(
+            &keys.agent_status("gone"),
+            &romana_core::AgentStatus {
+                host: "gone".into(),
+                ..record.clone()
+            },
+        )
+        .await
+        .unwrap();
+    c.topology
+        .remove_host(pb::RemoveHostRequest {
+            name: "h1".into(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    let listed = c
+        .topology
+        .list_host_status(pb::ListHostStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = listed.hosts.iter().map(|s| s.host.as_str()).collect();
+    assert_eq!(names, ["h2"]);
+    c.topology
+        .add_host(mk_host("h1", "192.168.0.21", None))
+        .await
+        .unwrap();
+    let again = c
+        .topology
+        .get_host_status(status_of("h1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !again.reported,
+        "the old h1's record is no report on the new h1: {again:?}"
+    );
+    store.put(&keys.agent_status("h1"), &record).await.unwrap();
+    let written = c
+        .topology
+        .get_host_status(status_of("h1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(written.reported);
+
+    let t = c.topology.clone();
+    assert_refused(
+        &plane,
+        t.clone().get_host_status(status_of("h9")),
+        Code::NotFound,
+        "host h9 does not exist",
+    )
+    .await;
+    assert_refused(
+        &plane,
+        t.clone().get_host_status(status_of("")),
+        Code::InvalidArgument,
+        "must not be empty",
+    )
+    .await;
+}
