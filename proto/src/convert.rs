@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use romana_core::{model, ClusterConfig, Isolation, Layout};
+use romana_core::{model, AgentStatus, ClusterConfig, Isolation, Layout};
 
 use crate::pb;
 
@@ -185,6 +185,47 @@ impl TryFrom<&pb::NamedPort> for model::NamedPort {
     }
 }
 
+/// A host's status on the wire. `status` is `None` when the host's agent has not reported;
+/// the name is the host's, not the record's, so a record can never answer for another host.
+pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostStatus {
+    let Some(status) = status else {
+        return pb::HostStatus {
+            host: host.to_string(),
+            reported: false,
+            ..Default::default()
+        };
+    };
+    let AgentStatus {
+        host: _,
+        revision,
+        routes,
+        nft_rules,
+        nft_sets,
+        nft_elements,
+        converged,
+        blocked,
+        problems,
+        applied_at,
+    } = status;
+    pb::HostStatus {
+        host: host.to_string(),
+        reported: true,
+        revision: *revision,
+        converged: *converged,
+        routes: routes.clone(),
+        nft_rules: count(*nft_rules),
+        nft_sets: count(*nft_sets),
+        nft_elements: count(*nft_elements),
+        blocked: blocked.clone(),
+        problems: problems.clone(),
+        applied_at: *applied_at,
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// Derived fields come from numbers already validated against the layout; an error here
 /// would mean a record disagrees with the layout, which we show rather than hide.
 fn derived<T: ToString, E: std::fmt::Display>(r: Result<T, E>) -> String {
@@ -224,6 +265,49 @@ mod tests {
         let err = ClusterConfig::try_from(&wire).unwrap_err();
         assert_eq!(err.field, "address_space");
         assert!(err.to_string().contains("is not a CIDR"), "{err}");
+    }
+
+    #[test]
+    fn host_status_carries_every_field_and_the_host_name_not_the_records() {
+        let status = AgentStatus {
+            host: "someone-else".into(),
+            revision: 42,
+            routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
+            nft_rules: 12,
+            nft_sets: 3,
+            nft_elements: 40,
+            converged: true,
+            blocked: vec!["10.0.0.5 dev romana-e1".into()],
+            problems: vec!["kernel refused".into()],
+            applied_at: 1_700_000_000,
+        };
+        assert_eq!(
+            host_status_to_pb("h1", Some(&status)),
+            pb::HostStatus {
+                host: "h1".into(),
+                reported: true,
+                revision: 42,
+                converged: true,
+                routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
+                nft_rules: 12,
+                nft_sets: 3,
+                nft_elements: 40,
+                blocked: vec!["10.0.0.5 dev romana-e1".into()],
+                problems: vec!["kernel refused".into()],
+                applied_at: 1_700_000_000,
+            }
+        );
+    }
+
+    #[test]
+    fn host_without_status_is_not_reported_and_otherwise_empty() {
+        assert_eq!(
+            host_status_to_pb("h2", None),
+            pb::HostStatus {
+                host: "h2".into(),
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

@@ -618,3 +618,130 @@ async fn status_reports_layout_services_and_counts() {
     );
     assert!(!table.contains("PROBLEM"), "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_status_shows_what_each_agent_last_applied() {
+    let (plane, root) = mk_cluster("0").await;
+    romanactl(&root, &["host", "add", "h1", "--ip", "192.168.0.1"])
+        .await
+        .ok();
+    romanactl(&root, &["host", "add", "h2", "--ip", "192.168.0.2"])
+        .await
+        .ok();
+
+    // No agent has reported: every host is listed all the same.
+    let before = romanactl(&root, &["host", "status", "-o", "json"])
+        .await
+        .json();
+    let reported: Vec<(&str, bool)> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["host"].as_str().unwrap(),
+                s["reported"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reported, [("h1", false), ("h2", false)]);
+
+    // The record as h1's agent writes it. Three days and a bit old, so that AGE reads the
+    // same however slowly this test runs.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let applied_at = now - 3 * 86_400 - 100;
+    let record = json!({
+        "host": "h1",
+        "revision": 42,
+        "routes": ["10.0.0.2 dev romana-e1", "10.1.0.0/16 via 192.168.0.2"],
+        "nft_rules": 12,
+        "nft_sets": 3,
+        "nft_elements": 40,
+        "converged": true,
+        "blocked": [],
+        "problems": [],
+        "applied_at": applied_at,
+    });
+    let store = plane.store();
+    let keys = store.keys();
+    // romanactl does not depend on romana-core: the key's type decides what this decodes to.
+    let status = serde_json::from_value(record).expect("an agent status record");
+    store
+        .put(&keys.agent_status("h1"), &status)
+        .await
+        .expect("status written");
+
+    assert_eq!(
+        romanactl(&root, &["host", "status"]).await.ok(),
+        "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE     PROBLEMS\n\
+         h1     42         true        2        12/3/40   3d      0\n\
+         h2     <none>     <none>      <none>   <none>    never   <none>\n"
+    );
+    assert_eq!(
+        romanactl(&root, &["host", "status", "h1"]).await.ok(),
+        "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE   PROBLEMS\n\
+         h1     42         true        2        12/3/40   3d    0\n\
+         \n\
+         ROUTE\n\
+         10.0.0.2 dev romana-e1\n\
+         10.1.0.0/16 via 192.168.0.2\n"
+    );
+    let h1 = json!({
+        "host": "h1",
+        "reported": true,
+        "revision": 42,
+        "converged": true,
+        "routes": ["10.0.0.2 dev romana-e1", "10.1.0.0/16 via 192.168.0.2"],
+        "nft_rules": 12,
+        "nft_sets": 3,
+        "nft_elements": 40,
+        "blocked": [],
+        "problems": [],
+        "applied_at": applied_at,
+    });
+    assert_eq!(
+        romanactl(&root, &["host", "status", "h1", "-o", "json"])
+            .await
+            .json(),
+        h1
+    );
+    let h2 = json!({
+        "host": "h2",
+        "reported": false,
+        "revision": 0,
+        "converged": false,
+        "routes": [],
+        "nft_rules": 0,
+        "nft_sets": 0,
+        "nft_elements": 0,
+        "blocked": [],
+        "problems": [],
+        "applied_at": 0,
+    });
+    assert_eq!(
+        romanactl(&root, &["host", "status", "-o", "json"])
+            .await
+            .json(),
+        json!([h1, h2])
+    );
+    let not_reported = romanactl(&root, &["host", "status", "h2"]).await.ok();
+    assert!(
+        not_reported.contains("is `romana-agent --host h2` running"),
+        "{not_reported}"
+    );
+    let yaml = romanactl(&root, &["host", "status", "h1", "-o", "yaml"])
+        .await
+        .ok();
+    assert!(
+        yaml.starts_with("host: h1\nreported: true\nrevision: 42\n"),
+        "{yaml}"
+    );
+
+    assert_eq!(
+        romanactl(&root, &["host", "status", "h9"]).await.error(),
+        "error: not found: host h9 does not exist"
+    );
+}

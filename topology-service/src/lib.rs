@@ -1,23 +1,25 @@
 //! topology-service: hosts and the fabric around them. A host gets the lowest free index in
 //! its rack; its prefix is derived from that index and never stored. The fabric view lists
 //! the static routes a routed-access fabric needs: host prefixes on each leaf, rack
-//! aggregates on the spine.
+//! aggregates on the spine. Host status is what each host's agent last reported applying,
+//! served next to the host it describes.
 //!
 //! # Layout
 //! - [`TopologyService`]: the gRPC handlers.
+//! - [`current_report`]: which agent record, if any, speaks for a host.
 //! - [`fabric`]: the fabric view, a pure function of the hosts and the layout.
 //! - [`run`]: serve on a listener until shutdown.
 #![forbid(unsafe_code)]
 
 pub mod fabric;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use romana_core::{alloc::lowest_free, model::validate_name, Host};
-use romana_proto::convert::{host_to_pb, parse_ip};
+use romana_core::{alloc::lowest_free, model::validate_name, AgentStatus, Host};
+use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
 use romana_runtime::{current_layout, invalid, preview, store_status, Serving, Shutdown};
-use romana_store::{Store, StoreError};
+use romana_store::{KeyRef, Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -209,6 +211,19 @@ impl TopologyService {
     }
 }
 
+/// The agent record that speaks for `host`, if any. Removing a host leaves its agent's record
+/// behind (the agent may still be running and would write it again), so a record written
+/// before the host was added belongs to an earlier host of that name and is not a report
+/// about this one.
+pub fn current_report<'a>(
+    host: &Versioned<Host>,
+    status: Option<&'a Versioned<AgentStatus>>,
+) -> Option<&'a AgentStatus> {
+    status
+        .filter(|s| s.mod_revision >= host.create_revision)
+        .map(|s| &s.value)
+}
+
 fn contended(what: &str, name: &str) -> Status {
     Status::aborted(format!(
         "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
@@ -284,5 +299,115 @@ impl topology_server::Topology for TopologyService {
         let hosts: Vec<Host> = listing.items.into_iter().map(|h| h.value).collect();
         let view = fabric::view(&hosts, &layout).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(view))
+    }
+
+    async fn get_host_status(
+        &self,
+        request: Request<pb::GetHostStatusRequest>,
+    ) -> Result<Response<pb::HostStatus>, Status> {
+        let name = request.into_inner().host;
+        validate_name("host", &name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let keys = self.store.keys();
+        let host = self
+            .store
+            .get(&keys.host(&name))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
+        let status = self
+            .store
+            .get(&keys.agent_status(&name))
+            .await
+            .map_err(store_status)?;
+        let report = current_report(&host, status.as_ref());
+        Ok(Response::new(host_status_to_pb(&name, report)))
+    }
+
+    async fn list_host_status(
+        &self,
+        _: Request<pb::ListHostStatusRequest>,
+    ) -> Result<Response<pb::ListHostStatusResponse>, Status> {
+        let keys = self.store.keys();
+        let mut hosts = self
+            .store
+            .list(&keys.hosts())
+            .await
+            .map_err(store_status)?
+            .items;
+        hosts.sort_by_key(|h| h.value.index);
+        // Keyed by the host in the key, not the record's own field: the key is what the
+        // agent was told to write, and a record must not answer for another host.
+        let statuses: BTreeMap<String, Versioned<AgentStatus>> = self
+            .store
+            .list(&keys.agent_statuses())
+            .await
+            .map_err(store_status)?
+            .items
+            .into_iter()
+            .filter_map(|s| match keys.parse(&s.key) {
+                Some(KeyRef::AgentStatus(host)) => Some((host, s)),
+                _ => None,
+            })
+            .collect();
+        let hosts = hosts
+            .iter()
+            .map(|h| {
+                let report = current_report(h, statuses.get(&h.value.name));
+                host_status_to_pb(&h.value.name, report)
+            })
+            .collect();
+        Ok(Response::new(pb::ListHostStatusResponse { hosts }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_host(create_revision: i64) -> Versioned<Host> {
+        Versioned {
+            key: "/romana/v1/hosts/h1".into(),
+            value: Host {
+                name: "h1".into(),
+                ip: "192.168.0.1".parse().unwrap(),
+                rack: 0,
+                index: 0,
+            },
+            mod_revision: create_revision,
+            create_revision,
+        }
+    }
+
+    fn mk_status(mod_revision: i64) -> Versioned<AgentStatus> {
+        Versioned {
+            key: "/romana/v1/agents/h1/status".into(),
+            value: AgentStatus {
+                host: "h1".into(),
+                revision: mod_revision - 1,
+                converged: true,
+                ..Default::default()
+            },
+            mod_revision,
+            create_revision: 1,
+        }
+    }
+
+    #[test]
+    fn status_written_after_the_host_was_added_is_its_report() {
+        let status = mk_status(11);
+        assert_eq!(
+            current_report(&mk_host(10), Some(&status)),
+            Some(&status.value)
+        );
+    }
+
+    #[test]
+    fn status_left_by_an_earlier_host_of_the_same_name_is_not_a_report() {
+        assert_eq!(current_report(&mk_host(10), Some(&mk_status(7))), None);
+    }
+
+    #[test]
+    fn no_status_is_no_report() {
+        assert_eq!(current_report(&mk_host(10), None), None);
     }
 }

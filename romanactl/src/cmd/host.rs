@@ -1,12 +1,14 @@
-//! `romanactl host add|list|show|remove`: hosts, kept by topology-service.
+//! `romanactl host add|list|show|status|remove`: hosts, kept by topology-service, and what
+//! their agents last applied.
 
 use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use romana_proto::pb;
 
 use super::Ctx;
-use crate::{output, view, Error};
+use crate::{output, view, Error, Format};
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
@@ -16,6 +18,8 @@ pub enum HostCommand {
     List(List),
     /// Shows one host.
     Show(Show),
+    /// What each host's agent last applied: revision, routes, nftables, convergence.
+    Status(Status),
     /// Removes a host. Refused while it has endpoints, unless --force releases them.
     Remove(Remove),
 }
@@ -42,6 +46,12 @@ pub struct List {
 #[derive(Debug, Args)]
 pub struct Show {
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// Only this host, with its routes (and blocked routes and problems) one per line.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +95,29 @@ impl HostCommand {
                     .into_inner();
                 output::one(&view::Host::from(host), ctx.format)
             }
+            HostCommand::Status(Status { name: Some(host) }) => {
+                let status = topology
+                    .get_host_status(pb::GetHostStatusRequest { host })
+                    .await?
+                    .into_inner();
+                let status = view::HostStatus::from(status);
+                match ctx.format {
+                    Format::Table => Ok(status_detail(&status, unix_now())),
+                    format => output::encode(&status, format),
+                }
+            }
+            HostCommand::Status(Status { name: None }) => {
+                let hosts = topology
+                    .list_host_status(pb::ListHostStatusRequest {})
+                    .await?
+                    .into_inner()
+                    .hosts;
+                let hosts: Vec<view::HostStatus> = hosts.into_iter().map(Into::into).collect();
+                match ctx.format {
+                    Format::Table => Ok(status_table(&hosts, unix_now())),
+                    format => output::encode(&hosts, format),
+                }
+            }
             HostCommand::Remove(Remove { name, force }) => {
                 let answer = topology
                     .remove_host(pb::RemoveHostRequest { name, force })
@@ -105,6 +138,47 @@ impl HostCommand {
     }
 }
 
+/// The operator's clock, for the AGE column. A clock before 1970 shows every age as 0s
+/// rather than failing the command.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn status_table(hosts: &[view::HostStatus], now: u64) -> String {
+    let rows: Vec<Vec<String>> = hosts.iter().map(|h| h.row_at(now)).collect();
+    output::table(view::HostStatus::HEADERS, &rows)
+}
+
+/// One host: its row, then what the counts stand for, one per line, in sections as
+/// `romanactl status` prints them. Blocked routes and problems appear only when there are
+/// some; a host whose agent has not reported gets a hint instead.
+fn status_detail(status: &view::HostStatus, now: u64) -> String {
+    let mut sections = vec![status_table(std::slice::from_ref(status), now)];
+    if !status.reported {
+        sections.push(format!(
+            "no report from the agent of host {0} since the host was added; \
+             is `romana-agent --host {0}` running and reaching etcd?\n",
+            status.host
+        ));
+        return sections.join("\n");
+    }
+    sections.push(column("ROUTE", &status.routes));
+    if !status.blocked.is_empty() {
+        sections.push(column("BLOCKED", &status.blocked));
+    }
+    if !status.problems.is_empty() {
+        sections.push(column("PROBLEM", &status.problems));
+    }
+    sections.join("\n")
+}
+
+fn column(header: &str, lines: &[String]) -> String {
+    let rows: Vec<Vec<String>> = lines.iter().map(|l| vec![l.clone()]).collect();
+    output::table(&[header], &rows)
+}
+
 fn removed_text(r: &view::HostRemoved) -> String {
     let host = &r.removed;
     let released = match r.released_endpoints {
@@ -121,6 +195,74 @@ fn removed_text(r: &view::HostRemoved) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mk_status(host: &str) -> view::HostStatus {
+        view::HostStatus {
+            host: host.into(),
+            reported: true,
+            revision: 42,
+            converged: false,
+            routes: vec![
+                "10.1.0.0/16 via 192.168.0.12".into(),
+                "10.0.0.5 dev romana-e1".into(),
+            ],
+            nft_rules: 12,
+            nft_sets: 3,
+            nft_elements: 40,
+            blocked: vec!["10.0.0.6 dev romana-e2".into()],
+            problems: vec![],
+            applied_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn status_of_one_host_lists_routes_and_blocked_routes_below_its_row() {
+        assert_eq!(
+            status_detail(&mk_status("h1"), 1_130),
+            "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE   PROBLEMS\n\
+             h1     42         false       2        12/3/40   2m    0\n\
+             \n\
+             ROUTE\n\
+             10.1.0.0/16 via 192.168.0.12\n\
+             10.0.0.5 dev romana-e1\n\
+             \n\
+             BLOCKED\n\
+             10.0.0.6 dev romana-e2\n"
+        );
+    }
+
+    #[test]
+    fn status_of_a_host_that_never_reported_says_what_to_check() {
+        let status = view::HostStatus {
+            reported: false,
+            revision: 0,
+            routes: vec![],
+            nft_rules: 0,
+            nft_sets: 0,
+            nft_elements: 0,
+            blocked: vec![],
+            applied_at: 0,
+            ..mk_status("h2")
+        };
+        let text = status_detail(&status, 1_000);
+        assert!(
+            text.starts_with(
+                "HOST   REVISION   CONVERGED   ROUTES   NFT      AGE     PROBLEMS\n\
+                 h2     <none>     <none>      <none>   <none>   never   <none>\n\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("`romana-agent --host h2` running"), "{text}");
+        assert!(!text.contains("ROUTE\n"), "{text}");
+    }
+
+    #[test]
+    fn status_list_is_one_row_per_host() {
+        let hosts = [mk_status("h1"), mk_status("h2")];
+        let table = status_table(&hosts, 1_005);
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(table.lines().nth(2).unwrap().starts_with("h2 "), "{table}");
+    }
 
     #[test]
     fn removal_says_how_many_endpoints_went_with_the_host() {
