@@ -25,6 +25,10 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics.
+    #[arg(long, env = "ROMANA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// URL other processes should use to reach this service (registered in etcd).
     /// Defaults to http://<listen address>, with 127.0.0.1 for an unspecified address.
     #[arg(long, env = "ROMANA_ADVERTISE")]

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`args`]: the common flags (`--etcd-endpoints`, `--listen`, ...).
 //! - [`telemetry`]: `tracing` setup.
+//! - [`metrics`]: Prometheus `/metrics` and per-call gRPC metrics.
 //! - [`serve`]: serve a service's routes with health and registration until shutdown.
 //! - [`cluster`]: the current cluster layout, as every service needs it.
 //! - [`status`]: store and core errors as `tonic::Status` a person can act on.
@@ -13,6 +14,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod metrics;
 pub mod serve;
 pub mod status;
 pub mod telemetry;

@@ -77,6 +77,7 @@ pub async fn serve(
             .await;
     };
     let result = tonic::transport::Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await;
@@ -97,6 +98,9 @@ where
     Fut: Future<Output = Result<(), ServeError>>,
 {
     crate::telemetry::init();
+    if let Some(metrics) = args.metrics_listen {
+        crate::metrics::install(metrics).map_err(|e| MainError::Metrics(e.to_string()))?;
+    }
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
@@ -122,6 +126,8 @@ pub enum MainError {
     },
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(String),
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
