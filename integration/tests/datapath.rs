@@ -169,6 +169,26 @@ fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_every
             c.add_endpoint("b", "r0h1", "t1", "default").await?;
             assert!(reachable(&c, "a", "b").await);
             let before: BTreeSet<String> = c.agent_routes("r0h0")?.into_iter().collect();
+            let rules_before = c.nft_rule_count("r0h0")?;
+
+            // What the agent reports through topology-service is what the kernel has.
+            let mut topology = c.topology().await?;
+            let status = eventually("r0h0 reports its routes", CONVERGE, || {
+                let mut topology = topology.clone();
+                let want = before.len();
+                async move {
+                    let s = topology
+                        .get_host_status(pb::GetHostStatusRequest {
+                            host: "r0h0".into(),
+                        })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (s.reported && s.converged && s.routes.len() == want).then_some(s)
+                }
+            })
+            .await?;
+            assert!(status.revision > 0 && status.nft_rules > 0, "{status:?}");
 
             c.kill_agent("r0h0");
             c.add_endpoint("late", "r0h0", "t1", "default").await?;
@@ -185,6 +205,14 @@ fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_every
             let unique: BTreeSet<_> = after.iter().cloned().collect();
             assert_eq!(unique.len(), after.len(), "duplicate routes: {after:?}");
             assert!(before.is_subset(&unique));
+            assert_eq!(
+                c.nft_rule_count("r0h0")?,
+                rules_before,
+                "no duplicate rules after restart"
+            );
+            let _ = topology
+                .list_host_status(pb::ListHostStatusRequest {})
+                .await?;
 
             let gone = c.host("r0h2").ip.to_string();
             c.topology()
