@@ -18,6 +18,16 @@ pub fn store_status(err: StoreError) -> Status {
     }
 }
 
+/// How often a write that lost a race to another replica is retried before giving up.
+pub const MAX_ATTEMPTS: usize = 20;
+
+/// ABORTED for a write that lost [`MAX_ATTEMPTS`] races in a row: retrying is safe.
+pub fn contended(what: &str, name: &str) -> Status {
+    Status::aborted(format!(
+        "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
+    ))
+}
+
 /// A malformed request field.
 pub fn invalid(err: Invalid) -> Status {
     Status::invalid_argument(err.to_string())

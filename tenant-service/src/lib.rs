@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use romana_core::{alloc::lowest_free, model::validate_name, Layout, Segment, Tenant};
 use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
 use romana_proto::pb::{self, tenants_server};
-use romana_runtime::{current_layout, invalid, preview, store_status, Serving, Shutdown};
+use romana_runtime::{
+    contended, current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+};
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -23,9 +25,6 @@ pub const DEFAULT_SEGMENT: &str = "default";
 
 /// The label Kubernetes puts on every namespace, kept on every tenant.
 pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
-/// How often a write that lost a race to another replica is retried before giving up.
-const MAX_ATTEMPTS: usize = 20;
 
 pub struct TenantService {
     store: Store,
@@ -62,12 +61,6 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Status> {
         }
     }
     Ok(())
-}
-
-fn contended(what: &str, name: &str) -> Status {
-    Status::aborted(format!(
-        "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
-    ))
 }
 
 /// Endpoint ids from endpoint index entries.

@@ -18,13 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use romana_core::{alloc::lowest_free, model::validate_name, AgentStatus, Host};
 use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
-use romana_runtime::{current_layout, invalid, preview, store_status, Serving, Shutdown};
+use romana_runtime::{
+    contended, current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+};
 use romana_store::{KeyRef, Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
-
-/// How often a write that lost a race to another replica is retried before giving up.
-const MAX_ATTEMPTS: usize = 20;
 
 pub struct TopologyService {
     store: Store,
@@ -222,12 +221,6 @@ pub fn current_report<'a>(
     status
         .filter(|s| s.mod_revision >= host.create_revision)
         .map(|s| &s.value)
-}
-
-fn contended(what: &str, name: &str) -> Status {
-    Status::aborted(format!(
-        "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
-    ))
 }
 
 #[tonic::async_trait]
