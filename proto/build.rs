@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/romana/v1/topology.proto",
         "proto/romana/v1/tenant.proto",
         "proto/romana/v1/ipam.proto",
+        "proto/romana/v1/policy.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -11,6 +11,9 @@
 //! - [`datapath`]: conventions the agent and the CNI plugin share (interface names, route
 //!   protocol number).
 //! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
+//! - [`policy`]: network policy in its two forms (Romana, Kubernetes NetworkPolicy), parsing,
+//!   validation worded as the API server words it, and the two-tier evaluation the agent and
+//!   `policy explain` share.
 #![forbid(unsafe_code)]
 
 pub mod alloc;
@@ -18,6 +21,7 @@ pub mod config;
 pub mod datapath;
 pub mod layout;
 pub mod model;
+pub mod policy;
 
 pub use config::{ClusterConfig, ConfigError};
 pub use layout::{AddrError, Decoded, Layout, MaskedMatch};

@@ -1,5 +1,5 @@
-//! The control plane of a test cluster: a real etcd plus root, topology, tenant and ipam
-//! services running in-process on loopback port 0, exactly as their binaries run them
+//! The control plane of a test cluster: a real etcd plus root, topology, tenant, ipam and
+//! policy services running in-process on loopback port 0, exactly as their binaries run them
 //! (same `run` functions, same registration in etcd, discovered through root).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,14 +20,16 @@ pub enum Service {
     Topology,
     Tenant,
     Ipam,
+    Policy,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Root,
         Service::Topology,
         Service::Tenant,
         Service::Ipam,
+        Service::Policy,
     ];
 
     /// The kind the service registers under.
@@ -37,6 +39,7 @@ impl Service {
             Service::Topology => "topology",
             Service::Tenant => "tenant",
             Service::Ipam => "ipam",
+            Service::Policy => "policy",
         }
     }
 }
@@ -98,6 +101,7 @@ impl ControlPlane {
                 Service::Topology => romana_topology::run(listener, store, u, shutdown).await,
                 Service::Tenant => romana_tenant::run(listener, store, u, shutdown).await,
                 Service::Ipam => romana_ipam::run(listener, store, u, shutdown).await,
+                Service::Policy => romana_policy::run(listener, store, u, shutdown).await,
             };
             if let Err(e) = result {
                 tracing::error!(service = service.kind(), error = %e, "test service failed");

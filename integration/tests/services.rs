@@ -143,7 +143,7 @@ async fn services_register_and_root_lists_them() {
         .into_inner();
     let mut kinds: Vec<_> = all.services.iter().map(|s| s.kind.as_str()).collect();
     kinds.sort();
-    assert_eq!(kinds, ["ipam", "root", "tenant", "topology"]);
+    assert_eq!(kinds, ["ipam", "policy", "root", "tenant", "topology"]);
     let ipam = c
         .root
         .list_services(pb::ListServicesRequest {

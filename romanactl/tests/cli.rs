@@ -604,7 +604,7 @@ async fn status_reports_layout_services_and_counts() {
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["ipam", "root", "tenant", "topology"]);
+    assert_eq!(kinds, ["ipam", "policy", "root", "tenant", "topology"]);
     assert_eq!(
         status["counts"],
         json!({"hosts": 1, "tenants": 1, "segments": 2, "endpoints": 1})

@@ -22,6 +22,13 @@
 //! | `host-endpoints/{host}/{id}`         | endpoint address       | ipam-service      | index: a host's endpoints (removal check, listing)    |
 //! | `segment-endpoints/{tenant}/{segment}/{id}` | endpoint address | ipam-service   | index: a tenant's / segment's endpoints               |
 //! | `agents/{host}/status`              | `AgentStatus`          | the host's agent  | what the agent last applied (routes, nft, revision)   |
+//! | `policies/romana/{name}`             | `Policy` (Romana form) | policy-service    | a cluster-scoped Romana-form policy                   |
+//! | `policies/k8s/{tenant}/{name}`       | `Policy` (NetworkPolicy) | policy-service  | a Kubernetes NetworkPolicy of namespace `tenant`      |
+//!
+//! Both policy forms live under one `policies/` prefix so that one list or watch sees every
+//! policy, and in separate sub-namespaces so that a Romana policy named like a Kubernetes
+//! one never collides with it. Kubernetes policies are namespaced, hence `{tenant}/{name}`;
+//! `romana_core::policy::PolicyId` prints them as `TENANT/NAME` and Romana ones as `NAME`.
 //!
 //! Indexes are written and deleted in the same transaction as the endpoint they point to, so
 //! "does this host / tenant / segment have endpoints" is one prefix compare inside the
@@ -37,6 +44,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 
+use romana_core::policy::{Policy, PolicyId};
 use romana_core::{AgentStatus, ClusterConfig, Endpoint, Host, Segment, ServiceRecord, Tenant};
 
 pub const DEFAULT_PREFIX: &str = "/romana/v1/";
@@ -84,6 +92,7 @@ pub enum KeyRef {
     Address(IpAddr),
     HostIp(IpAddr),
     AgentStatus(String),
+    Policy(PolicyId),
     HostEndpoint {
         host: String,
         id: String,
@@ -246,6 +255,26 @@ impl Keys {
         self.dir(format_args!("agents/"))
     }
 
+    /// A policy: `policies/romana/{name}` or `policies/k8s/{tenant}/{name}`.
+    pub fn policy(&self, id: &PolicyId) -> Key<Policy> {
+        match id {
+            PolicyId::Romana { name } => self.key(format_args!("policies/romana/{name}")),
+            PolicyId::Kubernetes { tenant, name } => {
+                self.key(format_args!("policies/k8s/{tenant}/{name}"))
+            }
+        }
+    }
+
+    /// Every policy of both forms.
+    pub fn policies(&self) -> Prefix<Policy> {
+        self.dir(format_args!("policies/"))
+    }
+
+    /// The Kubernetes NetworkPolicies of one tenant (namespace).
+    pub fn tenant_policies_of(&self, tenant: &str) -> Prefix<Policy> {
+        self.dir(format_args!("policies/k8s/{tenant}/"))
+    }
+
     /// Every endpoint of every segment of `tenant`.
     pub fn tenant_endpoints_of(&self, tenant: &str) -> Prefix<IpAddr> {
         self.dir(format_args!("segment-endpoints/{tenant}/"))
@@ -289,6 +318,18 @@ impl Keys {
             "agents" => two(tail)
                 .filter(|(_, leaf)| *leaf == "status")
                 .map(|(host, _)| KeyRef::AgentStatus(host.into())),
+            "policies" => match tail.split_once('/') {
+                Some(("romana", name)) => {
+                    one(name).map(|name| KeyRef::Policy(PolicyId::Romana { name: name.into() }))
+                }
+                Some(("k8s", rest)) => two(rest).map(|(tenant, name)| {
+                    KeyRef::Policy(PolicyId::Kubernetes {
+                        tenant: tenant.into(),
+                        name: name.into(),
+                    })
+                }),
+                _ => None,
+            },
             "host-ips" => one(tail).and_then(|ip| ip.parse().ok()).map(KeyRef::HostIp),
             "host-endpoints" => two(tail).map(|(host, id)| KeyRef::HostEndpoint {
                 host: host.into(),
@@ -453,6 +494,19 @@ mod tests {
                 "/romana/v1/addresses/10.3.82.7",
             ),
             (k.addresses().path().into(), "/romana/v1/addresses/"),
+            (
+                k.policy(&"web-in".parse().unwrap()).path().into(),
+                "/romana/v1/policies/romana/web-in",
+            ),
+            (
+                k.policy(&"shop/web-in".parse().unwrap()).path().into(),
+                "/romana/v1/policies/k8s/shop/web-in",
+            ),
+            (k.policies().path().into(), "/romana/v1/policies/"),
+            (
+                k.tenant_policies_of("shop").path().into(),
+                "/romana/v1/policies/k8s/shop/",
+            ),
         ];
         for (got, want) in cases {
             assert_eq!(got, want);
@@ -527,6 +581,17 @@ mod tests {
                 KeyRef::AgentStatus("h1".into()),
             ),
             (
+                k.policy(&"p1".parse().unwrap()).path().into(),
+                KeyRef::Policy(PolicyId::Romana { name: "p1".into() }),
+            ),
+            (
+                k.policy(&"shop/p1".parse().unwrap()).path().into(),
+                KeyRef::Policy(PolicyId::Kubernetes {
+                    tenant: "shop".into(),
+                    name: "p1".into(),
+                }),
+            ),
+            (
                 k.host_endpoint("h1", "c:eth0").path().into(),
                 KeyRef::HostEndpoint {
                     host: "h1".into(),
@@ -552,6 +617,10 @@ mod tests {
         let k = Keys::default();
         for rest in [
             "policies/p1",
+            "policies/romana/",
+            "policies/romana/a/b",
+            "policies/k8s/shop",
+            "policies/other/x",
             "hosts/",
             "hosts/a/b",
             "host-index/x",

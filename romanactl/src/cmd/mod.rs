@@ -5,6 +5,7 @@
 pub mod config;
 pub mod host;
 pub mod ipam;
+pub mod policy;
 pub mod segment;
 pub mod status;
 pub mod tenant;
@@ -60,6 +61,9 @@ pub enum Command {
     /// The routed-access fabric.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// Network policies (Romana form and Kubernetes NetworkPolicy), and explain.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Layout, registered services and counts of what the cluster holds.
     Status(status::Status),
 }
@@ -83,6 +87,7 @@ impl Command {
             Command::Segment(c) => c.apply(ctx).await,
             Command::Ipam(c) => c.apply(ctx).await,
             Command::Topology(c) => c.apply(ctx).await,
+            Command::Policy(c) => c.apply(ctx).await,
             Command::Status(c) => c.apply(ctx).await,
         }
     }

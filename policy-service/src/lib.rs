@@ -1,0 +1,367 @@
+//! policy-service: network policies in the Romana form and as Kubernetes NetworkPolicy,
+//! parsed, defaulted and validated by `romana_core::policy` and stored in etcd under
+//! `policies/` (see `romana_store::keys`), where every agent watches them.
+//!
+//! - Apply is all or nothing: every object of the input is validated first, then all are
+//!   written in one etcd transaction that compares every key read, so a concurrent change
+//!   makes the whole apply retry rather than half-happen.
+//! - Explain answers from etcd's current policies, tenants and endpoints with
+//!   `romana_core::policy::evaluate`, the evaluator the agents' programs are held to.
+//! - A Kubernetes policy may name a namespace (tenant) that does not exist yet, as manifests
+//!   are often applied before the namespace's pods; it selects nothing until then.
+//!
+//! # Layout
+//! - [`PolicyService`]: the gRPC handlers.
+//! - [`run`]: serve on a listener until shutdown.
+//! - [`policy_to_pb`]: a stored policy on the wire.
+#![forbid(unsafe_code)]
+
+use std::str::FromStr;
+
+use romana_core::policy::{
+    self, evaluate, ClusterView, Decision, Packet, Policy, PolicyId, PolicySet, Protocol, Tier,
+    Verdict,
+};
+use romana_proto::pb::{self, policies_server};
+use romana_runtime::{current_layout, store_status, Serving, Shutdown};
+use romana_store::{Store, StoreError, Txn, Versioned};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// How often a write that lost a race to another writer is retried before giving up.
+const MAX_ATTEMPTS: usize = 20;
+
+/// Most policies one apply may carry: one etcd transaction holds at most 128 writes.
+pub const MAX_APPLY: usize = 100;
+
+pub struct PolicyService {
+    store: Store,
+}
+
+/// Serves policy-service on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    url: String,
+    shutdown: Shutdown,
+) -> Result<(), romana_runtime::serve::ServeError> {
+    let routes = tonic::service::Routes::new(policies_server::PoliciesServer::new(PolicyService {
+        store: store.clone(),
+    }));
+    let serving = Serving {
+        kind: "policy",
+        grpc_name: "romana.v1.Policies",
+        url,
+    };
+    romana_runtime::serve(serving, routes, listener, store, shutdown).await
+}
+
+/// A stored policy as the wire shows it.
+pub fn policy_to_pb(policy: &Policy, revision: i64) -> pb::Policy {
+    let id = policy.id();
+    let (tenant, name) = match &id {
+        PolicyId::Romana { name } => (String::new(), name.clone()),
+        PolicyId::Kubernetes { tenant, name } => (tenant.clone(), name.clone()),
+    };
+    pb::Policy {
+        id: id.to_string(),
+        form: policy.form().to_string(),
+        tenant,
+        name,
+        // A core type always encodes; an empty object would only hide a bug.
+        json: serde_json::to_string(policy).unwrap_or_default(),
+        revision,
+    }
+}
+
+fn parse_id(text: &str) -> Result<PolicyId, Status> {
+    PolicyId::from_str(text).map_err(|e| Status::invalid_argument(format!("id: {e}")))
+}
+
+fn contended(what: &str) -> Status {
+    Status::aborted(format!(
+        "{what}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
+    ))
+}
+
+// === impl PolicyService ===
+
+impl PolicyService {
+    /// Every policy of the request, validated; nothing is stored when any is refused.
+    fn parse_request(req: &pb::ApplyPoliciesRequest) -> Result<Vec<Policy>, Status> {
+        let mut texts: Vec<&str> = Vec::new();
+        if !req.document.trim().is_empty() {
+            texts.push(&req.document);
+        }
+        texts.extend(req.policies.iter().map(|p| p.json.as_str()));
+        if texts.is_empty() {
+            return Err(Status::invalid_argument(
+                "no policy given: set document (JSON or YAML text) or policies",
+            ));
+        }
+        let mut all: Vec<Policy> = Vec::new();
+        for text in texts {
+            let parsed = policy::parse_documents(text)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            for p in parsed {
+                if all.iter().any(|q| q.id() == p.id()) {
+                    return Err(Status::invalid_argument(format!(
+                        "{} appears twice in the input",
+                        p.describe()
+                    )));
+                }
+                all.push(p);
+            }
+        }
+        if all.len() > MAX_APPLY {
+            return Err(Status::invalid_argument(format!(
+                "{} policies in one apply; at most {MAX_APPLY} are applied atomically, split the input",
+                all.len()
+            )));
+        }
+        Ok(all)
+    }
+
+    async fn apply(
+        &self,
+        req: pb::ApplyPoliciesRequest,
+    ) -> Result<pb::ApplyPoliciesResponse, Status> {
+        let policies = Self::parse_request(&req)?;
+        let keys = self.store.keys();
+        for _ in 0..MAX_ATTEMPTS {
+            let mut txn: Txn = self.store.txn();
+            let mut applied = Vec::with_capacity(policies.len());
+            let mut changes = 0;
+            for p in &policies {
+                let key = keys.policy(&p.id());
+                let current = self.store.get(&key).await.map_err(store_status)?;
+                let (action, revision) = match current {
+                    None => {
+                        txn = txn.create(&key, p);
+                        changes += 1;
+                        ("created", 0)
+                    }
+                    Some(c) if c.value == *p => {
+                        txn = txn.expect_unchanged(&key, c.mod_revision);
+                        ("unchanged", c.mod_revision)
+                    }
+                    Some(c) => {
+                        txn = txn.update(&key, p, c.mod_revision);
+                        changes += 1;
+                        ("configured", 0)
+                    }
+                };
+                applied.push((p, action, revision));
+            }
+            let revision = if req.dry_run || changes == 0 {
+                0
+            } else {
+                match txn.commit().await {
+                    Ok(revision) => revision,
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_status(e)),
+                }
+            };
+            if !req.dry_run {
+                for (p, action, _) in &applied {
+                    tracing::info!(policy = %p.id(), form = p.form(), action, "policy applied");
+                }
+            }
+            return Ok(pb::ApplyPoliciesResponse {
+                applied: applied
+                    .into_iter()
+                    .map(|(p, action, rev)| pb::AppliedPolicy {
+                        policy: Some(policy_to_pb(p, if rev == 0 { revision } else { rev })),
+                        action: action.to_string(),
+                    })
+                    .collect(),
+                dry_run: req.dry_run,
+                revision,
+            });
+        }
+        Err(contended("applying policies"))
+    }
+
+    async fn get(&self, id: &PolicyId) -> Result<Versioned<Policy>, Status> {
+        self.store
+            .get(&self.store.keys().policy(id))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("policy {id} does not exist")))
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<pb::Policy>, Status> {
+        let keys = self.store.keys();
+        let prefix = if tenant.is_empty() {
+            keys.policies()
+        } else {
+            keys.tenant_policies_of(tenant)
+        };
+        let listing = self.store.list(&prefix).await.map_err(store_status)?;
+        let mut items: Vec<(PolicyId, pb::Policy)> = listing
+            .items
+            .iter()
+            .map(|v| (v.value.id(), policy_to_pb(&v.value, v.mod_revision)))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(items.into_iter().map(|(_, p)| p).collect())
+    }
+
+    async fn delete(&self, id: &PolicyId) -> Result<pb::Policy, Status> {
+        let key = self.store.keys().policy(id);
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.get(id).await?;
+            match self.store.delete_if(&key, current.mod_revision).await {
+                Ok(()) => {
+                    tracing::info!(policy = %id, "policy deleted");
+                    return Ok(policy_to_pb(&current.value, current.mod_revision));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(contended(&format!("deleting policy {id}")))
+    }
+
+    async fn explain(&self, req: pb::ExplainRequest) -> Result<pb::ExplainResponse, Status> {
+        let protocol = Protocol::from_str(&req.protocol)
+            .map_err(|e| Status::invalid_argument(format!("protocol: {e}")))?;
+        let port =
+            match req.port {
+                None => None,
+                Some(_) if !protocol.has_ports() => {
+                    return Err(Status::invalid_argument(format!(
+                        "port: {protocol} has no ports"
+                    )))
+                }
+                Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                    Status::invalid_argument(format!("port: {p} is not 1..=65535"))
+                })?),
+            };
+        let icmp = |field: &str, v: Option<u32>| -> Result<Option<u8>, Status> {
+            match v {
+                None => Ok(None),
+                Some(_) if protocol != Protocol::Icmp => Err(Status::invalid_argument(format!(
+                    "{field}: only for protocol icmp"
+                ))),
+                Some(v) => u8::try_from(v)
+                    .map(Some)
+                    .map_err(|_| Status::invalid_argument(format!("{field}: {v} is not 0..=255"))),
+            }
+        };
+        let icmp_type = icmp("icmp_type", req.icmp_type)?;
+        let icmp_code = icmp("icmp_code", req.icmp_code)?;
+        if icmp_code.is_some() && icmp_type.is_none() {
+            return Err(Status::invalid_argument(
+                "icmp_code: an ICMP code is given within its type",
+            ));
+        }
+
+        let (view, policies) = self.snapshot().await?;
+        let resolve = |field: &str, text: &str| {
+            view.resolve(text).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "{field}: {text:?} is neither an endpoint id nor an IP address"
+                ))
+            })
+        };
+        let packet = Packet {
+            from: resolve("from", &req.from)?,
+            to: resolve("to", &req.to)?,
+            protocol,
+            port,
+            icmp_type,
+            icmp_code,
+        };
+        let decision = evaluate(&policies, &view, &packet);
+        Ok(decision_to_pb(&decision, &packet))
+    }
+
+    /// What evaluation needs, read from etcd now.
+    async fn snapshot(&self) -> Result<(ClusterView, PolicySet), Status> {
+        let (_, layout) = current_layout(&self.store).await?;
+        let keys = self.store.keys();
+        let s = &self.store;
+        let hosts = s.list(&keys.hosts()).await.map_err(store_status)?;
+        let tenants = s.list(&keys.tenants()).await.map_err(store_status)?;
+        let segments = s.list(&keys.segments()).await.map_err(store_status)?;
+        let endpoints = s.list(&keys.endpoints()).await.map_err(store_status)?;
+        let policies = s.list(&keys.policies()).await.map_err(store_status)?;
+        let view = ClusterView::new(
+            layout,
+            hosts.items.into_iter().map(|v| v.value),
+            tenants.items.into_iter().map(|v| v.value),
+            segments.items.into_iter().map(|v| v.value),
+            endpoints.items.into_iter().map(|v| v.value),
+        );
+        Ok((view, policies.items.into_iter().map(|v| v.value).collect()))
+    }
+}
+
+fn decision_to_pb(d: &Decision, packet: &Packet) -> pb::ExplainResponse {
+    pb::ExplainResponse {
+        verdict: match d.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+        .into(),
+        tier: match d.tier {
+            Tier::NetworkPolicy => "network_policy",
+            Tier::Baseline => "baseline",
+            Tier::Host => "host",
+        }
+        .into(),
+        direction: d.direction.map(|x| x.to_string()).unwrap_or_default(),
+        policy: d.policy.clone().unwrap_or_default(),
+        rule: d.rule.and_then(|r| u32::try_from(r).ok()),
+        reason: d.reason.clone(),
+        from_address: packet.from.to_string(),
+        to_address: packet.to.to_string(),
+        decision_json: serde_json::to_string(d).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl policies_server::Policies for PolicyService {
+    async fn apply_policies(
+        &self,
+        request: Request<pb::ApplyPoliciesRequest>,
+    ) -> Result<Response<pb::ApplyPoliciesResponse>, Status> {
+        self.apply(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::Policy>, Status> {
+        let id = parse_id(&request.into_inner().id)?;
+        let v = self.get(&id).await?;
+        Ok(Response::new(policy_to_pb(&v.value, v.mod_revision)))
+    }
+
+    async fn list_policies(
+        &self,
+        request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let policies = self.list(&request.into_inner().tenant).await?;
+        Ok(Response::new(pb::ListPoliciesResponse { policies }))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: Request<pb::DeletePolicyRequest>,
+    ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
+        let id = parse_id(&request.into_inner().id)?;
+        let policy = self.delete(&id).await?;
+        Ok(Response::new(pb::DeletePolicyResponse {
+            policy: Some(policy),
+        }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        self.explain(request.into_inner()).await.map(Response::new)
+    }
+}
