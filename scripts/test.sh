@@ -20,4 +20,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+echo "==> Neutron IPAM driver tests (Python, against the real services)"
+neutron-ipam/run-tests.sh
+
 echo "==> all tests passed"

@@ -27,6 +27,18 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
+/// Kills the service process if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
     let root_bin = binary("romana-root");
@@ -40,7 +52,7 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
         .unwrap()
         .unwrap();
     let (grpc, metrics) = (free_port(), free_port());
-    let mut child = Command::new(&root_bin)
+    let child = Command::new(&root_bin)
         .args(["--etcd-endpoints", &etcd.endpoint()])
         .args(["--listen", &format!("127.0.0.1:{grpc}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
@@ -49,6 +61,8 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
     let store = mk_store(&etcd.endpoints()).await;
     let registered = eventually("root registered", Duration::from_secs(20), || async {
         let l = store.list(&store.keys().services_of("root")).await.ok()?;
@@ -79,9 +93,10 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
     );
 
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
+    let mut child = guard.0.take().expect("still owned");
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
