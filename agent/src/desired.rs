@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use romana_core::Layout;
 
+use crate::compile::compile;
 use crate::ifname::endpoint_ifname;
 use crate::nft::{Family, NftProgram};
 use crate::state::ClusterState;
@@ -112,7 +113,7 @@ pub fn desired(state: &ClusterState, me: &HostView) -> Desired {
     }
     Desired {
         routes,
-        nft: NftProgram::build(state, layout.as_ref()),
+        nft: compile(state, layout.as_ref(), &me.name),
         sysctls,
         problems,
     }

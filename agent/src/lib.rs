@@ -11,10 +11,12 @@
 //!
 //! # Layout
 //! - [`state`]: [`ClusterState`], the reducer of watch events (config, hosts, tenants,
-//!   segments, endpoints); `Init..InitDone` rebuilds it.
+//!   segments, endpoints, policies); `Init..InitDone` rebuilds it.
 //! - [`mod@desired`]: [`desired()`], the routes, nftables program and sysctls this host should
 //!   have, from the state and the [`HostView`] (name, gateway, connected subnets).
-//! - [`nft`]: the nftables program as data, its text for `nft -f -`, and reading
+//! - [`compile`]: [`compile()`], policies and isolation to this host's nftables program,
+//!   held by property tests to `romana_core::policy::evaluate`.
+//! - [`nft`]: the nftables program as data (chains, rules, sets), its text for `nft -f -`, and reading
 //!   `nft -j` output back into the same shape.
 //! - [`mod@plan`]: [`plan()`], the ordered diff of desired against [`Observed`].
 //! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+pub mod compile;
 pub mod desired;
 pub mod ifname;
 pub mod kernel;
@@ -37,6 +40,7 @@ pub mod status;
 mod fixtures;
 
 pub use agent::{run, AgentConfig, AgentError};
+pub use compile::compile;
 pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
 pub use ifname::{endpoint_ifname, IFNAME_PREFIX};
 pub use nft::NftProgram;

@@ -1,6 +1,7 @@
-//! The agent's nftables program as plain data, its text rendering for `nft -f -`, and the
-//! reading back of `nft -j list table inet romana` into the same shape. No I/O here: the
-//! process is run by [`crate::kernel::nft`].
+//! The agent's nftables program as plain data (an IR of chains, rules and named sets that
+//! [`crate::compile`] builds and a test interpreter runs), its text rendering for
+//! `nft -f -`, and the reading back of `nft -j list table inet romana` into the same shape.
+//! No I/O here: the process is run by [`crate::kernel::nft`].
 //!
 //! # The program (table `inet romana`, the only table the agent touches)
 //! ```text
@@ -8,45 +9,56 @@
 //!   set same_segment { type ipv4_addr . ipv4_addr }  # (seg . seg) per segment of a `segment` tenant
 //!   set same_tenant  { type ipv4_addr . ipv4_addr }  # (tenant . tenant) per `tenant` tenant
 //!   set open_tenant  { type ipv4_addr }              # tenant per `none` tenant
+//!   map ingress_np / egress_np { type ipv4_addr : verdict }  # local endpoint : goto its group
+//!   set rpN          { type ipv4_addr }              # local endpoints Romana policy N applies to
+//!   set npI_inR_peers { type ipv4_addr }             # endpoints a NetworkPolicy rule's selectors pick
+//!   set npI_inR_ports { type ipv4_addr . inet_proto . inet_service }  # named ports, resolved
+//!   chain np_in_G / np_eg_G { ...rules of the policies selecting group G... return | drop }
+//!   chain egress  { own host: return; ip saddr vmap @egress_np; baseline: return; drop }
+//!   chain ingress { own host: return; ip daddr vmap @ingress_np; baseline: return; drop }
 //!   chain forward {
 //!     type filter hook forward priority filter; policy accept;
 //!     ct state established,related accept
-//!     oifname "rmn*" ip daddr & SEG . ip saddr & SEG @same_segment accept
-//!     oifname "rmn*" ip daddr & TEN . ip saddr & TEN @same_tenant accept
-//!     oifname "rmn*" ip daddr & TEN @open_tenant accept
-//!     oifname "rmn*" drop
+//!     iifname "rmn*" jump egress     # from a local endpoint: its egress
+//!     oifname "rmn*" jump ingress    # to a local endpoint: its ingress
 //!   }
 //! }
 //! ```
-//! `SEG` and `TEN` are the cluster-wide masks of `Layout::segment_match` and
-//! `Layout::tenant_match` (address-space prefix plus tenant [and segment] bits, no host
-//! bits). Masking both addresses and looking the pair up in a set of `(v . v)` elements is
-//! "source and destination are in the same segment", decided by the destination's tenant
-//! because only that tenant's elements are in the set. So the rule count is fixed (five)
-//! and tenants and segments only add set elements; endpoints and hosts change nothing.
-//! Sources outside the address space never match (the mask keeps the prefix bits), so
-//! they fall to the drop, as does the other IP family.
+//! An allow is `return` (back to `forward`, which goes on to the other direction and then
+//! accepts); a deny is `drop`. Group chains are entered by `goto` from a verdict map, so
+//! their `return` also goes straight back to `forward`. See [`crate::compile`] for what
+//! each part means and why the rule count does not grow with endpoints.
 //!
 //! Each rule carries `comment "romana:<fnv32 of its text>"`, so reading the table back
 //! tells whether the rules are exactly ours (in order) without parsing nft's expressions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use romana_core::{Isolation, Layout};
+use ipnet::IpNet;
+use romana_core::Layout;
 use serde_json::Value;
 
 use crate::ifname::IFNAME_PREFIX;
-use crate::state::ClusterState;
 
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE_NAME: &str = "romana";
 pub const CHAIN_NAME: &str = "forward";
+pub const CHAIN_INGRESS: &str = "ingress";
+pub const CHAIN_EGRESS: &str = "egress";
 pub const SET_SAME_SEGMENT: &str = "same_segment";
 pub const SET_SAME_TENANT: &str = "same_tenant";
 pub const SET_OPEN_TENANT: &str = "open_tenant";
+pub const MAP_INGRESS: &str = "ingress_np";
+pub const MAP_EGRESS: &str = "egress_np";
 const COMMENT_PREFIX: &str = "romana:";
+
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ICMPV6: u8 = 58;
+pub const PROTO_SCTP: u8 = 132;
 
 /// The IP family of the cluster's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,18 +67,25 @@ pub enum Family {
     V6,
 }
 
-/// The key type of a set.
+/// The key type of a named set or map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SetKey {
     Addr(Family),
     AddrPair(Family),
+    /// `ipv4_addr . inet_proto . inet_service`: named ports resolved per endpoint.
+    AddrProtoPort(Family),
+    /// `ipv4_addr : verdict`: a verdict map.
+    VerdictMap(Family),
 }
 
-/// One set element: an address, or a concatenation of two.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One element of a named set or map.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SetElement {
     Addr(IpAddr),
     Pair(IpAddr, IpAddr),
+    AddrProtoPort(IpAddr, u8, u16),
+    /// A verdict map element: `addr : goto chain`.
+    Goto(IpAddr, String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,21 +94,101 @@ pub struct NftSet {
     pub elements: BTreeSet<SetElement>,
 }
 
+/// Which address of the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Src,
+    Dst,
+}
+
+/// A packet field a rule looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// `ip saddr` / `ip6 daddr`, with `& mask` when masked.
+    Addr {
+        family: Family,
+        side: Side,
+        mask: Option<IpAddr>,
+    },
+    /// `meta l4proto`.
+    L4proto,
+    /// `th dport` (TCP, UDP and SCTP share its place).
+    Dport,
+    /// `icmp type` / `icmpv6 type`.
+    IcmpType(Family),
+    /// `icmp code` / `icmpv6 code`.
+    IcmpCode(Family),
+}
+
+/// A value in a rule: exact, or an interval (anonymous sets are interval sets).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Atom {
+    Addr(IpAddr),
+    Net(IpNet),
+    Proto(u8),
+    Port(u16),
+    PortRange(u16, u16),
+    Num(u8),
+}
+
+/// One match of a rule; all matches of a rule must hold.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Match {
+    /// `iifname "rmn*"`: the packet comes from a local endpoint.
+    FromEndpoint,
+    /// `oifname "rmn*"`: the packet goes to a local endpoint.
+    ToEndpoint,
+    /// `ct state established,related`.
+    Established,
+    /// `PART VALUE` (`PART & MASK == VALUE` when masked).
+    Eq(Part, Atom),
+    /// `PART . PART @set`.
+    InSet(Vec<Part>, String),
+    /// `PART . PART { a . b, ... }`: an anonymous interval set, elements not overlapping.
+    InAnon(Vec<Part>, Vec<Vec<Atom>>),
+}
+
+/// What a rule does when it matches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(String),
+    /// `PART vmap @map`: goes to the element's chain, or on to the next rule if none.
+    Vmap(Part, String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// The base chain (hook forward, policy accept); the others are only jumped to.
+    pub base: bool,
+    pub rules: Vec<Rule>,
+}
+
 /// The whole table as the agent wants it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NftProgram {
     pub sets: BTreeMap<String, NftSet>,
-    /// Rules of the forward chain, in order, without their comments.
-    pub rules: Vec<String>,
+    /// In creation order; `nft` lists them in this order, the base chain last.
+    pub chains: Vec<Chain>,
 }
 
 /// The table as read back, reduced to what we compare: structure and set elements.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableView {
     pub chains: Vec<ChainView>,
-    /// Set name -> key type as nft prints it (`ipv4_addr . ipv4_addr`) and elements.
+    /// Set or map name -> key type as nft prints it (`ipv4_addr . ipv4_addr`,
+    /// `ipv4_addr : verdict`) and elements.
     pub sets: BTreeMap<String, SetView>,
-    /// Objects we never create (maps, counters, flowtables...): any makes the table foreign.
+    /// Objects we never create (counters, flowtables, flags...): any makes the table foreign.
     pub other: Vec<String>,
 }
 
@@ -129,8 +228,15 @@ pub enum ParseError {
 impl Family {
     pub fn of(layout: &Layout) -> Family {
         match layout.address_space() {
-            ipnet::IpNet::V4(_) => Family::V4,
-            ipnet::IpNet::V6(_) => Family::V6,
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+
+    pub fn of_addr(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
         }
     }
 
@@ -147,6 +253,21 @@ impl Family {
             Family::V6 => "ipv6_addr",
         }
     }
+
+    fn icmp(self) -> &'static str {
+        match self {
+            Family::V4 => "icmp",
+            Family::V6 => "icmpv6",
+        }
+    }
+
+    /// The `meta l4proto` number of this family's ICMP.
+    pub fn icmp_proto(self) -> u8 {
+        match self {
+            Family::V4 => PROTO_ICMP,
+            Family::V6 => PROTO_ICMPV6,
+        }
+    }
 }
 
 impl SetKey {
@@ -155,90 +276,177 @@ impl SetKey {
         match self {
             SetKey::Addr(f) => f.addr_type().to_string(),
             SetKey::AddrPair(f) => format!("{0} . {0}", f.addr_type()),
+            SetKey::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
+            SetKey::VerdictMap(f) => format!("{} : verdict", f.addr_type()),
+        }
+    }
+
+    fn is_map(self) -> bool {
+        matches!(self, SetKey::VerdictMap(_))
+    }
+}
+
+/// nft's name for a protocol number (the ones we use), else the number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        PROTO_ICMP => "icmp".into(),
+        PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
+        PROTO_ICMPV6 => "ipv6-icmp".into(),
+        PROTO_SCTP => "sctp".into(),
+        n => n.to_string(),
+    }
+}
+
+fn proto_from_json(v: &Value) -> Option<u8> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()),
+        Value::String(s) => match s.as_str() {
+            "icmp" => Some(PROTO_ICMP),
+            "tcp" => Some(PROTO_TCP),
+            "udp" => Some(PROTO_UDP),
+            "ipv6-icmp" => Some(PROTO_ICMPV6),
+            "sctp" => Some(PROTO_SCTP),
+            n => n.parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+impl SetElement {
+    /// The key alone, as a `delete element` names it.
+    pub fn key_text(&self) -> String {
+        match self {
+            SetElement::Goto(a, _) => a.to_string(),
+            other => other.to_string(),
         }
     }
 }
 
-impl std::fmt::Display for SetElement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SetElement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SetElement::Addr(a) => write!(f, "{a}"),
             SetElement::Pair(a, b) => write!(f, "{a} . {b}"),
+            SetElement::AddrProtoPort(a, p, port) => write!(f, "{a} . {} . {port}", proto_name(*p)),
+            SetElement::Goto(a, chain) => write!(f, "{a} : goto {chain}"),
         }
+    }
+}
+
+// === impl Part / Atom / Match / Rule ===
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Addr { family, side, mask } => {
+                let field = match side {
+                    Side::Src => "saddr",
+                    Side::Dst => "daddr",
+                };
+                write!(f, "{} {field}", family.payload())?;
+                if let Some(m) = mask {
+                    write!(f, " & {m}")?;
+                }
+                Ok(())
+            }
+            Part::L4proto => f.write_str("meta l4proto"),
+            Part::Dport => f.write_str("th dport"),
+            Part::IcmpType(family) => write!(f, "{} type", family.icmp()),
+            Part::IcmpCode(family) => write!(f, "{} code", family.icmp()),
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Addr(a) => write!(f, "{a}"),
+            Atom::Net(n) => write!(f, "{n}"),
+            Atom::Proto(p) => f.write_str(&proto_name(*p)),
+            Atom::Port(p) => write!(f, "{p}"),
+            Atom::PortRange(lo, hi) => write!(f, "{lo}-{hi}"),
+            Atom::Num(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+fn concat<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(" . ")
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::FromEndpoint => write!(f, "iifname \"{IFNAME_PREFIX}*\""),
+            Match::ToEndpoint => write!(f, "oifname \"{IFNAME_PREFIX}*\""),
+            Match::Established => f.write_str("ct state established,related"),
+            Match::Eq(part @ Part::Addr { mask: Some(_), .. }, value) => {
+                write!(f, "{part} == {value}")
+            }
+            Match::Eq(part, value) => write!(f, "{part} {value}"),
+            Match::InSet(parts, set) => write!(f, "{} @{set}", concat(parts)),
+            Match::InAnon(parts, elements) => {
+                let elements: Vec<String> = elements.iter().map(|e| concat(e)).collect();
+                write!(f, "{} {{ {} }}", concat(parts), elements.join(", "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Return => f.write_str("return"),
+            Verdict::Jump(chain) => write!(f, "jump {chain}"),
+            Verdict::Vmap(part, map) => write!(f, "{part} vmap @{map}"),
+        }
+    }
+}
+
+impl Rule {
+    pub fn new(matches: Vec<Match>, verdict: Verdict) -> Rule {
+        Rule { matches, verdict }
+    }
+
+    /// The rule as `nft` reads it, without its comment.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for m in &self.matches {
+            let _ = write!(out, "{m} ");
+        }
+        let _ = write!(out, "{}", self.verdict);
+        out
     }
 }
 
 // === impl NftProgram ===
 
 impl NftProgram {
-    /// The program for the cluster in `state` (see the module docs). Without a layout
-    /// (no config yet) there can be no endpoints: only the established and drop rules, so
-    /// the table is still fail-closed.
-    pub fn build(state: &ClusterState, layout: Option<&Layout>) -> NftProgram {
-        let toward_endpoints = format!("oifname \"{IFNAME_PREFIX}*\"");
-        let mut rules = vec!["ct state established,related accept".to_string()];
-        let mut sets = BTreeMap::new();
-        if let Some(layout) = layout {
-            let family = Family::of(layout);
-            let p = family.payload();
-            // Masks do not depend on the tenant/segment number; 0 is always in range.
-            let seg_mask = layout.segment_match(0, 0).expect("0 is in range").mask;
-            let ten_mask = layout.tenant_match(0).expect("0 is in range").mask;
-            let (mut same_segment, mut same_tenant, mut open_tenant) =
-                (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-            for tenant in state.tenants.values() {
-                match tenant.isolation {
-                    Isolation::Segment => {
-                        for segment in state.segments.values().filter(|s| s.tenant == tenant.name) {
-                            if let Ok(m) = layout.segment_match(tenant.id, segment.id) {
-                                same_segment.insert(SetElement::Pair(m.value, m.value));
-                            }
-                        }
-                    }
-                    Isolation::Tenant => {
-                        if let Ok(m) = layout.tenant_match(tenant.id) {
-                            same_tenant.insert(SetElement::Pair(m.value, m.value));
-                        }
-                    }
-                    Isolation::None => {
-                        if let Ok(m) = layout.tenant_match(tenant.id) {
-                            open_tenant.insert(SetElement::Addr(m.value));
-                        }
-                    }
-                }
-            }
-            let pair = SetKey::AddrPair(family);
-            sets.insert(SET_SAME_SEGMENT.into(), NftSet::new(pair, same_segment));
-            sets.insert(SET_SAME_TENANT.into(), NftSet::new(pair, same_tenant));
-            sets.insert(
-                SET_OPEN_TENANT.into(),
-                NftSet::new(SetKey::Addr(family), open_tenant),
-            );
-            rules.push(format!(
-                "{toward_endpoints} {p} daddr & {seg_mask} . {p} saddr & {seg_mask} \
-                 @{SET_SAME_SEGMENT} accept"
-            ));
-            rules.push(format!(
-                "{toward_endpoints} {p} daddr & {ten_mask} . {p} saddr & {ten_mask} \
-                 @{SET_SAME_TENANT} accept"
-            ));
-            rules.push(format!(
-                "{toward_endpoints} {p} daddr & {ten_mask} @{SET_OPEN_TENANT} accept"
-            ));
-        }
-        rules.push(format!("{toward_endpoints} drop"));
-        NftProgram { sets, rules }
-    }
-
     pub fn element_count(&self) -> usize {
         self.sets.values().map(|s| s.elements.len()).sum()
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
     }
 
     /// The table definition, as `nft -f -` reads it.
     pub fn render_table(&self) -> String {
         let mut out = format!("table {TABLE_FAMILY} {TABLE_NAME} {{\n");
         for (name, set) in &self.sets {
-            let _ = writeln!(out, "\tset {name} {{");
+            let kind = if set.key.is_map() { "map" } else { "set" };
+            let _ = writeln!(out, "\t{kind} {name} {{");
             let _ = writeln!(out, "\t\ttype {}", set.key.type_text());
             // nft refuses `elements = { }`: an empty set has no elements line.
             if !set.elements.is_empty() {
@@ -246,12 +454,18 @@ impl NftProgram {
             }
             out.push_str("\t}\n");
         }
-        let _ = writeln!(out, "\tchain {CHAIN_NAME} {{");
-        out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n");
-        for rule in &self.rules {
-            let _ = writeln!(out, "\t\t{rule} comment \"{}\"", rule_comment(rule));
+        for chain in &self.chains {
+            let _ = writeln!(out, "\tchain {} {{", chain.name);
+            if chain.base {
+                out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n");
+            }
+            for rule in &chain.rules {
+                let text = rule.text();
+                let _ = writeln!(out, "\t\t{text} comment \"{}\"", rule_comment(&text));
+            }
+            out.push_str("\t}\n");
         }
-        out.push_str("\t}\n}\n");
+        out.push_str("}\n");
         out
     }
 
@@ -268,14 +482,22 @@ impl NftProgram {
     /// The view [`parse_table`] gives of this program once applied.
     pub fn view(&self) -> TableView {
         TableView {
-            chains: vec![ChainView {
-                name: CHAIN_NAME.into(),
-                kind: Some("filter".into()),
-                hook: Some("forward".into()),
-                prio: Some(0),
-                policy: Some("accept".into()),
-                rules: self.rules.iter().map(|r| Some(rule_comment(r))).collect(),
-            }],
+            chains: self
+                .chains
+                .iter()
+                .map(|c| ChainView {
+                    name: c.name.clone(),
+                    kind: c.base.then(|| "filter".into()),
+                    hook: c.base.then(|| "forward".into()),
+                    prio: c.base.then_some(0),
+                    policy: c.base.then(|| "accept".into()),
+                    rules: c
+                        .rules
+                        .iter()
+                        .map(|r| Some(rule_comment(&r.text())))
+                        .collect(),
+                })
+                .collect(),
             sets: self
                 .sets
                 .iter()
@@ -295,7 +517,7 @@ impl NftProgram {
 }
 
 impl NftSet {
-    fn new(key: SetKey, elements: BTreeSet<SetElement>) -> NftSet {
+    pub fn new(key: SetKey, elements: BTreeSet<SetElement>) -> NftSet {
         NftSet { key, elements }
     }
 }
@@ -322,37 +544,49 @@ impl TableView {
 pub type ElementOps = Vec<(String, SetElement)>;
 
 /// Element changes that turn `from`'s sets into `to`'s; both must have the same structure.
+/// A map element whose verdict changed is a delete of the old and an add of the new.
 pub fn element_changes(from: &TableView, to: &TableView) -> (ElementOps, ElementOps) {
     let (mut add, mut delete) = (Vec::new(), Vec::new());
     for (name, want) in &to.sets {
         let have = from.sets.get(name).map(|s| &s.elements);
         for e in &want.elements {
             if !have.is_some_and(|h| h.contains(e)) {
-                add.push((name.clone(), *e));
+                add.push((name.clone(), e.clone()));
             }
         }
         if let Some(have) = have {
             for e in have.difference(&want.elements) {
-                delete.push((name.clone(), *e));
+                delete.push((name.clone(), e.clone()));
             }
         }
     }
     (add, delete)
 }
 
-/// The `nft -f -` text of element adds and deletes, one transaction.
+/// The `nft -f -` text of element deletes and adds, one transaction. Deletes come first:
+/// adding a map key that is still there with another verdict fails the batch.
 pub fn render_elements(add: &[(String, SetElement)], delete: &[(String, SetElement)]) -> String {
     let mut out = String::new();
-    for (verb, list) in [("add", add), ("delete", delete)] {
-        let mut by_set: BTreeMap<&str, BTreeSet<SetElement>> = BTreeMap::new();
+    for (verb, list) in [("delete", delete), ("add", add)] {
+        let mut by_set: BTreeMap<&str, BTreeSet<&SetElement>> = BTreeMap::new();
         for (set, e) in list {
-            by_set.entry(set).or_default().insert(*e);
+            by_set.entry(set).or_default().insert(e);
         }
         for (set, elements) in by_set {
+            let texts: Vec<String> = elements
+                .iter()
+                .map(|e| {
+                    if verb == "delete" {
+                        e.key_text()
+                    } else {
+                        e.to_string()
+                    }
+                })
+                .collect();
             let _ = writeln!(
                 out,
                 "{verb} element {TABLE_FAMILY} {TABLE_NAME} {set} {{ {} }}",
-                join(&elements)
+                texts.join(", ")
             );
         }
     }
@@ -387,9 +621,9 @@ pub fn parse_table(json: &Value) -> Result<TableView, ParseError> {
                     .and_then(Value::as_str)
                     .map(String::from),
             )),
-            "set" => {
+            "set" | "map" => {
                 let name = str_field(body, "set", "name")?;
-                let key = match body.get("type") {
+                let mut key = match body.get("type") {
                     Some(Value::String(t)) => t.clone(),
                     Some(Value::Array(ts)) => ts
                         .iter()
@@ -403,6 +637,10 @@ pub fn parse_table(json: &Value) -> Result<TableView, ParseError> {
                         })
                     }
                 };
+                if kind == "map" {
+                    let value = body.get("map").and_then(Value::as_str).unwrap_or("?");
+                    key = format!("{key} : {value}");
+                }
                 let mut elements = BTreeSet::new();
                 let elem = match body.get("elem") {
                     None => Vec::new(),
@@ -417,7 +655,7 @@ pub fn parse_table(json: &Value) -> Result<TableView, ParseError> {
                 }
                 // Flags, timeouts, policies: none are ours, so they make the set foreign.
                 if body.get("flags").is_some() || body.get("timeout").is_some() {
-                    view.other.push(format!("set {name} with flags"));
+                    view.other.push(format!("{kind} {name} with flags"));
                 }
                 view.sets.insert(name, SetView { key, elements });
             }
@@ -436,12 +674,25 @@ pub fn parse_table(json: &Value) -> Result<TableView, ParseError> {
 fn parse_element(e: &Value) -> Option<SetElement> {
     match e {
         Value::String(s) => s.parse().ok().map(SetElement::Addr),
+        // A map element: [key, {"goto": {"target": chain}}].
+        Value::Array(kv) => match kv.as_slice() {
+            [Value::String(k), v] => {
+                let target = v.get("goto")?.get("target")?.as_str()?;
+                Some(SetElement::Goto(k.parse().ok()?, target.to_string()))
+            }
+            _ => None,
+        },
         Value::Object(o) => {
             let parts = o.get("concat")?.as_array()?;
             match parts.as_slice() {
                 [Value::String(a), Value::String(b)] => {
                     Some(SetElement::Pair(a.parse().ok()?, b.parse().ok()?))
                 }
+                [Value::String(a), proto, port] => Some(SetElement::AddrProtoPort(
+                    a.parse().ok()?,
+                    proto_from_json(proto)?,
+                    u16::try_from(port.as_u64()?).ok()?,
+                )),
                 _ => None,
             }
         }

@@ -6,7 +6,7 @@
 //!   not listed yet looks deleted), so the agent must not compute a dataplane from it: see
 //!   [`ClusterState::is_synced`]. That is felix's "nothing is swept before the datastore is
 //!   in sync".
-//! - Only config, hosts, tenants, segments and endpoints are kept; claims, indexes, service
+//! - Only config, hosts, tenants, segments, endpoints and policies are kept; claims, indexes, service
 //!   registrations and keys this version does not know are ignored, so they cause no apply.
 //! - A value that does not decode is treated as deleted (felix does the same): keeping a
 //!   stale value would program a dataplane for a record that no longer says what we think,
@@ -15,7 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use romana_core::{ClusterConfig, Endpoint, Host, Segment, Tenant};
+use romana_core::policy::{ClusterView, Policy, PolicyId, PolicySet};
+use romana_core::{ClusterConfig, Endpoint, Host, Layout, Segment, Tenant};
 use romana_store::{KeyRef, Keys, Kv, StoreError, WatchEvent};
 
 /// The cluster records the agent computes its dataplane from.
@@ -27,8 +28,15 @@ pub struct ClusterState {
     /// Keyed by (tenant, segment name).
     pub segments: BTreeMap<(String, String), Segment>,
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Both forms, as policy-service stores them (`policies/romana/..`, `policies/k8s/..`).
+    pub policies: BTreeMap<PolicyId, Policy>,
     synced: bool,
     revision: i64,
+    /// The revision of the last change to the policy set (see [`Self::policy_revision`]).
+    policy_revision: i64,
+    /// During a relist: the policies and their revision from before it, to tell at
+    /// `InitDone` whether the policy set changed while the watch was down.
+    before_relist: Option<(BTreeMap<PolicyId, Policy>, i64)>,
 }
 
 /// What one event did to the state.
@@ -65,14 +73,44 @@ impl ClusterState {
         self.revision
     }
 
+    /// The store revision of the policy set the state holds: the `mod_revision` of the last
+    /// policy put or delete, or a listing's revision when a relist found other policies
+    /// than before. After applying the program of this state, the agent enforces every
+    /// policy change up to this revision.
+    pub fn policy_revision(&self) -> i64 {
+        self.policy_revision
+    }
+
+    /// The policies, for [`romana_core::policy::evaluate`] and the compiler.
+    pub fn policy_set(&self) -> PolicySet {
+        self.policies.values().cloned().collect()
+    }
+
+    /// The cluster as the evaluator sees it.
+    pub fn view(&self, layout: &Layout) -> ClusterView {
+        ClusterView::new(
+            layout.clone(),
+            self.hosts.values().cloned(),
+            self.tenants.values().cloned(),
+            self.segments.values().cloned(),
+            self.endpoints.values().cloned(),
+        )
+    }
+
     /// Applies one watch event. On a decode error the record is removed and the error is
     /// returned next to the outcome, so the caller can log it and still act on the change.
     pub fn apply(&mut self, keys: &Keys, event: WatchEvent) -> (Applied, Option<StateError>) {
         match event {
             WatchEvent::Init => {
                 let revision = self.revision;
+                let before = match self.before_relist.take() {
+                    // A relist restarted before its InitDone: compare with the older set.
+                    Some(before) => before,
+                    None => (std::mem::take(&mut self.policies), self.policy_revision),
+                };
                 *self = ClusterState {
                     revision,
+                    before_relist: Some(before),
                     ..ClusterState::default()
                 };
                 (Applied::Changed, None)
@@ -84,19 +122,30 @@ impl ClusterState {
             WatchEvent::InitDone { revision } => {
                 self.synced = true;
                 self.revision = revision;
+                self.policy_revision = match self.before_relist.take() {
+                    Some((before, at)) if before == self.policies => at,
+                    _ => revision,
+                };
                 (Applied::Synced { revision }, None)
             }
             WatchEvent::Apply(kv) => {
                 let (applied, error) = self.put(keys, &kv);
                 self.advance(applied, kv.mod_revision);
+                if applied == Applied::Changed && is_policy(keys.parse(&kv.key)) {
+                    self.policy_revision = self.policy_revision.max(kv.mod_revision);
+                }
                 (applied, error)
             }
             WatchEvent::Delete { key, mod_revision } => {
-                let applied = match keys.parse(&key) {
-                    Some(r) => self.remove(&r).into(),
+                let parsed = keys.parse(&key);
+                let applied = match &parsed {
+                    Some(r) => self.remove(r).into(),
                     None => Applied::Unchanged,
                 };
                 self.advance(applied, mod_revision);
+                if applied == Applied::Changed && is_policy(parsed) {
+                    self.policy_revision = self.policy_revision.max(mod_revision);
+                }
                 (applied, None)
             }
         }
@@ -132,6 +181,21 @@ impl ClusterState {
             KeyRef::Endpoint(id) => kv
                 .decode()
                 .map(|e| insert_changed(&mut self.endpoints, id.clone(), e)),
+            // A policy stored under another id than its own would be enforced under the
+            // wrong name; policy-service never writes one, so treat it as undecodable.
+            KeyRef::Policy(id) => kv.decode::<Policy>().and_then(|p| {
+                if p.id() == *id {
+                    Ok(insert_changed(&mut self.policies, id.clone(), p))
+                } else {
+                    Err(StoreError::Decode {
+                        key: kv.key.clone(),
+                        source: serde::de::Error::custom(format!(
+                            "the policy in it is {}, not {id}",
+                            p.id()
+                        )),
+                    })
+                }
+            }),
             _ => return (Applied::Unchanged, None),
         };
         match decoded {
@@ -159,6 +223,7 @@ impl ClusterState {
                 .remove(&(tenant.clone(), name.clone()))
                 .is_some(),
             KeyRef::Endpoint(id) => self.endpoints.remove(id).is_some(),
+            KeyRef::Policy(id) => self.policies.remove(id).is_some(),
             _ => false,
         }
     }
@@ -169,9 +234,15 @@ impl ClusterState {
         ClusterState {
             synced: false,
             revision: 0,
+            policy_revision: 0,
+            before_relist: None,
             ..self.clone()
         }
     }
+}
+
+fn is_policy(r: Option<KeyRef>) -> bool {
+    matches!(r, Some(KeyRef::Policy(_)))
 }
 
 impl From<bool> for Applied {
@@ -340,6 +411,63 @@ mod tests {
             .segments
             .contains_key(&("t".to_string(), "web".to_string())));
         assert!(s.endpoints.contains_key("c1:eth0"));
+    }
+
+    #[test]
+    fn policies_of_both_forms_are_kept_and_their_revision_is_tracked() {
+        let keys = Keys::default();
+        let mut s = synced(&keys, vec![]);
+        let romana: romana_core::policy::Policy = serde_json::from_str(
+            r#"{"name": "lb", "direction": "ingress", "applied_to": [{"tenant": "t"}],
+                "peers": [{"peer": "any"}], "rules": [{"protocol": "any"}]}"#,
+        )
+        .unwrap();
+        let k8s: romana_core::policy::Policy = serde_json::from_str(
+            r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "deny", "namespace": "t"},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.apply(&keys, put(&keys, "policies/romana/lb", &romana, 11))
+                .0,
+            Applied::Changed
+        );
+        assert_eq!(
+            s.apply(&keys, put(&keys, "policies/k8s/t/deny", &k8s, 12))
+                .0,
+            Applied::Changed
+        );
+        assert_eq!(s.policy_set().len(), 2);
+        assert_eq!(s.policy_revision(), 12);
+        // Stored under another id than its own: not enforced, and the key is named.
+        let (_, error) = s.apply(&keys, put(&keys, "policies/romana/other", &romana, 13));
+        assert_eq!(error.unwrap().key, "/romana/v1/policies/romana/other");
+        assert_eq!(s.policy_set().len(), 2);
+        // Other changes do not move the policy revision.
+        s.apply(
+            &keys,
+            put(&keys, "hosts/h1", &mk_host("h1", "192.168.0.11", 0), 14),
+        );
+        assert_eq!(s.policy_revision(), 12);
+        assert_eq!(
+            s.apply(&keys, del(&keys, "policies/romana/lb", 15)).0,
+            Applied::Changed
+        );
+        assert_eq!(s.policy_revision(), 15);
+
+        // A relist with the same policies keeps the revision; one with fewer moves it.
+        s.apply(&keys, WatchEvent::Init);
+        s.apply(
+            &keys,
+            WatchEvent::InitApply(kv(&keys, "policies/k8s/t/deny", &k8s, 12)),
+        );
+        s.apply(&keys, WatchEvent::InitDone { revision: 30 });
+        assert_eq!(s.policy_revision(), 15);
+        s.apply(&keys, WatchEvent::Init);
+        s.apply(&keys, WatchEvent::InitDone { revision: 40 });
+        assert_eq!(s.policy_revision(), 40);
+        assert!(s.policy_set().is_empty());
     }
 
     /// A small universe of keys and values for the path-independence property.

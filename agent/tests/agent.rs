@@ -162,8 +162,9 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
         .await
         .unwrap();
     println!("--- nft list table inet romana (written by romana-agent) ---\n{table}");
-    assert!(table.contains("@same_segment accept"), "{table}");
-    assert!(table.contains("oifname \"rmn*\" drop"), "{table}");
+    assert!(table.contains("@same_segment return"), "{table}");
+    assert!(table.contains("oifname \"rmn*\" jump ingress"), "{table}");
+    assert!(table.contains("iifname \"rmn*\" jump egress"), "{table}");
 
     let writer = StatusWriter::new(plane.store().clone());
     let st = eventually("a converged status record", WAIT, || async {
@@ -177,8 +178,10 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
         "--- agent status ---\n{}",
         serde_json::to_string_pretty(&st).unwrap()
     );
-    assert_eq!(st.nft_rules, 5);
-    assert_eq!(st.nft_sets, 3);
+    // forward 3; egress and ingress 7 each (own host 2, vmap, isolation 3, drop).
+    assert_eq!(st.nft_rules, 17);
+    // same_segment, same_tenant, open_tenant, ingress_np, egress_np.
+    assert_eq!(st.nft_sets, 5);
     assert!(st.revision > 0);
 
     // A host leaves the cluster: its route goes.

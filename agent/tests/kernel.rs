@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 
 use common::Netns;
 use romana_agent::kernel::{Kernel, NftRunner};
+use romana_agent::nft::{Rule, Verdict};
 use romana_agent::plan::{NftObserved, NftOp, RouteOp};
 use romana_agent::{desired, endpoint_ifname, plan, ClusterState, HostView};
-use romana_core::{ClusterConfig, Endpoint, Host, Isolation, Segment, Tenant};
+use romana_core::policy::parse_documents;
+use romana_core::{ClusterConfig, Endpoint, Host, Isolation, NamedPort, Segment, Tenant};
 
 const SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
 
@@ -220,7 +222,7 @@ async fn nft_table_applies_reapplying_is_a_noop_and_membership_changes_are_eleme
     let text = ns.nft_table().expect("table inet romana exists");
     println!("--- nft list table inet romana (as applied by the agent) ---\n{text}");
     assert!(text.contains("10.0.16.0 . 10.0.16.0"), "{text}");
-    assert_eq!(text.matches("comment \"romana:").count(), 5);
+    assert_eq!(text.matches("comment \"romana:").count(), 17);
 
     // Re-applying: the plan is empty, so nft is not even run.
     let observed = kernel.observe(sysctl_paths()).await.unwrap();
@@ -331,7 +333,10 @@ async fn when_the_nft_transaction_fails_endpoint_routes_and_forwarding_are_held_
     let NftOp::Replace(program) = &mut p.nft else {
         panic!("fresh namespace has no table")
     };
-    program.rules.insert(1, "frobnicate".into());
+    let forward = program.chains.last_mut().unwrap();
+    forward
+        .rules
+        .insert(1, Rule::new(vec![], Verdict::Jump("frobnicate".into())));
     let report = kernel.apply(&p).await;
     assert!(report.failed.iter().any(|f| f.contains("frobnicate")));
     assert!(report.failed.iter().any(|f| f.contains("held back")));
@@ -441,6 +446,132 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
     assert!(!ns
         .ip("-6 route show proto 124")
         .contains("fd00:10:0:1::/64"));
+}
+
+/// pod-a's neighbours for the policy test: `name` on `host` in t/default with `app`.
+fn mk_endpoint(name: &str, address: &str, host: &str, app: &str) -> Endpoint {
+    Endpoint {
+        id: name.into(),
+        address: address.parse().unwrap(),
+        host: host.into(),
+        tenant: "t".into(),
+        segment: "default".into(),
+        labels: [("app".to_string(), app.to_string())].into(),
+        ports: vec![NamedPort {
+            name: "http".into(),
+            protocol: "TCP".into(),
+            port: 8080,
+        }],
+    }
+}
+
+const POLICIES: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: t}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: lb}}}, {ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8, 192.168.0.0/16]}}]
+    ports: [{port: http}, {port: 9000, endPort: 9100}, {protocol: UDP, port: 53}]
+  egress:
+  - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: t}}, podSelector: {matchLabels: {app: db}}}]
+    ports: [{port: 5432}]
+  - to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-in, namespace: t}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}, {protocol: SCTP}]}]
+---
+name: monitoring
+direction: ingress
+applied_to: [{tenant: t}, {endpoint: pod-a}]
+peers: [{cidr: 192.168.50.0/24}, {tenant: t, segment: default}, {peer: host}]
+rules: [{protocol: tcp, ports: [9100], port_ranges: [[9200, 9300]]}, {protocol: icmp, icmp_type: 8, icmp_code: 0}, {protocol: udp}]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_program_applies_reapplies_as_a_noop_and_endpoint_churn_is_element_updates() {
+    require_netns!();
+    let ns = mk_host_netns();
+    let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
+    let mut state = mk_state();
+    state.endpoints.get_mut("pod-a").unwrap().labels =
+        [("app".to_string(), "web".to_string())].into();
+    for e in [
+        mk_endpoint("lb-1", "10.1.16.2", "h2", "lb"),
+        mk_endpoint("db-1", "10.0.16.3", "h1", "db"),
+        mk_endpoint("db-2", "10.2.16.2", "h3", "db"),
+    ] {
+        state.endpoints.insert(e.id.clone(), e);
+    }
+    ns.veth(&endpoint_ifname("db-1"), "db-1-peer", None);
+    for p in parse_documents(POLICIES).unwrap() {
+        state.policies.insert(p.id(), p);
+    }
+    assert!(
+        reconcile(&kernel, &state).await,
+        "read back after apply is clean"
+    );
+    let text = ns.nft_table().expect("table inet romana exists");
+    println!("--- nft list table inet romana (policy program) ---\n{text}");
+    assert!(text.contains("goto np_in_"), "{text}");
+    assert!(text.contains("10.0.16.3 . tcp . 8080"), "{text}");
+
+    // Re-applying: nothing to do.
+    let observed = kernel.observe(sysctl_paths()).await.unwrap();
+    let d = desired(&state, &mk_view(observed.connected.clone()));
+    assert_eq!(plan(&d, &observed).nft, NftOp::Keep);
+    let rules = d.nft.rule_count();
+
+    // Churn: a new lb peer elsewhere, a new local web endpoint (joins pod-a's group), and
+    // db-1 relabelled web (moves from the db group to the web group): elements only.
+    state
+        .endpoints
+        .insert("lb-2".into(), mk_endpoint("lb-2", "10.2.16.3", "h3", "lb"));
+    state.endpoints.insert(
+        "web-2".into(),
+        mk_endpoint("web-2", "10.0.16.4", "h1", "web"),
+    );
+    ns.veth(&endpoint_ifname("web-2"), "web-2-peer", None);
+    state
+        .endpoints
+        .get_mut("db-1")
+        .unwrap()
+        .labels
+        .insert("app".into(), "web".into());
+    // db-2 keeps the db group alive on no host but h3; the db group chain on h1 goes with
+    // db-1, so bring a db endpoint to h1 to keep the structure.
+    state
+        .endpoints
+        .insert("db-3".into(), mk_endpoint("db-3", "10.0.16.5", "h1", "db"));
+    ns.veth(&endpoint_ifname("db-3"), "db-3-peer", None);
+    let d = desired(&state, &mk_view(observed.connected.clone()));
+    assert_eq!(d.nft.rule_count(), rules);
+    let p = plan(&d, &observed);
+    let NftOp::Elements { add, delete } = &p.nft else {
+        panic!("expected element updates, got {:?}", p.nft)
+    };
+    assert!(
+        delete.iter().any(|(set, _)| set == "ingress_np"),
+        "db-1 changed group: {delete:?}"
+    );
+    println!("--- element script ---\n{}", p.nft.script().unwrap());
+    let handle_before = table_handle(&ns);
+    let report = kernel.apply(&p).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(table_handle(&ns), handle_before, "updated, not recreated");
+    let after = kernel.observe(sysctl_paths()).await.unwrap();
+    assert!(
+        plan(&d, &after).nft == NftOp::Keep,
+        "{:?}",
+        plan(&d, &after).nft
+    );
+    assert!(!add.is_empty());
 }
 
 fn table_handle(ns: &Netns) -> u64 {

@@ -184,9 +184,14 @@ fn without_config_there_are_no_routes_and_the_table_is_fail_closed() {
     let d = desired(&s, &mk_view());
     assert!(d.routes.is_empty());
     assert_eq!(
-        d.nft.rules,
+        d.nft.chains[0]
+            .rules
+            .iter()
+            .map(|r| r.text())
+            .collect::<Vec<_>>(),
         [
             "ct state established,related accept",
+            "iifname \"rmn*\" drop",
             "oifname \"rmn*\" drop"
         ]
     );

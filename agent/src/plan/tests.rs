@@ -103,7 +103,7 @@ fn apply_model(o: &mut Observed, p: &Plan) {
                 );
             }
             for (set, e) in add {
-                view.sets.get_mut(set).unwrap().elements.insert(*e);
+                view.sets.get_mut(set).unwrap().elements.insert(e.clone());
             }
         }
     }

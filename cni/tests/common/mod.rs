@@ -240,11 +240,29 @@ pub fn tcp_echo(from: &Netns, to: &Netns, addr: IpAddr) -> anyhow::Result<IpAddr
         });
         let client = from.run(|| async move {
             let port = port_rx.recv_timeout(Duration::from_secs(10))?;
-            let mut stream = tokio::time::timeout(
-                Duration::from_secs(10),
-                tokio::net::TcpStream::connect((addr, port)),
-            )
-            .await??;
+            // A fresh IPv6 link may answer "no route to host" until neighbor discovery on
+            // both host links has settled (slow on a loaded machine); retry within a bound.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut stream = loop {
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    tokio::net::TcpStream::connect((addr, port)),
+                )
+                .await?
+                {
+                    Ok(s) => break s,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::HostUnreachable
+                                | std::io::ErrorKind::NetworkUnreachable
+                        ) && tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(200)).await
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
             stream.write_all(b"ping").await?;
             let mut buf = [0u8; 4];
             tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut buf)).await??;

@@ -471,7 +471,10 @@ fn k8s_rules(
     }
 }
 
-fn k8s_peer_matches(
+/// Whether one NetworkPolicy peer of a policy in `namespace` matches the address `addr`
+/// held by `endpoint` (if any). Public so that the agent's compiler selects exactly as
+/// evaluation does.
+pub fn k8s_peer_matches(
     peer: &k8s::Peer,
     namespace: &str,
     view: &ClusterView,
@@ -530,7 +533,9 @@ fn k8s_port_matches(port: &k8s::Port, packet: &Packet, destination: Option<&Endp
     }
 }
 
-fn applies_to(t: &Target, view: &ClusterView, me: &Endpoint) -> bool {
+/// Whether a Romana policy's `applied_to` entry covers endpoint `me`. Public so that the
+/// agent's compiler selects exactly as evaluation does.
+pub fn applies_to(t: &Target, view: &ClusterView, me: &Endpoint) -> bool {
     if let Some(id) = &t.endpoint {
         return *id == me.id;
     }

@@ -1,0 +1,676 @@
+//! The policy compiler: (policies, endpoints, tenants, layout, this host) -> the nftables
+//! program of this host ([`NftProgram`], an IR of chains, rules and named sets). Pure. The
+//! meaning it must keep is [`romana_core::policy::evaluate`]: the test interpreter
+//! ([`interp`]) runs the IR on packets and the property tests hold it to the evaluator.
+//!
+//! # Where each direction is enforced
+//! Ingress of an endpoint is enforced on its host, where the packet leaves through the
+//! endpoint's interface (`oifname "rmn*"`); egress on its host, where the packet enters
+//! from that interface (`iifname "rmn*"`). Between two endpoints of one host the packet
+//! passes both. Either way the endpoint a direction belongs to is a local endpoint, so
+//! "which endpoint" is one lookup of its address in a set or map of local endpoints.
+//!
+//! # The parts of one direction chain (`ingress`; `egress` swaps saddr and daddr)
+//! 1. **Host tier**: from this host's own address or a segment gateway of this host
+//!    (`ip saddr & GW == V`): `return` (allowed).
+//! 2. **NetworkPolicy tier**: `ip daddr vmap @ingress_np` sends an endpoint that
+//!    NetworkPolicies select to the chain of its *selection group* (the list of policies
+//!    selecting it), by `goto`. The group chain holds the rules of those policies, each
+//!    `return` when it matches, and ends in `drop`.
+//! 3. **Baseline**: the isolation sets as before (masked `me . peer` pairs), then each
+//!    Romana policy's rules behind `ip daddr @rpN` (the local endpoints it applies to),
+//!    each `return`; then `drop`.
+//!
+//! Endpoints only ever appear as set or map elements: a selected endpoint is a map
+//! element, a peer picked by a pod/namespace selector is an element of the rule's peers
+//! set, a named port is an `addr . proto . port` element resolved on the destination
+//! endpoint. So endpoint churn changes elements only, and the rule count grows with the
+//! policies and the number of distinct selection groups, never with endpoints or hosts.
+//! Policy-static values (CIDRs of `ipBlock` minus `except`, port numbers and ranges) are
+//! anonymous interval sets inside the rules, merged first so no two intervals overlap
+//! (nft 1.0.6 refuses overlaps).
+//!
+//! What has bitten us:
+//! - `return` from a chain entered by `goto` goes back to the last `jump` (forward), which
+//!   is what makes "a NetworkPolicy allowed egress" skip the egress baseline but still go
+//!   on to the destination's ingress when both endpoints are local.
+//! - Adding a map key that exists with another verdict fails the batch: element scripts
+//!   delete before they add ([`crate::nft::render_elements`]).
+//! - A rule with ports never matches ICMP; a NetworkPolicy rule without ports matches it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use romana_core::policy::eval::{applies_to, k8s_peer_matches, selects};
+use romana_core::policy::k8s::{self, IntOrString};
+use romana_core::policy::romana::{self, Target, PEER_ANY, PEER_HOST};
+use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
+use romana_core::{Endpoint, Isolation, Layout};
+
+use crate::nft::{
+    Atom, Chain, Family, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side, Verdict,
+    CHAIN_EGRESS, CHAIN_INGRESS, CHAIN_NAME, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP,
+    PROTO_UDP, SET_OPEN_TENANT, SET_SAME_SEGMENT, SET_SAME_TENANT,
+};
+use crate::state::ClusterState;
+
+#[cfg(test)]
+pub(crate) mod interp;
+
+/// The program of host `host` for the cluster in `state` (see the module docs). Without a
+/// layout (no config yet) there can be no endpoints: every packet from or to an endpoint
+/// interface is dropped, so the table is still fail-closed.
+pub fn compile(state: &ClusterState, layout: Option<&Layout>, host: &str) -> NftProgram {
+    let established = Rule::new(vec![Match::Established], Verdict::Accept);
+    let Some(layout) = layout else {
+        return NftProgram {
+            sets: BTreeMap::new(),
+            chains: vec![Chain {
+                name: CHAIN_NAME.into(),
+                base: true,
+                rules: vec![
+                    established,
+                    Rule::new(vec![Match::FromEndpoint], Verdict::Drop),
+                    Rule::new(vec![Match::ToEndpoint], Verdict::Drop),
+                ],
+            }],
+        };
+    };
+    let mut c = Compiler::new(state, layout, host);
+    let egress = c.direction(Direction::Egress);
+    let ingress = c.direction(Direction::Ingress);
+    let mut chains = std::mem::take(&mut c.group_chains);
+    chains.push(egress);
+    chains.push(ingress);
+    chains.push(Chain {
+        name: CHAIN_NAME.into(),
+        base: true,
+        rules: vec![
+            established,
+            Rule::new(
+                vec![Match::FromEndpoint],
+                Verdict::Jump(CHAIN_EGRESS.into()),
+            ),
+            Rule::new(vec![Match::ToEndpoint], Verdict::Jump(CHAIN_INGRESS.into())),
+        ],
+    });
+    NftProgram {
+        sets: c.sets,
+        chains,
+    }
+}
+
+struct Compiler<'a> {
+    state: &'a ClusterState,
+    layout: &'a Layout,
+    family: Family,
+    host: &'a str,
+    view: ClusterView,
+    policies: romana_core::policy::PolicySet,
+    /// Every endpoint of the cluster of the layout's family, by address (peers, ports).
+    endpoints: Vec<&'a Endpoint>,
+    /// The endpoints of this host: the ones whose directions are enforced here.
+    local: Vec<&'a Endpoint>,
+    sets: BTreeMap<String, NftSet>,
+    group_chains: Vec<Chain>,
+}
+
+/// One alternative of a rule's peer or port part: the matches that make it hold.
+type Alt = Vec<Match>;
+
+impl<'a> Compiler<'a> {
+    fn new(state: &'a ClusterState, layout: &'a Layout, host: &'a str) -> Compiler<'a> {
+        let family = Family::of(layout);
+        let view = state.view(layout);
+        // The endpoint an address means is the one the evaluator resolves it to.
+        let endpoints: Vec<&Endpoint> = state
+            .endpoints
+            .values()
+            .filter(|e| Family::of_addr(&e.address) == family)
+            .filter(|e| view.endpoint_at(e.address).is_some_and(|v| v.id == e.id))
+            .collect();
+        let local = endpoints
+            .iter()
+            .copied()
+            .filter(|e| e.host == host)
+            .collect();
+        let mut c = Compiler {
+            state,
+            layout,
+            family,
+            host,
+            view,
+            policies: state.policy_set(),
+            endpoints,
+            local,
+            sets: BTreeMap::new(),
+            group_chains: Vec::new(),
+        };
+        c.isolation_sets();
+        c
+    }
+
+    fn addr(&self, side: Side, mask: Option<IpAddr>) -> Part {
+        Part::Addr {
+            family: self.family,
+            side,
+            mask,
+        }
+    }
+
+    fn isolation_sets(&mut self) {
+        let (mut same_segment, mut same_tenant, mut open_tenant) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for tenant in self.state.tenants.values() {
+            match tenant.isolation {
+                Isolation::Segment => {
+                    for segment in self
+                        .state
+                        .segments
+                        .values()
+                        .filter(|s| s.tenant == tenant.name)
+                    {
+                        if let Ok(m) = self.layout.segment_match(tenant.id, segment.id) {
+                            same_segment.insert(SetElement::Pair(m.value, m.value));
+                        }
+                    }
+                }
+                Isolation::Tenant => {
+                    if let Ok(m) = self.layout.tenant_match(tenant.id) {
+                        same_tenant.insert(SetElement::Pair(m.value, m.value));
+                    }
+                }
+                Isolation::None => {
+                    if let Ok(m) = self.layout.tenant_match(tenant.id) {
+                        open_tenant.insert(SetElement::Addr(m.value));
+                    }
+                }
+            }
+        }
+        let pair = SetKey::AddrPair(self.family);
+        self.add_set(SET_SAME_SEGMENT, pair, same_segment);
+        self.add_set(SET_SAME_TENANT, pair, same_tenant);
+        self.add_set(SET_OPEN_TENANT, SetKey::Addr(self.family), open_tenant);
+    }
+
+    fn add_set(&mut self, name: &str, key: SetKey, elements: BTreeSet<SetElement>) {
+        self.sets.insert(name.into(), NftSet::new(key, elements));
+    }
+
+    /// The `ingress` or `egress` chain, with the group chains and sets it needs.
+    fn direction(&mut self, direction: Direction) -> Chain {
+        let (me, peer, chain, map, tag) = match direction {
+            Direction::Ingress => (Side::Dst, Side::Src, CHAIN_INGRESS, MAP_INGRESS, "in"),
+            Direction::Egress => (Side::Src, Side::Dst, CHAIN_EGRESS, MAP_EGRESS, "eg"),
+        };
+        let mut rules = Vec::new();
+        // 1. Host tier.
+        for alt in self.own_host(peer) {
+            rules.push(Rule::new(alt, Verdict::Return));
+        }
+        // 2. NetworkPolicy tier: selection groups.
+        let k8s: Vec<NetworkPolicy> = self.policies.kubernetes().map(|(_, p)| p.clone()).collect();
+        let mut groups: BTreeMap<Vec<usize>, Vec<IpAddr>> = BTreeMap::new();
+        for e in &self.local {
+            let selecting: Vec<usize> = k8s
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| selects(p, direction, e))
+                .map(|(i, _)| i)
+                .collect();
+            if !selecting.is_empty() {
+                groups.entry(selecting).or_default().push(e.address);
+            }
+        }
+        let mut compiled: BTreeMap<usize, Vec<Rule>> = BTreeMap::new();
+        let mut elements = BTreeSet::new();
+        for (g, (selecting, members)) in groups.iter().enumerate() {
+            let name = format!("np_{tag}_{g}");
+            let mut group_rules = Vec::new();
+            for &i in selecting {
+                let policy_rules = match compiled.get(&i) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = self.network_policy(i, &k8s[i], direction, tag, peer);
+                        compiled.insert(i, r.clone());
+                        r
+                    }
+                };
+                group_rules.extend(policy_rules);
+            }
+            group_rules.push(Rule::new(Vec::new(), Verdict::Drop));
+            self.group_chains.push(Chain {
+                name: name.clone(),
+                base: false,
+                rules: group_rules,
+            });
+            elements.extend(members.iter().map(|a| SetElement::Goto(*a, name.clone())));
+        }
+        self.add_set(map, SetKey::VerdictMap(self.family), elements);
+        rules.push(Rule::new(
+            Vec::new(),
+            Verdict::Vmap(self.addr(me, None), map.into()),
+        ));
+        // 3. Baseline: isolation mode, decided by my tenant's elements.
+        let seg = self.layout.segment_match(0, 0).expect("0 is in range").mask;
+        let ten = self.layout.tenant_match(0).expect("0 is in range").mask;
+        for (mask, set) in [(seg, SET_SAME_SEGMENT), (ten, SET_SAME_TENANT)] {
+            rules.push(Rule::new(
+                vec![Match::InSet(
+                    vec![self.addr(me, Some(mask)), self.addr(peer, Some(mask))],
+                    set.into(),
+                )],
+                Verdict::Return,
+            ));
+        }
+        rules.push(Rule::new(
+            vec![Match::InSet(
+                vec![self.addr(me, Some(ten))],
+                SET_OPEN_TENANT.into(),
+            )],
+            Verdict::Return,
+        ));
+        // ... plus Romana-form allows.
+        let romana: Vec<(usize, romana::RomanaPolicy)> = self
+            .policies
+            .romana()
+            .enumerate()
+            .filter(|(_, (_, p))| p.direction == direction)
+            .map(|(n, (_, p))| (n, p.clone()))
+            .collect();
+        for (n, p) in &romana {
+            rules.extend(self.romana_policy(*n, p, me, peer));
+        }
+        rules.push(Rule::new(Vec::new(), Verdict::Drop));
+        Chain {
+            name: chain.into(),
+            base: false,
+            rules,
+        }
+    }
+
+    /// Matches for "the `side` address is this host's own": its fabric address, or a
+    /// segment gateway (endpoint number 1) under its prefix.
+    fn own_host(&self, side: Side) -> Vec<Alt> {
+        let Some(h) = self.state.hosts.get(self.host) else {
+            return Vec::new();
+        };
+        let mut alts = Vec::new();
+        if Family::of_addr(&h.ip) == self.family {
+            alts.push(vec![Match::Eq(self.addr(side, None), Atom::Addr(h.ip))]);
+        }
+        if let Ok(prefix) = self.layout.host_prefix(h.index) {
+            let endpoint_mask = low_bits(self.layout.endpoint_bits());
+            let mask = from_u128(self.family, to_u128(prefix.netmask()) | endpoint_mask);
+            let value = from_u128(self.family, to_u128(prefix.network()) | 1);
+            alts.push(vec![Match::Eq(
+                self.addr(side, Some(mask)),
+                Atom::Addr(value),
+            )]);
+        }
+        alts
+    }
+
+    /// The rules of NetworkPolicy `i` for `direction`, each `return` when it allows.
+    fn network_policy(
+        &mut self,
+        i: usize,
+        p: &NetworkPolicy,
+        direction: Direction,
+        tag: &str,
+        peer: Side,
+    ) -> Vec<Rule> {
+        let rules: Vec<(&[k8s::Peer], &[k8s::Port])> = match direction {
+            Direction::Ingress => p
+                .spec
+                .ingress
+                .iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r.from.as_deref().unwrap_or_default(),
+                        r.ports.as_deref().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            Direction::Egress => p
+                .spec
+                .egress
+                .iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r.to.as_deref().unwrap_or_default(),
+                        r.ports.as_deref().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for (r, (peers, ports)) in rules.into_iter().enumerate() {
+            let prefix = format!("np{i}_{tag}{r}");
+            let peer_alts = self.k8s_peers(&prefix, p, peers, peer);
+            let port_alts = self.k8s_ports(&prefix, ports);
+            for a in &peer_alts {
+                for b in &port_alts {
+                    out.push(Rule::new(
+                        a.iter().chain(b).cloned().collect(),
+                        Verdict::Return,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn k8s_peers(
+        &mut self,
+        prefix: &str,
+        p: &NetworkPolicy,
+        peers: &[k8s::Peer],
+        side: Side,
+    ) -> Vec<Alt> {
+        if peers.is_empty() {
+            return vec![Vec::new()];
+        }
+        let mut alts = Vec::new();
+        let selectors: Vec<&k8s::Peer> = peers.iter().filter(|q| q.ip_block.is_none()).collect();
+        if !selectors.is_empty() {
+            let elements = self
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    selectors
+                        .iter()
+                        .any(|q| k8s_peer_matches(q, p.namespace(), &self.view, e.address, Some(e)))
+                })
+                .map(|e| SetElement::Addr(e.address))
+                .collect();
+            let name = format!("{prefix}_peers");
+            self.add_set(&name, SetKey::Addr(self.family), elements);
+            alts.push(vec![Match::InSet(vec![self.addr(side, None)], name)]);
+        }
+        let mut nets = Vec::new();
+        for block in peers.iter().filter_map(|q| q.ip_block.as_ref()) {
+            let Some(cidr) = k8s::parse_cidr(&block.cidr) else {
+                continue;
+            };
+            if family_of_net(&cidr) != self.family {
+                continue;
+            }
+            let excepts: Vec<IpNet> = block
+                .except
+                .iter()
+                .flatten()
+                .filter_map(|e| k8s::parse_cidr(e))
+                .filter(|e| family_of_net(e) == self.family)
+                .collect();
+            subtract(cidr, &excepts, &mut nets);
+        }
+        if !nets.is_empty() {
+            let nets = IpNet::aggregate(&nets);
+            alts.push(vec![Match::InAnon(
+                vec![self.addr(side, None)],
+                nets.into_iter().map(|n| vec![Atom::Net(n)]).collect(),
+            )]);
+        }
+        alts
+    }
+
+    fn k8s_ports(&mut self, prefix: &str, ports: &[k8s::Port]) -> Vec<Alt> {
+        if ports.is_empty() {
+            return vec![Vec::new()];
+        }
+        let mut ranges = Vec::new();
+        let mut named: Vec<(&str, Protocol)> = Vec::new();
+        for port in ports {
+            let Some(protocol) = port
+                .protocol
+                .as_deref()
+                .map_or(Some(Protocol::Tcp), Protocol::from_k8s)
+            else {
+                continue;
+            };
+            let proto = proto_number(protocol, self.family);
+            match &port.port {
+                None => ranges.push((proto, 0, 65535)),
+                Some(IntOrString::Int(n)) => {
+                    let (lo, hi) = (*n, port.end_port.unwrap_or(*n));
+                    let (lo, hi) = (lo.max(0), hi.min(65535));
+                    if lo <= hi {
+                        ranges.push((proto, lo as u16, hi as u16));
+                    }
+                }
+                Some(IntOrString::Str(name)) => named.push((name, protocol)),
+            }
+        }
+        let mut alts = Vec::new();
+        if !ranges.is_empty() {
+            alts.push(vec![self.port_ranges(ranges)]);
+        }
+        if !named.is_empty() {
+            // Resolved on the destination endpoint, which is the daddr in both directions.
+            let mut elements = BTreeSet::new();
+            for e in &self.endpoints {
+                for (name, protocol) in &named {
+                    for np in &e.ports {
+                        if np.name == *name && np.protocol.eq_ignore_ascii_case(protocol.as_str()) {
+                            elements.insert(SetElement::AddrProtoPort(
+                                e.address,
+                                proto_number(*protocol, self.family),
+                                np.port,
+                            ));
+                        }
+                    }
+                }
+            }
+            let name = format!("{prefix}_ports");
+            self.add_set(&name, SetKey::AddrProtoPort(self.family), elements);
+            alts.push(vec![Match::InSet(
+                vec![self.addr(Side::Dst, None), Part::L4proto, Part::Dport],
+                name,
+            )]);
+        }
+        alts
+    }
+
+    /// `meta l4proto . th dport { ... }` of merged, non-overlapping ranges.
+    fn port_ranges(&self, mut ranges: Vec<(u8, u16, u16)>) -> Match {
+        ranges.sort();
+        let mut merged: Vec<(u8, u16, u16)> = Vec::new();
+        for (p, lo, hi) in ranges {
+            match merged.last_mut() {
+                Some((lp, _, lhi)) if *lp == p && u32::from(lo) <= u32::from(*lhi) + 1 => {
+                    *lhi = (*lhi).max(hi);
+                }
+                _ => merged.push((p, lo, hi)),
+            }
+        }
+        Match::InAnon(
+            vec![Part::L4proto, Part::Dport],
+            merged
+                .into_iter()
+                .map(|(p, lo, hi)| {
+                    let port = if lo == hi {
+                        Atom::Port(lo)
+                    } else {
+                        Atom::PortRange(lo, hi)
+                    };
+                    vec![Atom::Proto(p), port]
+                })
+                .collect(),
+        )
+    }
+
+    /// The rules of Romana policy number `n` (in policy order), behind `@rpN`.
+    fn romana_policy(
+        &mut self,
+        n: usize,
+        p: &romana::RomanaPolicy,
+        me: Side,
+        peer: Side,
+    ) -> Vec<Rule> {
+        let elements = self
+            .local
+            .iter()
+            .filter(|e| p.applied_to.iter().any(|t| applies_to(t, &self.view, e)))
+            .map(|e| SetElement::Addr(e.address))
+            .collect();
+        let name = format!("rp{n}");
+        self.add_set(&name, SetKey::Addr(self.family), elements);
+        let applied = Match::InSet(vec![self.addr(me, None)], name);
+        let peer_alts: Vec<Alt> = p
+            .peers
+            .iter()
+            .flat_map(|t| self.romana_peer(t, peer))
+            .collect();
+        let rule_alts: Vec<Alt> = p.rules.iter().filter_map(|r| self.romana_rule(r)).collect();
+        let mut out = Vec::new();
+        for a in &peer_alts {
+            for b in &rule_alts {
+                let mut matches = vec![applied.clone()];
+                matches.extend(a.iter().chain(b).cloned());
+                out.push(Rule::new(matches, Verdict::Return));
+            }
+        }
+        out
+    }
+
+    fn romana_peer(&self, t: &Target, side: Side) -> Vec<Alt> {
+        match t.peer.as_deref() {
+            Some(PEER_ANY) => return vec![Vec::new()],
+            Some(PEER_HOST) => return self.own_host(side),
+            Some(_) => return Vec::new(),
+            None => {}
+        }
+        if let Some(cidr) = &t.cidr {
+            return match k8s::parse_cidr(cidr) {
+                Some(c) if family_of_net(&c) == self.family => {
+                    vec![vec![Match::Eq(self.addr(side, None), Atom::Net(c))]]
+                }
+                _ => Vec::new(),
+            };
+        }
+        let Some(tenant) = t.tenant.as_ref().and_then(|n| self.state.tenants.get(n)) else {
+            return Vec::new();
+        };
+        let m = match &t.segment {
+            Some(segment) => self
+                .state
+                .segments
+                .get(&(tenant.name.clone(), segment.clone()))
+                .and_then(|s| self.layout.segment_match(tenant.id, s.id).ok()),
+            None => self.layout.tenant_match(tenant.id).ok(),
+        };
+        match m {
+            Some(m) => vec![vec![Match::Eq(
+                self.addr(side, Some(m.mask)),
+                Atom::Addr(m.value),
+            )]],
+            None => Vec::new(),
+        }
+    }
+
+    /// The matches of one Romana rule; `None` when it can never match.
+    fn romana_rule(&self, r: &romana::Rule) -> Option<Alt> {
+        let protocol = r.protocol.to_ascii_lowercase();
+        if protocol == "any" {
+            return Some(Vec::new());
+        }
+        let protocol: Protocol = protocol.parse().ok()?;
+        let proto = proto_number(protocol, self.family);
+        if protocol == Protocol::Icmp {
+            let Some(t) = r.icmp_type else {
+                return Some(vec![Match::Eq(Part::L4proto, Atom::Proto(proto))]);
+            };
+            let mut alt = vec![Match::Eq(
+                Part::IcmpType(self.family),
+                Atom::Num(u8::try_from(t).ok()?),
+            )];
+            if let Some(c) = r.icmp_code {
+                alt.push(Match::Eq(
+                    Part::IcmpCode(self.family),
+                    Atom::Num(u8::try_from(c).ok()?),
+                ));
+            }
+            return Some(alt);
+        }
+        if r.ports.is_empty() && r.port_ranges.is_empty() {
+            return Some(vec![Match::Eq(Part::L4proto, Atom::Proto(proto))]);
+        }
+        let in_range = |n: i64| (0..=65535).contains(&n);
+        let mut ranges: Vec<(u8, u16, u16)> = r
+            .ports
+            .iter()
+            .filter(|n| in_range(**n))
+            .map(|n| (proto, *n as u16, *n as u16))
+            .collect();
+        for [lo, hi] in &r.port_ranges {
+            let (lo, hi) = ((*lo).max(0), (*hi).min(65535));
+            if lo <= hi {
+                ranges.push((proto, lo as u16, hi as u16));
+            }
+        }
+        if ranges.is_empty() {
+            return None;
+        }
+        Some(vec![self.port_ranges(ranges)])
+    }
+}
+
+/// The `meta l4proto` number of a policy protocol in `family` (ICMP is ICMPv6 in IPv6).
+pub fn proto_number(p: Protocol, family: Family) -> u8 {
+    match p {
+        Protocol::Tcp => PROTO_TCP,
+        Protocol::Udp => PROTO_UDP,
+        Protocol::Sctp => PROTO_SCTP,
+        Protocol::Icmp => family.icmp_proto(),
+    }
+}
+
+fn family_of_net(n: &IpNet) -> Family {
+    Family::of_addr(&n.addr())
+}
+
+/// `net` minus every `except`, as CIDRs appended to `out`.
+fn subtract(net: IpNet, excepts: &[IpNet], out: &mut Vec<IpNet>) {
+    if excepts.iter().any(|e| e.contains(&net)) {
+        return;
+    }
+    if !excepts.iter().any(|e| net.contains(e)) {
+        out.push(net);
+        return;
+    }
+    match net.subnets(net.prefix_len() + 1) {
+        Ok(halves) => {
+            for half in halves {
+                subtract(half, excepts, out);
+            }
+        }
+        Err(_) => out.push(net),
+    }
+}
+
+fn low_bits(bits: u8) -> u128 {
+    1u128
+        .checked_shl(u32::from(bits))
+        .map_or(u128::MAX, |v| v - 1)
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_u128(family: Family, v: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4((v as u32).into()),
+        Family::V6 => IpAddr::V6(v.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
