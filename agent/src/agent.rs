@@ -347,6 +347,7 @@ impl Reconciler {
         let status = AgentStatus {
             host: self.config.host.clone(),
             revision: state.revision(),
+            policy_revision: state.policy_revision(),
             routes: describe_routes(&after),
             nft_rules: nft_count(&after, |v| v.chains.iter().map(|c| c.rules.len()).sum()),
             nft_sets: nft_count(&after, |v| v.sets.len()),

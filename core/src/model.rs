@@ -101,6 +101,9 @@ pub struct AgentStatus {
     pub host: String,
     /// The last etcd revision whose state has been applied to the kernel.
     pub revision: i64,
+    /// The etcd revision of the last policy change this apply included (0: no policy yet).
+    #[serde(default)]
+    pub policy_revision: i64,
     /// Our routes as read back from the kernel after the apply, e.g. `10.1.0.0/16 via 192.168.0.12`.
     pub routes: Vec<String>,
     /// Rules in the agent's nftables table.

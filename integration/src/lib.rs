@@ -12,6 +12,8 @@
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
+//! - [`truth`]: the policy truth table: hand-written reachability cases from
+//!   `testdata/policy/`, checked against the evaluator (model mode) and real packets.
 //! - [`mk_store`], [`retrying`]: a store on a test etcd, and a store call retried while etcd
 //!   restarts or elects a leader.
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
 pub mod netns;
+pub mod truth;
 
 pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};

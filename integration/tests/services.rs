@@ -788,6 +788,7 @@ async fn host_status_is_the_agents_report_or_not_reported() {
     let record = romana_core::AgentStatus {
         host: "h1".into(),
         revision: 42,
+        policy_revision: 0,
         routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
         nft_rules: 12,
         nft_sets: 3,
@@ -810,6 +811,7 @@ async fn host_status_is_the_agents_report_or_not_reported() {
             host: "h1".into(),
             reported: true,
             revision: 42,
+            policy_revision: 0,
             converged: false,
             routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
             nft_rules: 12,

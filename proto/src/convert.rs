@@ -198,6 +198,7 @@ pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostSt
     let AgentStatus {
         host: _,
         revision,
+        policy_revision,
         routes,
         nft_rules,
         nft_sets,
@@ -211,6 +212,7 @@ pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostSt
         host: host.to_string(),
         reported: true,
         revision: *revision,
+        policy_revision: *policy_revision,
         converged: *converged,
         routes: routes.clone(),
         nft_rules: count(*nft_rules),
@@ -272,6 +274,7 @@ mod tests {
         let status = AgentStatus {
             host: "someone-else".into(),
             revision: 42,
+            policy_revision: 40,
             routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
             nft_rules: 12,
             nft_sets: 3,
@@ -287,6 +290,7 @@ mod tests {
                 host: "h1".into(),
                 reported: true,
                 revision: 42,
+                policy_revision: 40,
                 converged: true,
                 routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
                 nft_rules: 12,

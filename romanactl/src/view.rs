@@ -58,6 +58,8 @@ pub struct HostStatus {
     pub reported: bool,
     /// The etcd revision the agent last applied.
     pub revision: i64,
+    /// The etcd revision of the last policy change the agent applied.
+    pub policy_revision: i64,
     pub converged: bool,
     /// Routes read back from the kernel, e.g. `10.1.0.0/16 via 192.168.0.12`.
     pub routes: Vec<String>,
@@ -243,6 +245,7 @@ impl From<pb::HostStatus> for HostStatus {
             host,
             reported,
             revision,
+            policy_revision,
             converged,
             routes,
             nft_rules,
@@ -256,6 +259,7 @@ impl From<pb::HostStatus> for HostStatus {
             host,
             reported,
             revision,
+            policy_revision,
             converged,
             routes,
             nft_rules,
@@ -751,6 +755,7 @@ mod tests {
             host: "h1".into(),
             reported: true,
             revision: 42,
+            policy_revision: 40,
             converged: true,
             routes: vec![
                 "10.1.0.0/16 via 192.168.0.12".into(),
@@ -769,7 +774,7 @@ mod tests {
     fn host_status_json_has_stable_snake_case_fields_in_order() {
         assert_eq!(
             serde_json::to_string(&mk_host_status()).unwrap(),
-            r#"{"host":"h1","reported":true,"revision":42,"converged":true,"routes":["10.1.0.0/16 via 192.168.0.12","10.0.0.5 dev romana-e1"],"nft_rules":12,"nft_sets":3,"nft_elements":40,"blocked":[],"problems":["kernel refused"],"applied_at":1000}"#
+            r#"{"host":"h1","reported":true,"revision":42,"policy_revision":40,"converged":true,"routes":["10.1.0.0/16 via 192.168.0.12","10.0.0.5 dev romana-e1"],"nft_rules":12,"nft_sets":3,"nft_elements":40,"blocked":[],"problems":["kernel refused"],"applied_at":1000}"#
         );
     }
 

@@ -201,6 +201,7 @@ mod tests {
             host: host.into(),
             reported: true,
             revision: 42,
+            policy_revision: 0,
             converged: false,
             routes: vec![
                 "10.1.0.0/16 via 192.168.0.12".into(),
