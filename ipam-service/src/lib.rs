@@ -72,16 +72,26 @@ impl IpamService {
         let (_, layout) = current_layout(&self.store).await?;
         // Addresses other allocators won since we last listed the segment.
         let mut lost: BTreeSet<IpAddr> = BTreeSet::new();
+        // Placement read and checked against existing endpoints; kept across attempts that
+        // only lost an address, since nothing it was read from changed.
+        let mut resolved = None;
         for _ in 0..MAX_ATTEMPTS {
-            let (placement, requested) = placement::resolve(&self.store, &layout, &req).await?;
-            if let Some(existing) = self
-                .store
-                .get(&keys.endpoint(&req.endpoint))
-                .await
-                .map_err(store_status)?
-            {
-                return same_allocation(&existing.value, &placement, requested, &layout);
-            }
+            let (placement, requested) = match resolved.take() {
+                Some(r) => r,
+                None => {
+                    let (placement, requested) =
+                        placement::resolve(&self.store, &layout, &req).await?;
+                    if let Some(existing) = self
+                        .store
+                        .get(&keys.endpoint(&req.endpoint))
+                        .await
+                        .map_err(store_status)?
+                    {
+                        return same_allocation(&existing.value, &placement, requested, &layout);
+                    }
+                    (placement, requested)
+                }
+            };
             let address = match requested {
                 Some(a) => a,
                 None => self.choose_address(&layout, &placement, &lost).await?,
@@ -127,6 +137,7 @@ impl IpamService {
                         )));
                     }
                     lost.insert(address);
+                    resolved = Some((placement, requested));
                 }
                 // The id was taken concurrently (checked at the top of the next attempt), or
                 // the host/tenant/segment changed: read everything again.
