@@ -474,6 +474,12 @@ impl Cluster {
         ))
     }
 
+    pub async fn policies(&self) -> anyhow::Result<pb::policies_client::PoliciesClient<Channel>> {
+        Ok(pb::policies_client::PoliciesClient::new(
+            channel(&self.plane.url(crate::Service::Policy)).await?,
+        ))
+    }
+
     pub async fn ipam(&self) -> anyhow::Result<pb::ipam_client::IpamClient<Channel>> {
         Ok(pb::ipam_client::IpamClient::new(
             channel(&self.plane.url(crate::Service::Ipam)).await?,

@@ -237,3 +237,102 @@ fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_every
         })
         .unwrap();
 }
+
+/// After `apply` returns, every agent enforces the policy within a bound; the test reports
+/// the measured maximum over several applies.
+#[test]
+fn policy_changes_reach_every_agent_within_the_bound() {
+    require_root!();
+    const BOUND: Duration = Duration::from_secs(10);
+    cluster()
+        .racks(2)
+        .hosts(2)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r1h1", "t1", "default").await?;
+            assert!(reachable(&c, "a", "b").await);
+            let mut policies = c.policies().await?;
+            let mut topology = c.topology().await?;
+            let mut worst = Duration::ZERO;
+            for round in 0..5 {
+                // Alternate between denying and allowing all ingress in t1.
+                let ingress = if round % 2 == 0 { "[]" } else { "[{}]" };
+                let doc = format!(
+                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: gate, namespace: t1}}\nspec:\n  podSelector: {{}}\n  ingress: {ingress}\n"
+                );
+                let applied = policies
+                    .apply_policies(pb::ApplyPoliciesRequest {
+                        document: doc,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                let started = std::time::Instant::now();
+                let revision = applied.revision;
+                assert!(revision > 0, "the apply changed something: {applied:?}");
+                let hosts: Vec<String> = c.hosts.iter().map(|h| h.name.clone()).collect();
+                for host in &hosts {
+                    eventually(&format!("{host} applies revision {revision}"), BOUND, || {
+                        let mut topology = topology.clone();
+                        let host = host.clone();
+                        async move {
+                            let s = topology
+                                .get_host_status(pb::GetHostStatusRequest { host })
+                                .await
+                                .ok()?
+                                .into_inner();
+                            (s.converged && s.policy_revision >= revision).then_some(())
+                        }
+                    })
+                    .await?;
+                }
+                let took = started.elapsed();
+                worst = worst.max(took);
+                let blocked = round % 2 == 0;
+                assert_eq!(
+                    !c.ping("a", c.endpoint("b").address),
+                    blocked,
+                    "round {round}: ingress {ingress} must be enforced once reported"
+                );
+            }
+            let _ = topology.list_host_status(pb::ListHostStatusRequest {}).await?;
+            println!("policy propagation to 4 agents: max {worst:?} over 5 applies (bound {BOUND:?})");
+            assert!(worst < BOUND);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Pod labels change in place (ipam UpdateEndpoint) and agents re-evaluate NetworkPolicy
+/// selection without the endpoint being recreated.
+#[test]
+fn relabelling_an_endpoint_changes_what_policy_allows_without_recreating_it() {
+    require_root!();
+    cluster()
+        .racks(1)
+        .hosts(2)
+        .run(|mut c| async move {
+            mk_tenants(&c).await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r0h1", "t1", "default").await?;
+            let mut ipam = c.ipam().await?;
+            let label = |id: String, k: &str, v: &str| pb::UpdateEndpointRequest {
+                endpoint: id,
+                set_labels: [(k.to_string(), v.to_string())].into(),
+                remove_labels: vec![],
+            };
+            ipam.update_endpoint(label(c.endpoint("b").id.clone(), "role", "db")).await?;
+            let doc = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: t1}\nspec:\n  podSelector: {matchLabels: {role: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {role: web}}}]\n";
+            c.policies()
+                .await?
+                .apply_policies(pb::ApplyPoliciesRequest { document: doc.into(), ..Default::default() })
+                .await?;
+            let b = c.endpoint("b").address;
+            eventually("a blocked from the db pod", CONVERGE, || async { (!c.ping("a", b)).then_some(()) }).await?;
+            ipam.update_endpoint(label(c.endpoint("a").id.clone(), "role", "web")).await?;
+            assert!(reachable(&c, "a", "b").await, "a relabelled role=web reaches the db pod");
+            Ok(())
+        })
+        .unwrap();
+}

@@ -603,3 +603,79 @@ async fn two_replicas_and_64_racing_allocators_never_hand_out_an_address_twice()
         (TASKS * PER_TASK) as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoint_labels_change_in_place_and_bad_input_changes_nothing() {
+    let (plane, mut c) = mk_ipam_cluster().await;
+    let mut req = mk_alloc("pod-1", "h1", "t", "web");
+    req.labels = [
+        ("app".to_string(), "web".to_string()),
+        ("tier".to_string(), "1".to_string()),
+    ]
+    .into();
+    let before = c.ipam.allocate(req).await.unwrap().into_inner();
+    let update = |set: &[(&str, &str)], remove: &[&str]| pb::UpdateEndpointRequest {
+        endpoint: "pod-1".into(),
+        set_labels: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        remove_labels: remove.iter().map(|k| k.to_string()).collect(),
+    };
+    let after = c
+        .ipam
+        .update_endpoint(update(&[("role", "db")], &["tier"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.address, before.address, "same endpoint, same address");
+    let mut labels: Vec<_> = after.labels.into_iter().collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            ("app".to_string(), "web".to_string()),
+            ("role".to_string(), "db".to_string())
+        ]
+    );
+    // The same change again writes nothing.
+    assert_refused_or_same(
+        &plane,
+        c.ipam
+            .clone()
+            .update_endpoint(update(&[("role", "db")], &[])),
+    )
+    .await;
+    assert_refused(
+        &plane,
+        c.ipam
+            .clone()
+            .update_endpoint(update(&[("bad key", "x")], &[])),
+        Code::InvalidArgument,
+        "label",
+    )
+    .await;
+    let mut unknown = update(&[("a", "b")], &[]);
+    unknown.endpoint = "nope".into();
+    assert_refused(
+        &plane,
+        c.ipam.clone().update_endpoint(unknown),
+        Code::NotFound,
+        "endpoint nope does not exist",
+    )
+    .await;
+}
+
+/// An update that changes nothing succeeds without writing.
+async fn assert_refused_or_same<T: std::fmt::Debug>(
+    plane: &romana_integration::ControlPlane,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) {
+    let before = plane.store().revision().await.unwrap();
+    call.await.expect("a no-op update succeeds");
+    assert_eq!(
+        plane.store().revision().await.unwrap(),
+        before,
+        "a no-op update wrote to etcd"
+    );
+}

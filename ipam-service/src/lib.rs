@@ -19,7 +19,7 @@ use rand::seq::IndexedRandom;
 use romana_core::{alloc::first_free, model::validate_name, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
-use romana_runtime::{current_layout, invalid, store_status, Serving, Shutdown};
+use romana_runtime::{check_labels, current_layout, invalid, store_status, Serving, Shutdown};
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -62,6 +62,7 @@ impl IpamService {
         validate_name("endpoint", &req.endpoint)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
+        check_labels(&labels)?;
         let ports = req
             .ports
             .iter()
@@ -247,6 +248,50 @@ impl IpamService {
         ))
     }
 
+    async fn update(&self, req: pb::UpdateEndpointRequest) -> Result<pb::Endpoint, Status> {
+        check_labels(&req.set_labels)?;
+        let keys = self.store.keys();
+        let (_, layout) = current_layout(&self.store).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self
+                .store
+                .get(&keys.endpoint(&req.endpoint))
+                .await
+                .map_err(store_status)?
+                .ok_or_else(|| {
+                    Status::not_found(format!("endpoint {} does not exist", req.endpoint))
+                })?;
+            let mut endpoint = current.value.clone();
+            endpoint.labels.extend(req.set_labels.clone());
+            for k in &req.remove_labels {
+                endpoint.labels.remove(k);
+            }
+            if endpoint == current.value {
+                return Ok(endpoint_to_pb(&endpoint, &layout));
+            }
+            match self
+                .store
+                .update(
+                    &keys.endpoint(&endpoint.id),
+                    &endpoint,
+                    current.mod_revision,
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(endpoint = %endpoint.id, labels = ?endpoint.labels, "labels updated");
+                    return Ok(endpoint_to_pb(&endpoint, &layout));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_status(e)),
+            }
+        }
+        Err(Status::aborted(format!(
+            "updating endpoint {}: lost {MAX_ATTEMPTS} races in a row; retry",
+            req.endpoint
+        )))
+    }
+
     async fn list(&self, req: pb::ListEndpointsRequest) -> Result<Vec<pb::Endpoint>, Status> {
         let (_, layout) = current_layout(&self.store).await?;
         let listing = self
@@ -307,6 +352,13 @@ impl ipam_server::Ipam for IpamService {
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         self.release(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn update_endpoint(
+        &self,
+        request: Request<pb::UpdateEndpointRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
+        self.update(request.into_inner()).await.map(Response::new)
     }
 
     async fn get_endpoint(

@@ -22,4 +22,4 @@ pub mod telemetry;
 pub use args::ServiceArgs;
 pub use cluster::current_layout;
 pub use serve::{serve, shutdown_signal, Serving, Shutdown};
-pub use status::{contended, invalid, preview, store_status, MAX_ATTEMPTS};
+pub use status::{check_labels, contended, invalid, preview, store_status, MAX_ATTEMPTS};

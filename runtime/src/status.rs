@@ -28,6 +28,20 @@ pub fn contended(what: &str, name: &str) -> Status {
     ))
 }
 
+/// Refuses labels that could not round-trip through selectors and CNI_ARGS.
+pub fn check_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), Status> {
+    for (k, v) in labels {
+        if k.is_empty() || k.contains(char::is_whitespace) || v.contains(char::is_whitespace) {
+            return Err(Status::invalid_argument(format!(
+                "label {k:?}={v:?}: keys must be non-empty and keys and values without spaces"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A malformed request field.
 pub fn invalid(err: Invalid) -> Status {
     Status::invalid_argument(err.to_string())

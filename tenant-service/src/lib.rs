@@ -14,7 +14,8 @@ use romana_core::{alloc::lowest_free, model::validate_name, Layout, Segment, Ten
 use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
 use romana_proto::pb::{self, tenants_server};
 use romana_runtime::{
-    contended, current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+    check_labels, contended, current_layout, invalid, preview, store_status, Serving, Shutdown,
+    MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
@@ -50,17 +51,6 @@ pub async fn run(
 
 fn bad_name(e: romana_core::NameError) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Status> {
-    for (k, v) in labels {
-        if k.is_empty() || k.contains(char::is_whitespace) || v.contains(char::is_whitespace) {
-            return Err(Status::invalid_argument(format!(
-                "label {k:?}={v:?}: keys must be non-empty and keys and values without spaces"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Endpoint ids from endpoint index entries.

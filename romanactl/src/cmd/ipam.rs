@@ -1,4 +1,4 @@
-//! `romanactl ipam allocate|release|list|show`: endpoint addresses, kept by ipam-service.
+//! `romanactl ipam allocate|release|list|show|label`: endpoint addresses, kept by ipam-service.
 
 use std::net::IpAddr;
 
@@ -20,6 +20,21 @@ pub enum IpamCommand {
     List(List),
     /// Shows one endpoint.
     Show(Show),
+    /// Changes an endpoint's labels in place (policies follow without recreating it).
+    Label(LabelUpdate),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("changes").required(true).multiple(true).args(["labels", "remove_labels"])))]
+pub struct LabelUpdate {
+    /// The endpoint id.
+    pub endpoint: String,
+    /// A label to add or overwrite, KEY=VALUE; repeat for more.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = flags::parse_label)]
+    pub labels: Vec<Label>,
+    /// A label key to remove; repeat for more.
+    #[arg(long = "remove-label", value_name = "KEY", value_parser = flags::parse_label_key)]
+    pub remove_labels: Vec<String>,
 }
 
 /// Placement is host + tenant [+ segment] (the CNI shape), or the segment CIDR (the
@@ -87,6 +102,16 @@ pub struct Show {
 
 impl IpamCommand {
     pub async fn apply(self, ctx: &Ctx) -> Result<String, Error> {
+        if let IpamCommand::Label(update) = &self {
+            let request = update.request()?;
+            let endpoint = ctx
+                .ipam()
+                .await?
+                .update_endpoint(request)
+                .await?
+                .into_inner();
+            return output::one(&view::Endpoint::from(endpoint), ctx.format);
+        }
         if let IpamCommand::Allocate(allocate) = &self {
             // Checked before connecting: a usage error should not wait on the network.
             let request = allocate.request()?;
@@ -95,7 +120,7 @@ impl IpamCommand {
         }
         let mut ipam = ctx.ipam().await?;
         match self {
-            IpamCommand::Allocate(_) => unreachable!("handled above"),
+            IpamCommand::Allocate(_) | IpamCommand::Label(_) => unreachable!("handled above"),
             IpamCommand::Release(release) => {
                 let (target, text) = release.target();
                 let released = ipam
@@ -158,6 +183,28 @@ impl Allocate {
     }
 }
 
+// === impl LabelUpdate ===
+
+impl LabelUpdate {
+    fn request(&self) -> Result<pb::UpdateEndpointRequest, Error> {
+        let set_labels = flags::label_map(&self.labels)?;
+        if let Some(key) = self
+            .remove_labels
+            .iter()
+            .find(|k| set_labels.contains_key(*k))
+        {
+            return Err(Error::Usage(format!(
+                "label {key:?} is both set and removed"
+            )));
+        }
+        Ok(pb::UpdateEndpointRequest {
+            endpoint: self.endpoint.clone(),
+            set_labels: set_labels.into_iter().collect(),
+            remove_labels: self.remove_labels.clone(),
+        })
+    }
+}
+
 // === impl Release ===
 
 impl Release {
@@ -207,6 +254,36 @@ mod tests {
             IpamCommand::Allocate(a) => a.request().map_err(|e| e.line()),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    fn mk_label(args: &[&str]) -> Result<pb::UpdateEndpointRequest, String> {
+        match mk_cmd(args).map_err(|e| e.kind().to_string())? {
+            IpamCommand::Label(u) => u.request().map_err(|e| e.line()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn label_sets_and_removes_and_refuses_both_or_neither() {
+        let req = mk_label(&[
+            "label",
+            "pod-1",
+            "--label",
+            "role=db",
+            "--remove-label",
+            "tier",
+        ])
+        .unwrap();
+        assert_eq!(req.endpoint, "pod-1");
+        assert_eq!(req.set_labels.get("role").map(String::as_str), Some("db"));
+        assert_eq!(req.remove_labels, ["tier"]);
+        let both =
+            mk_label(&["label", "pod-1", "--label", "a=1", "--remove-label", "a"]).unwrap_err();
+        assert!(both.contains("both set and removed"), "{both}");
+        assert!(
+            mk_label(&["label", "pod-1"]).is_err(),
+            "a change is required"
+        );
     }
 
     #[test]
