@@ -109,3 +109,305 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
         left.items
     );
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn generate() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "romana test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
+        let issuer = Issuer::new(ca, ca_key);
+
+        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose, base: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![usage];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            write(&format!("{base}.pem"), cert.pem());
+            write(&format!("{base}-key.pem"), key.serialize_pem());
+        };
+        leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "romana-root",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "server",
+        );
+        leaf(
+            vec!["romanactl".into()],
+            "romanactl",
+            ExtendedKeyUsagePurpose::ClientAuth,
+            "client",
+        );
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// A command with no ROMANA_* TLS or root settings from the test's own environment.
+fn clean_command(bin: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
+    for var in [
+        "ROMANA_ROOT",
+        "ROMANA_TLS_CA",
+        "ROMANA_TLS_CERT",
+        "ROMANA_TLS_KEY",
+        "ROMANA_ADVERTISE",
+        "ROMANA_METRICS_LISTEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs romanactl and returns (exit code, stdout, stderr).
+async fn romanactl(args: Vec<String>) -> (i32, String, String) {
+    let mut cmd = clean_command(&binary("romanactl"));
+    cmd.args(&args).args(["--timeout", "10"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_error_line(what: &str, (code, stdout, stderr): &(i32, String, String)) {
+    assert_eq!(
+        *code, 1,
+        "{what}: exit code; stdout {stdout:?} stderr {stderr:?}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "{what}: {stderr:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certificate() {
+    let root_bin = binary("romana-root");
+    assert!(
+        root_bin.exists() && binary("romanactl").exists(),
+        "binaries missing: cargo build --bins"
+    );
+    let pki = Pki::generate();
+    let etcd = tokio::task::spawn_blocking(EtcdServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let grpc = free_port();
+    let child = clean_command(&root_bin)
+        .args(["--etcd-endpoints", &etcd.endpoint()])
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--tls-cert", &pki.path("server.pem")])
+        .args(["--tls-key", &pki.path("server-key.pem")])
+        .args(["--tls-ca", &pki.path("ca.pem")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
+    let store = mk_store(&etcd.endpoints()).await;
+    let registered = eventually("root registered", Duration::from_secs(20), || async {
+        let l = store.list(&store.keys().services_of("root")).await.ok()?;
+        (l.items.len() == 1).then(|| l.items[0].value.url.clone())
+    })
+    .await
+    .unwrap();
+    let url = format!("https://127.0.0.1:{grpc}");
+    assert_eq!(registered, url, "advertised URL is https when serving TLS");
+
+    let tls = |with_client: bool| {
+        let mut args = vec![
+            "--root".to_string(),
+            url.clone(),
+            "--tls-ca".into(),
+            pki.path("ca.pem"),
+        ];
+        if with_client {
+            args.extend([
+                "--tls-cert".into(),
+                pki.path("client.pem"),
+                "--tls-key".into(),
+                pki.path("client-key.pem"),
+            ]);
+        }
+        args
+    };
+    let with = |base: Vec<String>, rest: &[&str]| {
+        let mut args = base;
+        args.extend(rest.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // With the CA and a client certificate: the layout is set and shown.
+    let (code, stdout, stderr) = romanactl(with(
+        tls(true),
+        &[
+            "config",
+            "init",
+            "--address-space",
+            "10.0.0.0/8",
+            "--host-bits",
+            "8",
+            "--tenant-bits",
+            "4",
+            "--segment-bits",
+            "4",
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "config init over mTLS: {stderr}");
+    assert!(stdout.contains("10.0.0.0/8"), "{stdout}");
+    let (code, stdout, stderr) =
+        romanactl(with(tls(true), &["config", "show", "-o", "json"])).await;
+    assert_eq!(code, 0, "config show over mTLS: {stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["address_space"], "10.0.0.0/8", "{stdout}");
+    assert_eq!(shown["host_bits"], 8, "{stdout}");
+
+    // Without a client certificate the server refuses the handshake.
+    let no_client = romanactl(with(tls(false), &["config", "show"])).await;
+    assert_one_error_line("no client certificate", &no_client);
+
+    // https:// without a CA: a clear error naming the flag, no connection attempt needed.
+    let no_ca = romanactl(vec![
+        "--root".into(),
+        url.clone(),
+        "config".into(),
+        "show".into(),
+    ])
+    .await;
+    assert_one_error_line("no CA", &no_ca);
+    assert!(no_ca.2.contains("--tls-ca"), "{}", no_ca.2);
+
+    // A plaintext client cannot talk to the TLS server.
+    let plain = romanactl(vec![
+        "--root".into(),
+        format!("http://127.0.0.1:{grpc}"),
+        "config".into(),
+        "show".into(),
+    ])
+    .await;
+    assert_one_error_line("plaintext client", &plain);
+
+    // A certificate without its key is a usage error.
+    let half = romanactl(with(
+        vec![
+            "--root".into(),
+            url.clone(),
+            "--tls-cert".into(),
+            pki.path("client.pem"),
+        ],
+        &["config", "show"],
+    ))
+    .await;
+    assert_eq!(half.0, 2, "{half:?}");
+    assert!(half.2.contains("--tls-cert needs --tls-key"), "{half:?}");
+
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut child = guard.0.take().expect("still owned");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_flags() {
+    let pki = Pki::generate();
+    // etcd is never reached: the flags are checked first.
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "romana-root",
+            vec![],
+            "refusing to serve plaintext gRPC without --insecure; \
+             give --tls-cert/--tls-key or --insecure",
+        ),
+        (
+            "romana-ipam",
+            vec![],
+            "refusing to serve plaintext gRPC without --insecure",
+        ),
+        (
+            "romana-root",
+            vec!["--tls-cert".into(), pki.path("server.pem")],
+            "--tls-cert needs --tls-key",
+        ),
+        (
+            "romana-root",
+            vec!["--tls-key".into(), pki.path("server-key.pem")],
+            "--tls-key needs --tls-cert",
+        ),
+        (
+            "romana-root",
+            vec!["--tls-ca".into(), pki.path("ca.pem")],
+            "--tls-ca needs --tls-cert",
+        ),
+        (
+            "romana-root",
+            vec![
+                "--tls-cert".into(),
+                pki.path("missing.pem"),
+                "--tls-key".into(),
+                pki.path("server-key.pem"),
+            ],
+            "cannot read --tls-cert",
+        ),
+        (
+            "romana-root",
+            vec![
+                "--tls-cert".into(),
+                pki.path("server-key.pem"),
+                "--tls-key".into(),
+                pki.path("server-key.pem"),
+            ],
+            "holds no PEM CERTIFICATE",
+        ),
+    ];
+    for (bin, args, want) in cases {
+        let out = clean_command(&binary(bin))
+            .args(["--etcd-endpoints", "http://127.0.0.1:1"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bin} {args:?}: {stderr}");
+        assert!(stderr.contains(want), "{bin} {args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{bin} {args:?}: {stderr:?}"
+        );
+    }
+}

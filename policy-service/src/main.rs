@@ -9,8 +9,9 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    romana_runtime::serve::main(args.service, 9604, romana_policy::run).await?;
-    Ok(())
+    romana_runtime::serve::exit_code(
+        romana_runtime::serve::main(args.service, 9604, romana_policy::run_tls).await,
+    )
 }

@@ -9,7 +9,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::pb;
 
@@ -39,6 +39,43 @@ impl Default for Timeouts {
     }
 }
 
+/// How to verify `https://` services and, for mutual TLS, who this client is. Applied to
+/// root and to every discovered instance whose URL is `https://`; `http://` URLs stay
+/// plaintext.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM CA certificate(s) that signed the services' certificates. Required for https://:
+    /// this build trusts no system roots.
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate and private key, for services that require client certificates.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Reads `--tls-ca`, `--tls-cert` and `--tls-key` files. `Ok(None)` when none is given;
+    /// a certificate without its key (or the reverse) is an error naming the missing flag.
+    pub fn from_files(
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Option<ClientTls>, String> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
+        };
+        let identity = match (cert, key) {
+            (None, None) => None,
+            (Some(_), None) => return Err("--tls-cert needs --tls-key".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert".into()),
+            (Some(cert), Some(key)) => Some((read("tls-cert", cert)?, read("tls-key", key)?)),
+        };
+        let ca = ca.map(|ca| read("tls-ca", ca)).transpose()?;
+        if ca.is_none() && identity.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ClientTls { ca, identity }))
+    }
+}
+
 /// Why no channel to a service could be made. Each message names root's URL or the
 /// instance URLs tried, so a person can tell a typo from a service that is down.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +83,9 @@ pub enum DiscoverError {
     /// The URL cannot be parsed, or has no scheme. Not retryable.
     #[error("{url:?} is not a usable URL ({reason}); expected e.g. http://127.0.0.1:9600")]
     BadUrl { url: String, reason: String },
+    /// Root's URL is https:// but no CA certificate was given to verify it. Not retryable.
+    #[error("{root} is https:// but no CA certificate was given to verify it; give --tls-ca")]
+    NoTlsCa { root: String },
     /// Root did not accept a connection. Retryable: root may be starting.
     #[error("cannot reach root-service at {root}: {}", causes(source))]
     RootUnreachable {
@@ -98,12 +138,25 @@ pub async fn channel_with(
     kind: &str,
     timeouts: Timeouts,
 ) -> Result<Channel, DiscoverError> {
-    let root_channel = connect(root, timeouts)
+    channel_with_tls(root, kind, timeouts, None).await
+}
+
+/// [`channel_with`], with TLS for `https://` URLs (root's and the instances').
+pub async fn channel_with_tls(
+    root: &str,
+    kind: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, DiscoverError> {
+    let root_channel = connect(root, timeouts, tls)
         .await
         .map_err(|failure| match failure {
             ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
                 url: root.to_string(),
                 reason,
+            },
+            ConnectFailure::NoTlsCa => DiscoverError::NoTlsCa {
+                root: root.to_string(),
             },
             ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
                 root: root.to_string(),
@@ -141,7 +194,7 @@ pub async fn channel_with(
 
     let mut tried = Vec::with_capacity(urls.len());
     for url in urls {
-        match connect(&url, timeouts).await {
+        match connect(&url, timeouts, tls).await {
             Ok(channel) => return Ok(channel),
             Err(failure) => tried.push(Attempt {
                 reason: failure.reason(),
@@ -158,10 +211,15 @@ pub async fn channel_with(
 
 enum ConnectFailure {
     BadUrl(String),
+    NoTlsCa,
     Unreachable(tonic::transport::Error),
 }
 
-async fn connect(url: &str, timeouts: Timeouts) -> Result<Channel, ConnectFailure> {
+async fn connect(
+    url: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, ConnectFailure> {
     let endpoint =
         Endpoint::from_shared(url.to_string()).map_err(|e| ConnectFailure::BadUrl(causes(&e)))?;
     // A URL without a scheme parses (as a relative URI) but can never connect; say so
@@ -169,9 +227,21 @@ async fn connect(url: &str, timeouts: Timeouts) -> Result<Channel, ConnectFailur
     if endpoint.uri().scheme().is_none() || endpoint.uri().host().is_none() {
         return Err(ConnectFailure::BadUrl("no scheme or host".into()));
     }
-    let endpoint = endpoint
+    let mut endpoint = endpoint
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request);
+    if endpoint.uri().scheme_str() == Some("https") {
+        let Some(ca) = tls.and_then(|t| t.ca.as_ref()) else {
+            return Err(ConnectFailure::NoTlsCa);
+        };
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        if let Some((cert, key)) = tls.and_then(|t| t.identity.as_ref()) {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(ConnectFailure::Unreachable)?;
+    }
     endpoint
         .connect()
         .await
@@ -184,6 +254,7 @@ impl ConnectFailure {
     fn reason(&self) -> String {
         match self {
             ConnectFailure::BadUrl(reason) => format!("not a usable URL: {reason}"),
+            ConnectFailure::NoTlsCa => "https:// but no CA certificate was given (--tls-ca)".into(),
             ConnectFailure::Unreachable(e) => causes(e),
         }
     }
@@ -195,7 +266,7 @@ impl DiscoverError {
     /// Whether trying again later can succeed without anyone changing the configuration.
     pub fn is_retryable(&self) -> bool {
         match self {
-            DiscoverError::BadUrl { .. } => false,
+            DiscoverError::BadUrl { .. } | DiscoverError::NoTlsCa { .. } => false,
             DiscoverError::Registry { status, .. } => matches!(
                 status.code(),
                 tonic::Code::Unavailable
@@ -296,6 +367,43 @@ mod tests {
             Some(Box::new(Layer("no such host", None))),
         );
         assert_eq!(causes(&repeated), "dns error: no such host");
+    }
+
+    #[tokio::test]
+    async fn https_without_a_ca_is_refused_before_connecting() {
+        let err = channel_with_tls("https://127.0.0.1:1", "root", Timeouts::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "https://127.0.0.1:1 is https:// but no CA certificate was given to verify it; \
+             give --tls-ca"
+        );
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn client_tls_files_come_in_pairs() {
+        let p = std::path::Path::new("x.pem");
+        assert_eq!(ClientTls::from_files(None, None, None), Ok(None));
+        assert_eq!(
+            ClientTls::from_files(None, Some(p), None),
+            Err("--tls-cert needs --tls-key".to_string())
+        );
+        assert_eq!(
+            ClientTls::from_files(None, None, Some(p)),
+            Err("--tls-key needs --tls-cert".to_string())
+        );
+        let err = ClientTls::from_files(
+            Some(std::path::Path::new("/nonexistent/ca.pem")),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("cannot read --tls-ca /nonexistent/ca.pem: "),
+            "{err}"
+        );
     }
 
     #[test]

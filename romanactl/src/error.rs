@@ -19,6 +19,9 @@ pub enum Error {
     /// as clap's own usage errors.
     #[error("{0}")]
     Usage(String),
+    /// TLS files that cannot be read.
+    #[error("{0}")]
+    Tls(String),
     /// A service answered without a field the API promises; a version skew between
     /// romanactl and the service.
     #[error("{service} answered {call} without {field}; is romanactl the same version?")]

@@ -25,7 +25,20 @@ pub use output::Format;
 
 /// Runs one parsed command line and returns what to print on stdout.
 pub async fn run(cli: Cli) -> Result<String, Error> {
+    // Half-given flags are usage errors (exit 2), as clap's own.
+    match (&cli.tls_cert, &cli.tls_key) {
+        (Some(_), None) => return Err(Error::Usage("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(Error::Usage("--tls-key needs --tls-cert".into())),
+        _ => {}
+    }
+    let tls = romana_proto::discover::ClientTls::from_files(
+        cli.tls_ca.as_deref(),
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+    )
+    .map_err(Error::Tls)?;
     let ctx = cmd::Ctx {
+        tls,
         root: cli.root,
         format: cli.output,
         timeouts: romana_proto::discover::Timeouts {

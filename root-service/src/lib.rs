@@ -24,6 +24,17 @@ pub async fn run(
     url: String,
     shutdown: romana_runtime::Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    run_tls(listener, store, url, None, shutdown).await
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_tls(
+    listener: TcpListener,
+    store: Store,
+    url: String,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: romana_runtime::Shutdown,
+) -> Result<(), romana_runtime::serve::ServeError> {
     let routes = tonic::service::Routes::new(root_server::RootServer::new(RootService {
         store: store.clone(),
     }));
@@ -32,7 +43,7 @@ pub async fn run(
         grpc_name: "romana.v1.Root",
         url,
     };
-    romana_runtime::serve(serving, routes, listener, store, shutdown).await
+    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
 }
 
 // === impl RootService ===

@@ -1,6 +1,9 @@
 //! Flags every service takes, named as in CONVENTIONS.md.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use romana_store::{Keys, Store, StoreError};
 
@@ -30,14 +33,131 @@ pub struct ServiceArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// URL other processes should use to reach this service (registered in etcd).
-    /// Defaults to http://<listen address>, with 127.0.0.1 for an unspecified address.
+    /// Defaults to http://<listen address> (https:// when serving TLS), with 127.0.0.1 for
+    /// an unspecified address.
     #[arg(long, env = "ROMANA_ADVERTISE")]
     pub advertise: Option<String>,
 
-    /// Serve plaintext gRPC. Plaintext is the only transport this build serves, so the flag
-    /// is accepted for deploy files that state it explicitly.
+    /// PEM certificate (chain) to serve gRPC over TLS with; needs --tls-key.
+    #[arg(long, env = "ROMANA_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ROMANA_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s): clients must present a certificate signed by one (mutual TLS).
+    /// Needs --tls-cert and --tls-key.
+    #[arg(long, env = "ROMANA_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Serve plaintext gRPC. Without --tls-cert/--tls-key a service refuses to start unless
+    /// this is given.
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// Why the TLS flags cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsArgsError {
+    #[error("refusing to serve plaintext gRPC without --insecure; give --tls-cert/--tls-key or --insecure")]
+    PlaintextNotAllowed,
+    #[error("--{given} needs --{missing}")]
+    Missing {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("--insecure contradicts --tls-cert/--tls-key; give one or the other")]
+    Contradiction,
+    // The io error is in the message, not a source, so that the error prints on one line.
+    #[error("cannot read --{flag} {}: {error}", path.display())]
+    Read {
+        flag: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("invalid TLS certificate or key: {0}")]
+    Invalid(String),
+    #[error("--{flag} {} holds no PEM {what}", path.display())]
+    NotPem {
+        flag: &'static str,
+        path: PathBuf,
+        what: &'static str,
+    },
+}
+
+impl ServiceArgs {
+    /// The server TLS configuration the flags ask for: `None` for plaintext (only with
+    /// `--insecure`), an error naming the flag when they are incomplete or unreadable.
+    pub fn server_tls(&self) -> Result<Option<ServerTlsConfig>, TlsArgsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => {
+                if self.tls_ca.is_some() {
+                    return Err(TlsArgsError::Missing {
+                        given: "tls-ca",
+                        missing: "tls-cert",
+                    });
+                }
+                if self.insecure {
+                    Ok(None)
+                } else {
+                    Err(TlsArgsError::PlaintextNotAllowed)
+                }
+            }
+            (Some(_), None) => Err(TlsArgsError::Missing {
+                given: "tls-cert",
+                missing: "tls-key",
+            }),
+            (None, Some(_)) => Err(TlsArgsError::Missing {
+                given: "tls-key",
+                missing: "tls-cert",
+            }),
+            (Some(cert), Some(key)) => {
+                if self.insecure {
+                    return Err(TlsArgsError::Contradiction);
+                }
+                let cert = read_pem("tls-cert", cert, "CERTIFICATE")?;
+                let key = read_pem("tls-key", key, "PRIVATE KEY")?;
+                let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+                if let Some(ca) = &self.tls_ca {
+                    let ca = read_pem("tls-ca", ca, "CERTIFICATE")?;
+                    config = config.client_ca_root(Certificate::from_pem(ca));
+                }
+                Ok(Some(config))
+            }
+        }
+    }
+
+    /// Whether the flags ask for TLS (cert and key given).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+/// Reads a PEM file and checks it holds a block whose label ends in `what`
+/// (`CERTIFICATE`, or `PRIVATE KEY` for PKCS#8, RSA and EC keys).
+pub fn read_pem(
+    flag: &'static str,
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<u8>, TlsArgsError> {
+    let bytes = std::fs::read(path).map_err(|error| TlsArgsError::Read {
+        flag,
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let has_block = text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{what}-----")));
+    if !has_block {
+        return Err(TlsArgsError::NotPem {
+            flag,
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    Ok(bytes)
 }
 
 impl ServiceArgs {
@@ -55,6 +175,88 @@ impl ServiceArgs {
         } else {
             local.ip()
         };
-        format!("http://{}", SocketAddr::new(ip, local.port()))
+        let scheme = if self.serves_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, local.port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServiceArgs {
+        Cli::try_parse_from(std::iter::once("svc").chain(flags.iter().copied()))
+            .unwrap()
+            .service
+    }
+
+    fn tls_error(flags: &[&str]) -> String {
+        args(flags).server_tls().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn plaintext_needs_insecure() {
+        assert_eq!(
+            tls_error(&[]),
+            "refusing to serve plaintext gRPC without --insecure; \
+             give --tls-cert/--tls-key or --insecure"
+        );
+        assert!(args(&["--insecure"]).server_tls().unwrap().is_none());
+    }
+
+    #[test]
+    fn half_given_flags_name_the_missing_one() {
+        assert_eq!(
+            tls_error(&["--tls-cert", "c"]),
+            "--tls-cert needs --tls-key"
+        );
+        assert_eq!(tls_error(&["--tls-key", "k"]), "--tls-key needs --tls-cert");
+        assert_eq!(tls_error(&["--tls-ca", "ca"]), "--tls-ca needs --tls-cert");
+        assert_eq!(
+            tls_error(&["--tls-ca", "ca", "--insecure"]),
+            "--tls-ca needs --tls-cert"
+        );
+        assert_eq!(
+            tls_error(&["--tls-cert", "c", "--tls-key", "k", "--insecure"]),
+            "--insecure contradicts --tls-cert/--tls-key; give one or the other"
+        );
+    }
+
+    #[test]
+    fn unreadable_and_non_pem_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("romana-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let junk = junk.to_str().unwrap();
+        let err = tls_error(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", junk]);
+        assert!(
+            err.starts_with("cannot read --tls-cert /nonexistent/c.pem: "),
+            "{err}"
+        );
+        let err = tls_error(&["--tls-cert", junk, "--tls-key", junk]);
+        assert_eq!(err, format!("--tls-cert {junk} holds no PEM CERTIFICATE"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn advertised_scheme_follows_tls() {
+        let local = SocketAddr::from(([0, 0, 0, 0], 9600));
+        assert_eq!(
+            args(&["--insecure"]).advertised_url(local),
+            "http://127.0.0.1:9600"
+        );
+        assert_eq!(
+            args(&["--tls-cert", "c", "--tls-key", "k"]).advertised_url(local),
+            "https://127.0.0.1:9600"
+        );
     }
 }

@@ -21,5 +21,5 @@ pub mod telemetry;
 
 pub use args::ServiceArgs;
 pub use cluster::current_layout;
-pub use serve::{serve, shutdown_signal, Serving, Shutdown};
+pub use serve::{serve, serve_tls, shutdown_signal, Serving, Shutdown};
 pub use status::{check_labels, contended, invalid, preview, store_status, MAX_ATTEMPTS};

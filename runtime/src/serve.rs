@@ -9,6 +9,7 @@ use romana_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
+use tonic::transport::ServerTlsConfig;
 use tonic_health::ServingStatus;
 
 use crate::ServiceArgs;
@@ -40,8 +41,8 @@ pub struct Serving {
     pub url: String,
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then reports NOT_SERVING,
-/// withdraws the registration and lets in-flight requests finish.
+/// Serves `routes` in plaintext on `listener` until `shutdown` resolves, then reports
+/// NOT_SERVING, withdraws the registration and lets in-flight requests finish.
 pub async fn serve(
     serving: Serving,
     routes: Routes,
@@ -49,6 +50,22 @@ pub async fn serve(
     store: Store,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_tls(serving, routes, listener, store, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (mutual TLS when it names a client CA).
+pub async fn serve_tls(
+    serving: Serving,
+    routes: Routes,
+    listener: TcpListener,
+    store: Store,
+    tls: Option<ServerTlsConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
     let local = listener.local_addr().map_err(ServeError::Listener)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -76,7 +93,7 @@ pub async fn serve(
             .set_service_status(serving.grpc_name, ServingStatus::NotServing)
             .await;
     };
-    let result = tonic::transport::Server::builder()
+    let result = server
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
@@ -90,13 +107,21 @@ pub async fn serve(
 /// A shutdown trigger: the server drains when it resolves.
 pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The whole of a service binary after flag parsing: tracing, etcd, listener, then `run`
-/// until SIGTERM.
+/// The whole of a service binary after flag parsing: TLS flags, tracing, etcd, listener,
+/// then `run` until SIGTERM. `run` gets the server TLS configuration (`None`: plaintext,
+/// which the flags allow only with `--insecure`).
 pub async fn main<F, Fut>(args: ServiceArgs, default_port: u16, run: F) -> Result<(), MainError>
 where
-    F: FnOnce(TcpListener, Store, String, Shutdown) -> Fut,
+    F: FnOnce(TcpListener, Store, String, Option<ServerTlsConfig>, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), ServeError>>,
 {
+    let tls = args.server_tls()?;
+    if let Some(tls) = &tls {
+        // Bad certificates or keys fail here, before etcd and the listener, not at serve.
+        tonic::transport::Server::builder()
+            .tls_config(tls.clone())
+            .map_err(|e| MainError::Tls(crate::args::TlsArgsError::Invalid(causes(&e))))?;
+    }
     crate::telemetry::init();
     if let Some(metrics) = args.metrics_listen {
         crate::metrics::install(metrics).map_err(|e| MainError::Metrics(e.to_string()))?;
@@ -109,7 +134,7 @@ where
         .await
         .map_err(|source| MainError::Bind { listen, source })?;
     let url = args.advertised_url(listener.local_addr().map_err(ServeError::Listener)?);
-    run(listener, store, url, shutdown_signal()).await?;
+    run(listener, store, url, tls, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -128,6 +153,37 @@ pub enum MainError {
     Serve(#[from] ServeError),
     #[error("cannot serve metrics: {0}")]
     Metrics(String),
+    #[error(transparent)]
+    Tls(#[from] crate::args::TlsArgsError),
+}
+
+/// A service binary's exit: 0, or 1 after one `error: ...` line on stderr (no backtrace,
+/// whatever RUST_BACKTRACE says).
+pub fn exit_code(result: Result<(), MainError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", causes(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.len() > 1 && parts[0] == "transport error" {
+        parts.remove(0);
+    }
+    parts.join(": ").replace('\n', " ")
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -36,6 +36,17 @@ pub async fn run(
     url: String,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    run_tls(listener, store, url, None, shutdown).await
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_tls(
+    listener: TcpListener,
+    store: Store,
+    url: String,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: Shutdown,
+) -> Result<(), romana_runtime::serve::ServeError> {
     let routes =
         tonic::service::Routes::new(topology_server::TopologyServer::new(TopologyService {
             store: store.clone(),
@@ -45,7 +56,7 @@ pub async fn run(
         grpc_name: "romana.v1.Topology",
         url,
     };
-    romana_runtime::serve(serving, routes, listener, store, shutdown).await
+    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
 }
 
 // === impl TopologyService ===

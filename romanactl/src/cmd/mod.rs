@@ -37,6 +37,18 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
+    /// PEM CA certificate that signed the services' certificates; needed for https:// URLs.
+    #[arg(long, global = true, env = "ROMANA_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// PEM client certificate, for services that require one (mutual TLS); needs --tls-key.
+    #[arg(long, global = true, env = "ROMANA_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "ROMANA_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,12 +80,14 @@ pub enum Command {
     Status(status::Status),
 }
 
-/// What every command needs: where root is and how to print.
+/// What every command needs: where root is, how to reach it and how to print.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub root: String,
     pub format: Format,
     pub timeouts: discover::Timeouts,
+    /// TLS for https:// URLs; `None` when no --tls-* flag was given.
+    pub tls: Option<discover::ClientTls>,
 }
 
 // === impl Command ===
@@ -97,7 +111,7 @@ impl Command {
 
 impl Ctx {
     async fn channel(&self, kind: &str) -> Result<Channel, Error> {
-        Ok(discover::channel_with(&self.root, kind, self.timeouts).await?)
+        Ok(discover::channel_with_tls(&self.root, kind, self.timeouts, self.tls.as_ref()).await?)
     }
 
     pub async fn root(&self) -> Result<pb::root_client::RootClient<Channel>, Error> {
@@ -147,6 +161,14 @@ mod tests {
         assert_eq!(cli.root, "http://r:1");
         let cli = mk_cli(&["-o", "yaml", "status"]).unwrap();
         assert_eq!(cli.output, Format::Yaml);
+    }
+
+    #[test]
+    fn tls_flags_are_global() {
+        let cli = mk_cli(&["status", "--tls-ca", "ca.pem", "--tls-cert", "c.pem"]).unwrap();
+        assert_eq!(cli.tls_ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(cli.tls_cert.as_deref(), Some(std::path::Path::new("c.pem")));
+        assert_eq!(cli.tls_key, None);
     }
 
     #[test]
