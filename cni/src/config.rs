@@ -69,6 +69,12 @@ struct RawNetConf {
     tenant: Option<String>,
     #[serde(default)]
     segment: Option<String>,
+    #[serde(rename = "tlsCA", default)]
+    tls_ca: Option<std::path::PathBuf>,
+    #[serde(rename = "tlsCert", default)]
+    tls_cert: Option<std::path::PathBuf>,
+    #[serde(rename = "tlsKey", default)]
+    tls_key: Option<std::path::PathBuf>,
     #[serde(rename = "prevResult", default)]
     prev_result: Option<serde_json::Value>,
     #[serde(rename = "cni.dev/valid-attachments", default)]
@@ -85,6 +91,9 @@ pub struct NetConf {
     host: Option<String>,
     tenant: Option<String>,
     segment: Option<String>,
+    /// How to verify `https://` services (`tlsCA`) and, for mutual TLS, the plugin's own
+    /// certificate and key (`tlsCert`, `tlsKey`): PEM file paths in the network config.
+    pub tls: Option<romana_proto::discover::ClientTls>,
     /// The previous plugin's result when chained (and the cached ADD result on CHECK/DEL).
     pub prev_result: Option<serde_json::Value>,
     /// GC only: the attachments the runtime still uses.
@@ -139,6 +148,13 @@ impl NetConf {
         if raw.prev_result.as_ref().is_some_and(|p| !p.is_object()) {
             return Err(invalid("prevResult", "must be a JSON object"));
         }
+        let tls = client_tls(raw.tls_ca, raw.tls_cert, raw.tls_key)?;
+        if root.starts_with("https://") && tls.as_ref().is_none_or(|t| t.ca.is_none()) {
+            return Err(invalid(
+                "tlsCA",
+                "is required for an https:// root (the CA that signed the services' certificates)",
+            ));
+        }
         Ok(NetConf {
             cni_version,
             name,
@@ -146,6 +162,7 @@ impl NetConf {
             host,
             tenant,
             segment,
+            tls,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments.map(|a| a.into_iter().collect()),
         })
@@ -250,6 +267,27 @@ fn optional_name(
     }
 }
 
+/// Reads the PEM files a network config names; errors name the config field.
+fn client_tls(
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> Result<Option<romana_proto::discover::ClientTls>, ConfigError> {
+    let read = |field: &'static str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| invalid(field, &format!("cannot read {}: {e}", path.display())))
+    };
+    let identity = match (cert, key) {
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("tlsKey", "is required with tlsCert")),
+        (None, Some(_)) => return Err(invalid("tlsCert", "is required with tlsKey")),
+        (Some(cert), Some(key)) => Some((read("tlsCert", &cert)?, read("tlsKey", &key)?)),
+    };
+    let ca = ca.map(|ca| read("tlsCA", &ca)).transpose()?;
+    Ok((ca.is_some() || identity.is_some())
+        .then_some(romana_proto::discover::ClientTls { ca, identity }))
+}
+
 fn invalid(field: &'static str, problem: &str) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -270,6 +308,35 @@ mod tests {
 
     fn no_hostname() -> io::Result<String> {
         Err(io::Error::other("no hostname in this test"))
+    }
+
+    #[test]
+    fn tls_files_are_read_and_an_https_root_needs_a_ca() {
+        let dir = std::env::temp_dir().join(format!("romana-cni-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "CA PEM").unwrap();
+        let https = |extra: &str| {
+            format!(
+                r#"{{"cniVersion": "1.0.0", "name": "romana", "root": "https://10.0.0.1:9600"{extra}}}"#
+            )
+        };
+        let conf =
+            NetConf::parse(https(&format!(r#", "tlsCA": "{}""#, ca.display())).as_bytes()).unwrap();
+        assert_eq!(conf.tls.unwrap().ca.as_deref(), Some(&b"CA PEM"[..]));
+        let no_ca = NetConf::parse(https("").as_bytes()).unwrap_err();
+        assert!(no_ca.to_string().contains("tlsCA"), "{no_ca}");
+        let half = NetConf::parse(mk_conf(r#", "tlsCert": "/x.pem""#).as_bytes()).unwrap_err();
+        assert!(half.to_string().contains("tlsKey"), "{half}");
+        let missing =
+            NetConf::parse(mk_conf(r#", "tlsCA": "/nonexistent/ca.pem""#).as_bytes()).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ use romana_proto::pb;
 use romana_proto::pb::ipam_client::IpamClient;
 use tonic::transport::Channel;
 
+use crate::config::NetConf;
 use crate::error::CniError;
 
 /// A connection to one ipam-service instance.
@@ -14,13 +15,13 @@ pub struct Ipam {
 }
 
 impl Ipam {
-    /// Finds ipam-service through root at `root`.
-    pub async fn connect(root: &str) -> Result<Ipam, CniError> {
-        Ipam::connect_with(root, Timeouts::default()).await
+    /// Finds ipam-service through the config's root, with its TLS settings.
+    pub async fn connect(conf: &NetConf) -> Result<Ipam, CniError> {
+        Ipam::connect_with(conf, Timeouts::default()).await
     }
 
-    pub async fn connect_with(root: &str, timeouts: Timeouts) -> Result<Ipam, CniError> {
-        let channel = discover::channel_with(root, "ipam", timeouts)
+    pub async fn connect_with(conf: &NetConf, timeouts: Timeouts) -> Result<Ipam, CniError> {
+        let channel = discover::channel_with_tls(&conf.root, "ipam", timeouts, conf.tls.as_ref())
             .await
             .map_err(CniError::Discover)?;
         Ok(Ipam {

@@ -34,7 +34,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         .map_err(CniError::PrevResult)?;
     netlink::netns_exists(netns)?;
 
-    let mut ipam = Ipam::connect(&conf.root).await?;
+    let mut ipam = Ipam::connect(conf).await?;
     let endpoint = ipam
         .allocate(pb::AllocateRequest {
             endpoint: id.clone(),

@@ -37,7 +37,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         .map_err(CniError::PrevResult)?;
     netlink::netns_exists(netns)?;
 
-    let mut ipam = Ipam::connect(&conf.root).await?;
+    let mut ipam = Ipam::connect(conf).await?;
     let failed = |mismatches: Vec<String>| CniError::Check {
         endpoint: id.clone(),
         mismatches,

@@ -14,7 +14,7 @@ use crate::netlink;
 pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let id = env.endpoint_id()?;
     let removed = netlink::unwire(&endpoint_ifname(&id)).await?;
-    let mut ipam = Ipam::connect(&conf.root).await?;
+    let mut ipam = Ipam::connect(conf).await?;
     let released = ipam.release(&id).await?;
     tracing::debug!(
         endpoint = %id,

@@ -35,7 +35,7 @@ pub async fn run(conf: &NetConf) -> Result<(), CniError> {
             problem: "is required for GC".into(),
         })?;
     let host = conf.host(machine_hostname)?;
-    let mut ipam = Ipam::connect(&conf.root).await?;
+    let mut ipam = Ipam::connect(conf).await?;
     let endpoints = ipam.list_host(&host).await?;
     let stale = stale_endpoints(&endpoints, &conf.name, valid);
 

@@ -28,7 +28,7 @@ pub async fn run(conf: &NetConf) -> Result<(), CniError> {
         });
     }
     let probe = async {
-        let mut ipam = Ipam::connect_with(&conf.root, TIMEOUTS).await?;
+        let mut ipam = Ipam::connect_with(conf, TIMEOUTS).await?;
         ipam.get(PROBE_ID).await.map(drop)
     };
     probe
