@@ -320,7 +320,7 @@ impl Cluster {
             r#"{{"cniVersion":"1.0.0","name":"romana","type":"romana-cni","root":"{}","host":"{host}","tenant":"{tenant}","segment":"{segment}"}}"#,
             self.plane.root_url()
         );
-        let out = self.cni(host, "ADD", ns.name(), &ns.path(), &config)?;
+        let out = self.cni(host, "ADD", &ns, &config, "")?;
         let result: serde_json::Value =
             serde_json::from_str(&out).with_context(|| format!("CNI ADD output: {out}"))?;
         let cidr = result["ips"][0]["address"]
@@ -347,25 +347,28 @@ impl Cluster {
             self.plane.root_url(),
             ep.host
         );
-        self.cni(&ep.host, "DEL", ep.ns.name(), &ep.ns.path(), &config)?;
+        self.cni(&ep.host, "DEL", &ep.ns, &config, "")?;
         Ok(())
     }
 
-    fn cni(
+    /// Runs the CNI plugin on `host` as a runtime would, for the container in `ns`
+    /// (`CNI_CONTAINERID` is the namespace name), with `CNI_ARGS` `args`.
+    pub fn cni(
         &self,
         host: &str,
         command: &str,
-        container: &str,
-        netns: &std::path::Path,
+        ns: &Netns,
         config: &str,
+        args: &str,
     ) -> anyhow::Result<String> {
         let h = self.host(host);
         let cni = binary("romana-cni");
         let mut child =
             h.ns.command(cni.to_str().expect("utf-8 path"))
                 .env("CNI_COMMAND", command)
-                .env("CNI_CONTAINERID", container)
-                .env("CNI_NETNS", netns)
+                .env("CNI_CONTAINERID", ns.name())
+                .env("CNI_NETNS", ns.path())
+                .env("CNI_ARGS", args)
                 .env("CNI_IFNAME", "eth0")
                 .env("CNI_PATH", cni.parent().expect("bin dir"))
                 .stdin(Stdio::piped())

@@ -39,7 +39,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::fs::File;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -55,7 +54,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-use crate::cluster::{binary, Cluster};
+use crate::cluster::Cluster;
 use crate::netns::Netns;
 use crate::Service;
 
@@ -924,7 +923,7 @@ impl Placed {
                 r#"{{"cniVersion":"1.0.0","name":"romana","type":"romana-cni","root":"{}","host":"{host}"}}"#,
                 c.plane.root_url()
             );
-            cni(c, &host, "DEL", &ep.ns, &config, "")
+            c.cni(&host, "DEL", &ep.ns, &config, "")
                 .with_context(|| format!("removing pod {name}"))?;
         }
         let mut tenants = c.tenants().await?;
@@ -1001,7 +1000,8 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
     } else {
         format!("ROMANA_LABELS={}", labels.join(","))
     };
-    let out = cni(c, &host, "ADD", &ns, &config, &args)
+    let out = c
+        .cni(&host, "ADD", &ns, &config, &args)
         .with_context(|| format!("adding pod {}", p.name))?;
     let result: serde_json::Value =
         serde_json::from_str(&out).with_context(|| format!("CNI ADD output: {out}"))?;
@@ -1015,47 +1015,6 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
         address,
         ns,
     })
-}
-
-/// Runs the CNI plugin on `host` as a runtime would.
-fn cni(
-    c: &Cluster,
-    host: &str,
-    command: &str,
-    ns: &Netns,
-    config: &str,
-    args: &str,
-) -> anyhow::Result<String> {
-    let plugin = binary("romana-cni");
-    let mut child = c
-        .host(host)
-        .ns
-        .command(plugin.to_str().expect("utf-8 path"))
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", ns.name())
-        .env("CNI_NETNS", ns.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", args)
-        .env("CNI_PATH", plugin.parent().expect("bin dir"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawning romana-cni")?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(config.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!(
-            "romana-cni {command} on {host} failed: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(stdout)
 }
 
 /// Waits until every agent reports having applied `revision`, converged, nothing blocked.
