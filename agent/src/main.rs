@@ -49,12 +49,23 @@ struct Args {
     /// files that state it).
     #[arg(long)]
     insecure: bool,
+
+    /// Export `tracing` spans as OpenTelemetry traces over OTLP/gRPC to this collector URL
+    /// (e.g. http://127.0.0.1:4317). Without it nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    romana_runtime::telemetry::init();
+    let telemetry = romana_runtime::telemetry::init("romana-agent", args.otlp_endpoint.as_deref());
+    let result = run(args).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let host = match args.host {
         Some(h) => h,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")?

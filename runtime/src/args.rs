@@ -51,6 +51,11 @@ pub struct ServiceArgs {
     #[arg(long, env = "ROMANA_TLS_CA", value_name = "PEM")]
     pub tls_ca: Option<PathBuf>,
 
+    /// Export `tracing` spans as OpenTelemetry traces over OTLP/gRPC to this collector URL
+    /// (e.g. http://127.0.0.1:4317). Without it nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     /// Serve plaintext gRPC. Without --tls-cert/--tls-key a service refuses to start unless
     /// this is given.
     #[arg(long)]

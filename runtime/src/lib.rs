@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`args`]: the common flags (`--etcd-endpoints`, `--listen`, ...).
-//! - [`telemetry`]: `tracing` setup.
+//! - [`telemetry`]: `tracing` setup, OTLP trace export (`--otlp-endpoint`) and per-call gRPC spans.
 //! - [`metrics`]: Prometheus `/metrics` and per-call gRPC metrics.
 //! - [`serve`]: serve a service's routes with health and registration until shutdown.
 //! - [`cluster`]: the current cluster layout, as every service needs it.

@@ -94,6 +94,7 @@ pub async fn serve_tls(
             .await;
     };
     let result = server
+        .layer(crate::telemetry::GrpcTraceLayer)
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
@@ -122,7 +123,25 @@ where
             .tls_config(tls.clone())
             .map_err(|e| MainError::Tls(crate::args::TlsArgsError::Invalid(causes(&e))))?;
     }
-    crate::telemetry::init();
+    let telemetry = crate::telemetry::init(
+        &crate::telemetry::binary_name(),
+        args.otlp_endpoint.as_deref(),
+    );
+    let result = main_inner(args, default_port, tls, run).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn main_inner<F, Fut>(
+    args: ServiceArgs,
+    default_port: u16,
+    tls: Option<ServerTlsConfig>,
+    run: F,
+) -> Result<(), MainError>
+where
+    F: FnOnce(TcpListener, Store, String, Option<ServerTlsConfig>, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), ServeError>>,
+{
     if let Some(metrics) = args.metrics_listen {
         crate::metrics::install(metrics).map_err(|e| MainError::Metrics(e.to_string()))?;
     }
