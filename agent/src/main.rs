@@ -45,10 +45,33 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     resync_secs: u64,
 
-    /// Talk plaintext to etcd (the only transport this build has; accepted for deploy
+    /// Talk plaintext to etcd (the default without --tls-ca/--tls-cert; accepted for deploy
     /// files that state it).
     #[arg(long)]
     insecure: bool,
+
+    /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
+    /// (`--etcd-ca` is the same flag, as the services name it.)
+    #[arg(long = "tls-ca", visible_alias = "etcd-ca", env = "ROMANA_ETCD_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for an etcd that requires client certificates.
+    #[arg(
+        long = "tls-cert",
+        visible_alias = "etcd-cert",
+        env = "ROMANA_ETCD_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// Key (PEM) of --tls-cert.
+    #[arg(
+        long = "tls-key",
+        visible_alias = "etcd-key",
+        env = "ROMANA_ETCD_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
 
     /// Export `tracing` spans as OpenTelemetry traces over OTLP/gRPC to this collector URL
     /// (e.g. http://127.0.0.1:4317). Without it nothing is exported.
@@ -72,7 +95,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
-    let store = Store::connect(&args.etcd_endpoints, Keys::new(&args.etcd_prefix)).await?;
+    let tls = romana_store::EtcdTls::from_files(
+        args.tls_ca.as_deref(),
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let store = Store::connect_with_tls(
+        &args.etcd_endpoints,
+        Keys::new(&args.etcd_prefix),
+        tls.as_ref(),
+    )
+    .await?;
     let status = StatusWriter::new(store.clone());
     let config = AgentConfig {
         gateway: args.gateway,

@@ -34,6 +34,8 @@ const START_ATTEMPTS: usize = 3;
 /// One etcd process, restartable on the same ports and data.
 pub struct EtcdServer {
     name: String,
+    /// Serve clients over TLS and require client certificates signed by the CA.
+    tls: Option<EtcdTlsFiles>,
     /// The address clients and peers use: loopback, or a test network's address when etcd
     /// must be reachable from other network namespaces.
     ip: IpAddr,
@@ -43,6 +45,14 @@ pub struct EtcdServer {
     token: String,
     dir: TempDir,
     child: Option<Child>,
+}
+
+/// PEM files for an etcd serving TLS to clients with client-certificate authentication.
+#[derive(Clone, Debug)]
+pub struct EtcdTlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A cluster of etcd members on loopback.
@@ -56,6 +66,21 @@ impl EtcdServer {
     /// Starts a single-member cluster on loopback and waits until it serves.
     pub fn start() -> anyhow::Result<EtcdServer> {
         EtcdServer::start_on(LOOPBACK)
+    }
+
+    /// Starts a single-member cluster on loopback serving clients over TLS (`https://`) and
+    /// requiring client certificates signed by `tls.ca`.
+    pub fn start_tls(tls: EtcdTlsFiles) -> anyhow::Result<EtcdServer> {
+        retry_start(|| {
+            let [client_port, peer_port] = free_ports::<2>()?;
+            let name = "etcd0".to_string();
+            let initial_cluster = format!("{name}={}", url(LOOPBACK, peer_port));
+            let mut server = EtcdServer::new(name, client_port, peer_port, initial_cluster)?;
+            server.tls = Some(tls.clone());
+            server.spawn()?;
+            server.wait_ready()?;
+            Ok(server)
+        })
     }
 
     /// Starts a single-member cluster listening on `ip` (an address of the current network
@@ -87,6 +112,7 @@ impl EtcdServer {
         Ok(EtcdServer {
             name,
             ip: LOOPBACK,
+            tls: None,
             client_port,
             peer_port,
             initial_cluster,
@@ -96,9 +122,13 @@ impl EtcdServer {
         })
     }
 
-    /// `http://IP:P`, the one client URL.
+    /// `http://IP:P` (`https://` with TLS), the one client URL.
     pub fn endpoint(&self) -> String {
-        url(self.ip, self.client_port)
+        let plain = url(self.ip, self.client_port);
+        match self.tls {
+            Some(_) => plain.replacen("http://", "https://", 1),
+            None => plain,
+        }
     }
 
     pub fn endpoints(&self) -> Vec<String> {
@@ -184,6 +214,17 @@ impl EtcdServer {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.token])
             .args(["--initial-cluster-state", "new"])
+            .args(self.tls.iter().flat_map(|t| {
+                [
+                    "--cert-file".into(),
+                    t.cert.clone().into_os_string(),
+                    "--key-file".into(),
+                    t.key.clone().into_os_string(),
+                    "--trusted-ca-file".into(),
+                    t.ca.clone().into_os_string(),
+                    "--client-cert-auth".into(),
+                ]
+            }))
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -207,7 +248,11 @@ impl EtcdServer {
                     );
                 }
             }
-            if healthy(self.ip, self.client_port) {
+            let ready = match &self.tls {
+                None => healthy(self.ip, self.client_port),
+                Some(t) => healthy_tls(&self.endpoint(), t),
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -339,6 +384,23 @@ fn unique_token() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Health over TLS with etcdctl, which speaks it (the plain-HTTP check cannot).
+fn healthy_tls(endpoint: &str, tls: &EtcdTlsFiles) -> bool {
+    Command::new("etcdctl")
+        .args(["--endpoints", endpoint, "--dial-timeout", "1s"])
+        .arg("--cacert")
+        .arg(&tls.ca)
+        .arg("--cert")
+        .arg(&tls.cert)
+        .arg("--key")
+        .arg(&tls.key)
+        .args(["endpoint", "health"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn url(ip: IpAddr, port: u16) -> String {

@@ -26,7 +26,7 @@ pub mod truth;
 
 pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
-pub use etcd::{EtcdCluster, EtcdServer};
+pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
 pub use netns::{Lab, Netns};
 
 use std::future::Future;

@@ -137,26 +137,32 @@ impl Pki {
         write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
         let issuer = Issuer::new(ca, ca_key);
 
-        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose, base: &str| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(names).unwrap();
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params.extended_key_usages = vec![usage];
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            write(&format!("{base}.pem"), cert.pem());
-            write(&format!("{base}-key.pem"), key.serialize_pem());
-        };
+        let leaf =
+            |names: Vec<String>, cn: &str, usages: Vec<ExtendedKeyUsagePurpose>, base: &str| {
+                let key = KeyPair::generate().unwrap();
+                let mut params = CertificateParams::new(names).unwrap();
+                params.distinguished_name.push(DnType::CommonName, cn);
+                params.extended_key_usages = usages;
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                let cert = params.signed_by(&key, &issuer).unwrap();
+                write(&format!("{base}.pem"), cert.pem());
+                write(&format!("{base}-key.pem"), key.serialize_pem());
+            };
+        // etcd's gateway dials etcd itself with the server certificate under
+        // --client-cert-auth, so that certificate needs client use too.
         leaf(
             vec!["127.0.0.1".into(), "localhost".into()],
             "romana-root",
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
             "server",
         );
         leaf(
             vec!["romanactl".into()],
             "romanactl",
-            ExtendedKeyUsagePurpose::ClientAuth,
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
             "client",
         );
         Pki { dir }
@@ -410,4 +416,81 @@ async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_f
             "{bin} {args:?}: {stderr:?}"
         );
     }
+}
+
+/// etcd serving TLS and requiring client certificates: the store and a service binary reach
+/// it with --etcd-ca/--etcd-cert/--etcd-key; without a client certificate nothing is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_reach_an_etcd_that_requires_client_certificates() {
+    let pki = Pki::generate();
+    let files = romana_integration::EtcdTlsFiles {
+        ca: pki.path("ca.pem").into(),
+        cert: pki.path("server.pem").into(),
+        key: pki.path("server-key.pem").into(),
+    };
+    let etcd = tokio::task::spawn_blocking(move || EtcdServer::start_tls(files))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(etcd.endpoint().starts_with("https://"));
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client-key.pem"),
+    );
+    let tls = romana_store::EtcdTls::from_files(
+        Some(ca.as_ref()),
+        Some(cert.as_ref()),
+        Some(key.as_ref()),
+    )
+    .unwrap();
+    let keys = romana_store::Keys::default();
+    let store =
+        romana_store::Store::connect_with_tls(&etcd.endpoints(), keys.clone(), tls.as_ref())
+            .await
+            .unwrap();
+    let probe = keys.host_ip("192.0.2.1".parse().unwrap());
+    store.put(&probe, &"h1".to_string()).await.unwrap();
+    assert_eq!(store.get(&probe).await.unwrap().unwrap().value, "h1");
+
+    let ca_only = romana_store::EtcdTls::from_files(Some(ca.as_ref()), None, None).unwrap();
+    let refused = romana_store::Store::connect_with_tls(&etcd.endpoints(), keys, ca_only.as_ref())
+        .await
+        .unwrap();
+    assert!(
+        refused.get(&probe).await.is_err(),
+        "no client certificate, no data"
+    );
+
+    let grpc = free_port();
+    let child = Command::new(binary("romana-root"))
+        .args(["--etcd-endpoints", &etcd.endpoint()])
+        .args(["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key])
+        .args(["--listen", &format!("127.0.0.1:{grpc}"), "--insecure"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
+    eventually(
+        "root registered through TLS etcd",
+        Duration::from_secs(20),
+        || async {
+            let l = store.list(&store.keys().services_of("root")).await.ok()?;
+            (l.items.len() == 1).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut child = guard.0.take().expect("still owned");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use romana_store::{Keys, Store, StoreError};
+use romana_store::{Keys, Store};
 
 /// Flags shared by all services. Each binary flattens this into its own `clap` parser and
 /// picks its default `--listen` port.
@@ -19,6 +19,18 @@ pub struct ServiceArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     pub etcd_endpoints: Vec<String>,
+
+    /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
+    #[arg(long, env = "ROMANA_ETCD_CA")]
+    pub etcd_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for an etcd that requires client certificates.
+    #[arg(long, env = "ROMANA_ETCD_CERT", requires = "etcd_key")]
+    pub etcd_cert: Option<std::path::PathBuf>,
+
+    /// Key (PEM) of --etcd-cert.
+    #[arg(long, env = "ROMANA_ETCD_KEY", requires = "etcd_cert")]
+    pub etcd_key: Option<std::path::PathBuf>,
 
     /// Key prefix of all romana state in etcd.
     #[arg(long, env = "ROMANA_ETCD_PREFIX", default_value = romana_store::DEFAULT_PREFIX)]
@@ -166,8 +178,20 @@ pub fn read_pem(
 }
 
 impl ServiceArgs {
-    pub async fn connect(&self) -> Result<Store, StoreError> {
-        Store::connect(&self.etcd_endpoints, Keys::new(&self.etcd_prefix)).await
+    /// The store, over TLS when --etcd-ca/--etcd-cert/--etcd-key are given.
+    pub async fn connect(&self) -> Result<Store, crate::serve::MainError> {
+        let tls = romana_store::EtcdTls::from_files(
+            self.etcd_ca.as_deref(),
+            self.etcd_cert.as_deref(),
+            self.etcd_key.as_deref(),
+        )
+        .map_err(crate::serve::MainError::EtcdTls)?;
+        Ok(Store::connect_with_tls(
+            &self.etcd_endpoints,
+            Keys::new(&self.etcd_prefix),
+            tls.as_ref(),
+        )
+        .await?)
     }
 
     /// The URL to register for a listener bound to `local`.

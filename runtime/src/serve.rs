@@ -172,6 +172,8 @@ pub enum MainError {
     Serve(#[from] ServeError),
     #[error("cannot serve metrics: {0}")]
     Metrics(String),
+    #[error("{0}")]
+    EtcdTls(String),
     #[error(transparent)]
     Tls(#[from] crate::args::TlsArgsError),
 }

@@ -27,6 +27,6 @@ mod watch;
 pub use errors::StoreError;
 pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
 pub use lease::Registration;
-pub use store::{Listing, Store, Versioned};
+pub use store::{EtcdTls, Listing, Store, Versioned};
 pub use txn::Txn;
 pub use watch::{Kv, WatchEvent, Watcher};

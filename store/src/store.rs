@@ -53,6 +53,36 @@ impl<T> Versioned<T> {
     }
 }
 
+/// TLS to etcd: the CA that signed etcd's certificate and, when etcd requires client
+/// certificates (`--client-cert-auth`), this process's certificate and key (PEM).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: Option<Vec<u8>>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EtcdTls {
+    /// Reads the PEM files named by `--etcd-ca`, `--etcd-cert`, `--etcd-key`; `Ok(None)` when
+    /// none is given. Errors name the flag.
+    pub fn from_files(
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Option<EtcdTls>, String> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
+        };
+        let identity = match (cert, key) {
+            (None, None) => None,
+            (Some(_), None) => return Err("--etcd-cert needs --etcd-key".into()),
+            (None, Some(_)) => return Err("--etcd-key needs --etcd-cert".into()),
+            (Some(c), Some(k)) => Some((read("etcd-cert", c)?, read("etcd-key", k)?)),
+        };
+        let ca = ca.map(|p| read("etcd-ca", p)).transpose()?;
+        Ok((ca.is_some() || identity.is_some()).then_some(EtcdTls { ca, identity }))
+    }
+}
+
 /// Every value under a prefix as of one store revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing<T> {
@@ -67,14 +97,33 @@ impl Store {
     /// the first call then fails with a retryable [`StoreError::Unavailable`] after at most
     /// the connect timeout, rather than hanging.
     pub async fn connect(endpoints: &[String], keys: Keys) -> Result<Store, StoreError> {
+        Store::connect_with_tls(endpoints, keys, None).await
+    }
+
+    /// Like [`Store::connect`], over TLS to `https://` endpoints when `tls` is given.
+    pub async fn connect_with_tls(
+        endpoints: &[String],
+        keys: Keys,
+        tls: Option<&EtcdTls>,
+    ) -> Result<Store, StoreError> {
         let joined = endpoints.join(",");
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
             // A member cut off from the quorum would otherwise serve a watch that never
             // delivers again; with this etcd cancels it and the watcher moves on.
             .with_require_leader(true);
+        if let Some(tls) = tls {
+            let mut config = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(config);
+        }
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| StoreError::from_etcd("connect", &joined, &joined, e))?;
