@@ -409,7 +409,7 @@ fn url(ip: IpAddr, port: u16) -> String {
 
 /// `N` loopback ports that were free a moment ago and were never handed out before by this
 /// process. The listeners are held until all are chosen so one call gets distinct ports.
-fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
     let ports = free_ports_vec(N)?;
     Ok(std::array::from_fn(|i| ports[i]))
 }

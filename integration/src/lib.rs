@@ -11,6 +11,8 @@
 //!   registered and discoverable through root as in production.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
+//! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
+//!   SIGTERM, and [`free_port`].
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
 //! - [`truth`]: the policy truth table: hand-written reachability cases from
 //!   `testdata/policy/`, checked against the evaluator (model mode) and real packets.
@@ -22,12 +24,14 @@ pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
 pub mod netns;
+pub mod process;
 pub mod truth;
 
 pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
 pub use netns::{Lab, Netns};
+pub use process::{free_port, ServiceProcess};
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,16 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use romana_integration::cluster::binary;
-use romana_integration::{eventually, mk_store, EtcdServer};
+use romana_integration::{eventually, free_port, mk_store, EtcdServer, ServiceProcess};
 use romana_proto::pb;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -25,18 +17,6 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
-}
-
-/// Kills the service process if the test fails before stopping it.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,17 +32,16 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
         .unwrap()
         .unwrap();
     let (grpc, metrics) = (free_port(), free_port());
-    let child = Command::new(&root_bin)
-        .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-        .arg("--insecure")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
+    let service = ServiceProcess::spawn(
+        Command::new(&root_bin)
+            .args(["--etcd-endpoints", &etcd.endpoint()])
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+            .arg("--insecure")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let store = mk_store(&etcd.endpoints()).await;
     let registered = eventually("root registered", Duration::from_secs(20), || async {
         let l = store.list(&store.keys().services_of("root")).await.ok()?;
@@ -92,15 +71,7 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
         "{body}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let mut child = guard.0.take().expect("still owned");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = service.terminate().await.unwrap();
     assert!(exit.success(), "exit status {exit}");
     let left = store.list(&store.keys().services()).await.unwrap();
     assert!(
@@ -226,18 +197,17 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
         .unwrap()
         .unwrap();
     let grpc = free_port();
-    let child = clean_command(&root_bin)
-        .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--tls-cert", &pki.path("server.pem")])
-        .args(["--tls-key", &pki.path("server-key.pem")])
-        .args(["--tls-ca", &pki.path("ca.pem")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
+    let service = ServiceProcess::spawn(
+        clean_command(&root_bin)
+            .args(["--etcd-endpoints", &etcd.endpoint()])
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--tls-cert", &pki.path("server.pem")])
+            .args(["--tls-key", &pki.path("server-key.pem")])
+            .args(["--tls-ca", &pki.path("ca.pem")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let store = mk_store(&etcd.endpoints()).await;
     let registered = eventually("root registered", Duration::from_secs(20), || async {
         let l = store.list(&store.keys().services_of("root")).await.ok()?;
@@ -336,15 +306,7 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
     assert_eq!(half.0, 2, "{half:?}");
     assert!(half.2.contains("--tls-cert needs --tls-key"), "{half:?}");
 
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let mut child = guard.0.take().expect("still owned");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = service.terminate().await.unwrap();
     assert!(exit.success(), "exit status {exit}");
 }
 
@@ -463,16 +425,15 @@ async fn services_reach_an_etcd_that_requires_client_certificates() {
     );
 
     let grpc = free_port();
-    let child = Command::new(binary("romana-root"))
-        .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key])
-        .args(["--listen", &format!("127.0.0.1:{grpc}"), "--insecure"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
+    let service = ServiceProcess::spawn(
+        Command::new(binary("romana-root"))
+            .args(["--etcd-endpoints", &etcd.endpoint()])
+            .args(["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key])
+            .args(["--listen", &format!("127.0.0.1:{grpc}"), "--insecure"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     eventually(
         "root registered through TLS etcd",
         Duration::from_secs(20),
@@ -483,14 +444,6 @@ async fn services_reach_an_etcd_that_requires_client_certificates() {
     )
     .await
     .unwrap();
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let mut child = guard.0.take().expect("still owned");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = service.terminate().await.unwrap();
     assert!(exit.success(), "exit status {exit}");
 }

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use romana_integration::cluster::binary;
-use romana_integration::{eventually, mk_store, EtcdServer};
+use romana_integration::{eventually, free_port, mk_store, EtcdServer, ServiceProcess};
 use romana_proto::pb;
 
 /// A collector that keeps every export request.
@@ -35,26 +35,6 @@ impl TraceService for Collector {
             partial_success: None,
         }))
     }
-}
-
-/// Kills the service process if the test fails before stopping it.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
@@ -98,19 +78,18 @@ async fn root_binary_exports_grpc_spans_over_otlp_and_flushes_on_sigterm() {
         .unwrap()
         .unwrap();
     let grpc = free_port();
-    let child = Command::new(&root_bin)
-        .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--otlp-endpoint", &format!("http://{otlp}")])
-        .arg("--insecure")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_SERVICE_NAME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
+    let service = ServiceProcess::spawn(
+        Command::new(&root_bin)
+            .args(["--etcd-endpoints", &etcd.endpoint()])
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--otlp-endpoint", &format!("http://{otlp}")])
+            .arg("--insecure")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_SERVICE_NAME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
+    .unwrap();
 
     let store = mk_store(&etcd.endpoints()).await;
     let url = eventually("root registered", Duration::from_secs(20), || async {
@@ -127,15 +106,7 @@ async fn root_binary_exports_grpc_spans_over_otlp_and_flushes_on_sigterm() {
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
 
     // SIGTERM: the batch exporter (default delay 5 s) must flush on the way out.
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let mut child = guard.0.take().expect("still owned");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = service.terminate().await.unwrap();
     assert!(exit.success(), "exit status {exit}");
 
     let received = collector.received.lock().unwrap().clone();
@@ -185,22 +156,21 @@ async fn unreachable_collector_is_logged_not_fatal() {
         .unwrap();
     // Nothing listens on this port.
     let otlp = free_port();
-    let child = Command::new(&root_bin)
-        .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--insecure")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{otlp}"),
-        )
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
+    let service = ServiceProcess::spawn(
+        Command::new(&root_bin)
+            .args(["--etcd-endpoints", &etcd.endpoint()])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--insecure")
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{otlp}"),
+            )
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
 
     let store = mk_store(&etcd.endpoints()).await;
     let url = eventually("root registered", Duration::from_secs(20), || async {
@@ -220,15 +190,7 @@ async fn unreachable_collector_is_logged_not_fatal() {
         "still serving"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let child = guard.0.take().expect("still owned");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = service.terminate_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
