@@ -10,9 +10,20 @@
 //! passes both. Either way the endpoint a direction belongs to is a local endpoint, so
 //! "which endpoint" is one lookup of its address in a set or map of local endpoints.
 //!
+//! # Before any tier: the packet's interface vouches for its address
+//! Every packet entering through an endpoint interface goes (prerouting, before conntrack)
+//! through `from_endpoint`: its source must be the `ifname . addr` element of that
+//! endpoint in `@endpoints`, else it is dropped. Every packet routed out of one goes
+//! (first in forward) through `to_endpoint`: its destination must be that interface's
+//! element. So egress identity taken from `saddr` is the endpoint's own, whatever it
+//! puts on its eth0, and an interface the agent has not programmed yet (an endpoint
+//! between CNI ADD and this host's agent catching up) passes nothing either way. Tenants
+//! with a record the agent cannot read are dropped next (`@quarantine`).
+//!
 //! # The parts of one direction chain (`ingress`; `egress` swaps saddr and daddr)
-//! 1. **Host tier**: from this host's own address or a segment gateway of this host
-//!    (`ip saddr & GW == V`): `return` (allowed).
+//! 1. **Host tier**: needs no rule. Traffic between an endpoint and its own host uses
+//!    the input and output hooks, never forward; a packet in forward that claims to be
+//!    from this host's address is forged, and is judged like any other.
 //! 2. **NetworkPolicy tier**: `ip daddr vmap @ingress_np` sends an endpoint that
 //!    NetworkPolicies select to the chain of its *selection group* (the list of policies
 //!    selecting it), by `goto`. The group chain holds the rules of those policies, each
@@ -39,7 +50,7 @@
 //! - A rule with ports never matches ICMP; a NetworkPolicy rule without ports matches it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 use romana_core::policy::eval::{applies_to, k8s_peer_matches, selects};
@@ -48,10 +59,12 @@ use romana_core::policy::romana::{self, Target, PEER_ANY, PEER_HOST};
 use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
 use romana_core::{Endpoint, Isolation, Layout};
 
+use crate::ifname::endpoint_ifname;
 use crate::nft::{
-    Atom, Chain, Family, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side, Verdict,
-    CHAIN_EGRESS, CHAIN_INGRESS, CHAIN_NAME, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP,
-    PROTO_UDP, SET_OPEN_TENANT, SET_SAME_SEGMENT, SET_SAME_TENANT,
+    Atom, Chain, Family, Hook, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side,
+    Verdict, CHAIN_EGRESS, CHAIN_FROM_ENDPOINT, CHAIN_INGRESS, CHAIN_NAME, CHAIN_PREROUTING,
+    CHAIN_TO_ENDPOINT, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP, PROTO_UDP, SET_ENDPOINTS,
+    SET_OPEN_TENANT, SET_QUARANTINE, SET_SAME_SEGMENT, SET_SAME_TENANT,
 };
 use crate::state::ClusterState;
 
@@ -62,42 +75,64 @@ pub(crate) mod interp;
 /// layout (no config yet) there can be no endpoints: every packet from or to an endpoint
 /// interface is dropped, so the table is still fail-closed.
 pub fn compile(state: &ClusterState, layout: Option<&Layout>, host: &str) -> NftProgram {
-    let established = Rule::new(vec![Match::Established], Verdict::Accept);
     let Some(layout) = layout else {
         return NftProgram {
             sets: BTreeMap::new(),
-            chains: vec![Chain {
-                name: CHAIN_NAME.into(),
-                base: true,
-                rules: vec![
-                    established,
-                    Rule::new(vec![Match::FromEndpoint], Verdict::Drop),
-                    Rule::new(vec![Match::ToEndpoint], Verdict::Drop),
-                ],
-            }],
+            chains: vec![
+                base(
+                    CHAIN_PREROUTING,
+                    Hook::Prerouting,
+                    vec![Rule::new(vec![Match::FromEndpoint], Verdict::Drop)],
+                ),
+                base(
+                    CHAIN_NAME,
+                    Hook::Forward,
+                    vec![Rule::new(vec![Match::ToEndpoint], Verdict::Drop)],
+                ),
+            ],
         };
     };
     let mut c = Compiler::new(state, layout, host);
+    let from_endpoint = c.source_check();
+    let to_endpoint = c.destination_check();
+    let quarantine = c.quarantine();
     let egress = c.direction(Direction::Egress);
     let ingress = c.direction(Direction::Ingress);
     let mut chains = std::mem::take(&mut c.group_chains);
-    chains.push(egress);
-    chains.push(ingress);
-    chains.push(Chain {
-        name: CHAIN_NAME.into(),
-        base: true,
-        rules: vec![
-            established,
-            Rule::new(
-                vec![Match::FromEndpoint],
-                Verdict::Jump(CHAIN_EGRESS.into()),
-            ),
-            Rule::new(vec![Match::ToEndpoint], Verdict::Jump(CHAIN_INGRESS.into())),
-        ],
-    });
+    chains.extend([from_endpoint, to_endpoint, egress, ingress]);
+    chains.push(base(
+        CHAIN_PREROUTING,
+        Hook::Prerouting,
+        vec![Rule::new(
+            vec![Match::FromEndpoint],
+            Verdict::Jump(CHAIN_FROM_ENDPOINT.into()),
+        )],
+    ));
+    let mut forward = vec![Rule::new(
+        vec![Match::ToEndpoint],
+        Verdict::Jump(CHAIN_TO_ENDPOINT.into()),
+    )];
+    forward.extend(quarantine);
+    forward.extend([
+        Rule::new(vec![Match::Established], Verdict::Accept),
+        Rule::new(
+            vec![Match::FromEndpoint],
+            Verdict::Jump(CHAIN_EGRESS.into()),
+        ),
+        Rule::new(vec![Match::ToEndpoint], Verdict::Jump(CHAIN_INGRESS.into())),
+    ]);
+    chains.push(base(CHAIN_NAME, Hook::Forward, forward));
     NftProgram {
         sets: c.sets,
         chains,
+    }
+}
+
+fn base(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.into(),
+        hook: Some(hook),
+        rules,
     }
 }
 
@@ -105,7 +140,6 @@ struct Compiler<'a> {
     state: &'a ClusterState,
     layout: &'a Layout,
     family: Family,
-    host: &'a str,
     view: ClusterView,
     policies: romana_core::policy::PolicySet,
     /// Every endpoint of the cluster of the layout's family, by address (peers, ports).
@@ -139,7 +173,6 @@ impl<'a> Compiler<'a> {
             state,
             layout,
             family,
-            host,
             view,
             policies: state.policy_set(),
             endpoints,
@@ -205,11 +238,8 @@ impl<'a> Compiler<'a> {
             Direction::Egress => (Side::Src, Side::Dst, CHAIN_EGRESS, MAP_EGRESS, "eg"),
         };
         let mut rules = Vec::new();
-        // 1. Host tier.
-        for alt in self.own_host(peer) {
-            rules.push(Rule::new(alt, Verdict::Return));
-        }
-        // 2. NetworkPolicy tier: selection groups.
+        // 1. NetworkPolicy tier: selection groups. (The host tier needs no rule: traffic
+        // between an endpoint and its own host never reaches the forward hook.)
         let k8s: Vec<NetworkPolicy> = self.policies.kubernetes().map(|(_, p)| p.clone()).collect();
         let mut groups: BTreeMap<Vec<usize>, Vec<IpAddr>> = BTreeMap::new();
         for e in &self.local {
@@ -242,7 +272,7 @@ impl<'a> Compiler<'a> {
             group_rules.push(Rule::new(Vec::new(), Verdict::Drop));
             self.group_chains.push(Chain {
                 name: name.clone(),
-                base: false,
+                hook: None,
                 rules: group_rules,
             });
             elements.extend(members.iter().map(|a| SetElement::Goto(*a, name.clone())));
@@ -252,7 +282,7 @@ impl<'a> Compiler<'a> {
             Vec::new(),
             Verdict::Vmap(self.addr(me, None), map.into()),
         ));
-        // 3. Baseline: isolation mode, decided by my tenant's elements.
+        // 2. Baseline: isolation mode, decided by my tenant's elements.
         let seg = self.layout.segment_match(0, 0).expect("0 is in range").mask;
         let ten = self.layout.tenant_match(0).expect("0 is in range").mask;
         for (mask, set) in [(seg, SET_SAME_SEGMENT), (ten, SET_SAME_TENANT)] {
@@ -285,31 +315,109 @@ impl<'a> Compiler<'a> {
         rules.push(Rule::new(Vec::new(), Verdict::Drop));
         Chain {
             name: chain.into(),
-            base: false,
+            hook: None,
             rules,
         }
     }
 
-    /// Matches for "the `side` address is this host's own": its fabric address, or a
-    /// segment gateway (endpoint number 1) under its prefix.
-    fn own_host(&self, side: Side) -> Vec<Alt> {
-        let Some(h) = self.state.hosts.get(self.host) else {
-            return Vec::new();
-        };
-        let mut alts = Vec::new();
-        if Family::of_addr(&h.ip) == self.family {
-            alts.push(vec![Match::Eq(self.addr(side, None), Atom::Addr(h.ip))]);
+    /// `from_endpoint` (from prerouting, for every packet entering through an endpoint
+    /// interface): the source must be that endpoint's own address. IPv6 link-local and
+    /// the unspecified source of duplicate address detection towards multicast are let
+    /// through for neighbour discovery with the host; the kernel never forwards them.
+    /// An interface the agent does not know (an endpoint being set up, or one whose record
+    /// is gone) has no element, so all its traffic is dropped.
+    fn source_check(&self) -> Chain {
+        let v6 = |side, atom| Match::Eq(self.v6_addr(side), atom);
+        let rules = vec![
+            Rule::new(
+                vec![Match::InSet(
+                    vec![Part::Iifname, self.addr(Side::Src, None)],
+                    SET_ENDPOINTS.into(),
+                )],
+                Verdict::Return,
+            ),
+            Rule::new(
+                vec![v6(Side::Src, Atom::Net(link_local()))],
+                Verdict::Return,
+            ),
+            Rule::new(
+                vec![
+                    v6(Side::Src, Atom::Addr(Ipv6Addr::UNSPECIFIED.into())),
+                    v6(Side::Dst, Atom::Net(multicast_v6())),
+                ],
+                Verdict::Return,
+            ),
+            Rule::new(Vec::new(), Verdict::Drop),
+        ];
+        Chain {
+            name: CHAIN_FROM_ENDPOINT.into(),
+            hook: None,
+            rules,
         }
-        if let Ok(prefix) = self.layout.host_prefix(h.index) {
-            let endpoint_mask = low_bits(self.layout.endpoint_bits());
-            let mask = from_u128(self.family, to_u128(prefix.netmask()) | endpoint_mask);
-            let value = from_u128(self.family, to_u128(prefix.network()) | 1);
-            alts.push(vec![Match::Eq(
-                self.addr(side, Some(mask)),
-                Atom::Addr(value),
-            )]);
+    }
+
+    /// `to_endpoint` (first in forward, before established): a packet routed out of an
+    /// endpoint interface must be for that endpoint's address, and the interface must be
+    /// one the agent has programmed.
+    fn destination_check(&mut self) -> Chain {
+        let local: BTreeSet<SetElement> = self
+            .local
+            .iter()
+            .map(|e| SetElement::IfAddr(endpoint_ifname(&e.id), e.address))
+            .collect();
+        self.add_set(SET_ENDPOINTS, SetKey::IfAddr(self.family), local);
+        Chain {
+            name: CHAIN_TO_ENDPOINT.into(),
+            hook: None,
+            rules: vec![
+                Rule::new(
+                    vec![Match::InSet(
+                        vec![Part::Oifname, self.addr(Side::Dst, None)],
+                        SET_ENDPOINTS.into(),
+                    )],
+                    Verdict::Return,
+                ),
+                Rule::new(Vec::new(), Verdict::Drop),
+            ],
         }
-        alts
+    }
+
+    /// Forward rules dropping everything from and to the local endpoints of tenants with a
+    /// record this agent cannot read ([`ClusterState::quarantined_tenants`]): a
+    /// NetworkPolicy it cannot read must not fall back to a more open baseline.
+    fn quarantine(&mut self) -> Vec<Rule> {
+        let tenants = self.state.quarantined_tenants();
+        let elements = self
+            .local
+            .iter()
+            .filter(|e| tenants.contains(e.tenant.as_str()))
+            .map(|e| SetElement::Addr(e.address))
+            .collect();
+        self.add_set(SET_QUARANTINE, SetKey::Addr(self.family), elements);
+        vec![
+            Rule::new(
+                vec![
+                    Match::FromEndpoint,
+                    Match::InSet(vec![self.addr(Side::Src, None)], SET_QUARANTINE.into()),
+                ],
+                Verdict::Drop,
+            ),
+            Rule::new(
+                vec![
+                    Match::ToEndpoint,
+                    Match::InSet(vec![self.addr(Side::Dst, None)], SET_QUARANTINE.into()),
+                ],
+                Verdict::Drop,
+            ),
+        ]
+    }
+
+    fn v6_addr(&self, side: Side) -> Part {
+        Part::Addr {
+            family: Family::V6,
+            side,
+            mask: None,
+        }
     }
 
     /// The rules of NetworkPolicy `i` for `direction`, each `return` when it allows.
@@ -540,7 +648,8 @@ impl<'a> Compiler<'a> {
     fn romana_peer(&self, t: &Target, side: Side) -> Vec<Alt> {
         match t.peer.as_deref() {
             Some(PEER_ANY) => return vec![Vec::new()],
-            Some(PEER_HOST) => return self.own_host(side),
+            // Own-host traffic never crosses the forward hook, and is always allowed.
+            Some(PEER_HOST) => return Vec::new(),
             Some(_) => return Vec::new(),
             None => {}
         }
@@ -652,24 +761,12 @@ fn subtract(net: IpNet, excepts: &[IpNet], out: &mut Vec<IpNet>) {
     }
 }
 
-fn low_bits(bits: u8) -> u128 {
-    1u128
-        .checked_shl(u32::from(bits))
-        .map_or(u128::MAX, |v| v - 1)
+fn link_local() -> IpNet {
+    "fe80::/10".parse().expect("a valid CIDR")
 }
 
-fn to_u128(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-fn from_u128(family: Family, v: u128) -> IpAddr {
-    match family {
-        Family::V4 => IpAddr::V4((v as u32).into()),
-        Family::V6 => IpAddr::V6(v.into()),
-    }
+fn multicast_v6() -> IpNet {
+    "ff02::/16".parse().expect("a valid CIDR")
 }
 
 #[cfg(test)]

@@ -97,6 +97,16 @@ pub fn desired(state: &ClusterState, me: &HostView) -> Desired {
         }
         None => None,
     };
+    for (key, u) in &state.unreadable {
+        let consequence = match &u.tenant {
+            Some(t) => format!("endpoints of tenant {t} on this host pass nothing until it reads"),
+            None => "left out".to_string(),
+        };
+        problems.push(format!(
+            "record {key} cannot be read ({}): {consequence}",
+            u.error
+        ));
+    }
     let routes = match &layout {
         Some(layout) => routes(state, layout, me, &mut problems),
         None => BTreeMap::new(),

@@ -14,10 +14,21 @@
 //!   set npI_inR_peers { type ipv4_addr }             # endpoints a NetworkPolicy rule's selectors pick
 //!   set npI_inR_ports { type ipv4_addr . inet_proto . inet_service }  # named ports, resolved
 //!   chain np_in_G / np_eg_G { ...rules of the policies selecting group G... return | drop }
-//!   chain egress  { own host: return; ip saddr vmap @egress_np; baseline: return; drop }
-//!   chain ingress { own host: return; ip daddr vmap @ingress_np; baseline: return; drop }
+//!   set endpoints    { type ifname . ipv4_addr }     # "rmn..." . address of each local endpoint
+//!   set quarantine   { type ipv4_addr }              # local endpoints of tenants with an unreadable record
+//!   chain from_endpoint { iifname . ip saddr @endpoints return; ip6 saddr fe80::/10 return; ...; drop }
+//!   chain to_endpoint   { oifname . ip daddr @endpoints return; drop }
+//!   chain egress  { ip saddr vmap @egress_np; baseline: return; drop }
+//!   chain ingress { ip daddr vmap @ingress_np; baseline: return; drop }
+//!   chain prerouting {
+//!     type filter hook prerouting priority -300; policy accept;
+//!     iifname "rmn*" jump from_endpoint   # anti-spoofing, before conntrack
+//!   }
 //!   chain forward {
-//!     type filter hook forward priority filter; policy accept;
+//!     type filter hook forward priority 0; policy accept;
+//!     oifname "rmn*" jump to_endpoint     # unknown interface or wrong address: drop
+//!     iifname "rmn*" ip saddr @quarantine drop
+//!     oifname "rmn*" ip daddr @quarantine drop
 //!     ct state established,related accept
 //!     iifname "rmn*" jump egress     # from a local endpoint: its egress
 //!     oifname "rmn*" jump ingress    # to a local endpoint: its ingress
@@ -45,8 +56,16 @@ use crate::ifname::IFNAME_PREFIX;
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE_NAME: &str = "romana";
 pub const CHAIN_NAME: &str = "forward";
+pub const CHAIN_PREROUTING: &str = "prerouting";
 pub const CHAIN_INGRESS: &str = "ingress";
 pub const CHAIN_EGRESS: &str = "egress";
+pub const CHAIN_FROM_ENDPOINT: &str = "from_endpoint";
+pub const CHAIN_TO_ENDPOINT: &str = "to_endpoint";
+/// `ifname . addr` of every local endpoint: the one source (egress) or destination
+/// (ingress) address a packet through that interface may carry.
+pub const SET_ENDPOINTS: &str = "endpoints";
+/// Local endpoints whose policies could not be read: everything through them is dropped.
+pub const SET_QUARANTINE: &str = "quarantine";
 pub const SET_SAME_SEGMENT: &str = "same_segment";
 pub const SET_SAME_TENANT: &str = "same_tenant";
 pub const SET_OPEN_TENANT: &str = "open_tenant";
@@ -76,6 +95,8 @@ pub enum SetKey {
     AddrProtoPort(Family),
     /// `ipv4_addr : verdict`: a verdict map.
     VerdictMap(Family),
+    /// `ifname . ipv4_addr`: an endpoint interface and its address.
+    IfAddr(Family),
 }
 
 /// One element of a named set or map.
@@ -86,6 +107,8 @@ pub enum SetElement {
     AddrProtoPort(IpAddr, u8, u16),
     /// A verdict map element: `addr : goto chain`.
     Goto(IpAddr, String),
+    /// `"ifname" . addr`.
+    IfAddr(String, IpAddr),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +141,10 @@ pub enum Part {
     IcmpType(Family),
     /// `icmp code` / `icmpv6 code`.
     IcmpCode(Family),
+    /// `iifname`: the interface the packet came in through.
+    Iifname,
+    /// `oifname`: the interface the packet leaves through.
+    Oifname,
 }
 
 /// A value in a rule: exact, or an interval (anonymous sets are interval sets).
@@ -168,9 +195,21 @@ pub struct Rule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
-    /// The base chain (hook forward, policy accept); the others are only jumped to.
-    pub base: bool,
+    /// Set on a base chain (policy accept); the others are only jumped to.
+    pub hook: Option<Hook>,
     pub rules: Vec<Rule>,
+}
+
+/// Where a base chain is hooked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    /// Every packet entering the host, before conntrack (priority raw, -300): a forged
+    /// packet dropped here never creates a conntrack entry that a later
+    /// `ct state established` could accept.
+    Prerouting,
+    /// Packets routed through the host (priority filter, 0). Traffic between an endpoint
+    /// and its own host never passes here: it uses the input and output hooks.
+    Forward,
 }
 
 /// The whole table as the agent wants it.
@@ -278,6 +317,7 @@ impl SetKey {
             SetKey::AddrPair(f) => format!("{0} . {0}", f.addr_type()),
             SetKey::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
             SetKey::VerdictMap(f) => format!("{} : verdict", f.addr_type()),
+            SetKey::IfAddr(f) => format!("ifname . {}", f.addr_type()),
         }
     }
 
@@ -330,6 +370,24 @@ impl fmt::Display for SetElement {
             SetElement::Pair(a, b) => write!(f, "{a} . {b}"),
             SetElement::AddrProtoPort(a, p, port) => write!(f, "{a} . {} . {port}", proto_name(*p)),
             SetElement::Goto(a, chain) => write!(f, "{a} : goto {chain}"),
+            SetElement::IfAddr(name, a) => write!(f, "\"{name}\" . {a}"),
+        }
+    }
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Forward => "forward",
+        }
+    }
+
+    /// The priority as a number, which is how `nft -j` prints it back.
+    pub fn priority(self) -> i64 {
+        match self {
+            Hook::Prerouting => -300,
+            Hook::Forward => 0,
         }
     }
 }
@@ -354,6 +412,8 @@ impl fmt::Display for Part {
             Part::Dport => f.write_str("th dport"),
             Part::IcmpType(family) => write!(f, "{} type", family.icmp()),
             Part::IcmpCode(family) => write!(f, "{} code", family.icmp()),
+            Part::Iifname => f.write_str("iifname"),
+            Part::Oifname => f.write_str("oifname"),
         }
     }
 }
@@ -456,8 +516,13 @@ impl NftProgram {
         }
         for chain in &self.chains {
             let _ = writeln!(out, "\tchain {} {{", chain.name);
-            if chain.base {
-                out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n");
+            if let Some(hook) = chain.hook {
+                let _ = writeln!(
+                    out,
+                    "\t\ttype filter hook {} priority {}; policy accept;",
+                    hook.name(),
+                    hook.priority()
+                );
             }
             for rule in &chain.rules {
                 let text = rule.text();
@@ -487,10 +552,10 @@ impl NftProgram {
                 .iter()
                 .map(|c| ChainView {
                     name: c.name.clone(),
-                    kind: c.base.then(|| "filter".into()),
-                    hook: c.base.then(|| "forward".into()),
-                    prio: c.base.then_some(0),
-                    policy: c.base.then(|| "accept".into()),
+                    kind: c.hook.map(|_| "filter".into()),
+                    hook: c.hook.map(|h| h.name().into()),
+                    prio: c.hook.map(Hook::priority),
+                    policy: c.hook.map(|_| "accept".into()),
                     rules: c
                         .rules
                         .iter()
@@ -685,9 +750,10 @@ fn parse_element(e: &Value) -> Option<SetElement> {
         Value::Object(o) => {
             let parts = o.get("concat")?.as_array()?;
             match parts.as_slice() {
-                [Value::String(a), Value::String(b)] => {
-                    Some(SetElement::Pair(a.parse().ok()?, b.parse().ok()?))
-                }
+                [Value::String(a), Value::String(b)] => match a.parse() {
+                    Ok(a) => Some(SetElement::Pair(a, b.parse().ok()?)),
+                    Err(_) => Some(SetElement::IfAddr(a.clone(), b.parse().ok()?)),
+                },
                 [Value::String(a), proto, port] => Some(SetElement::AddrProtoPort(
                     a.parse().ok()?,
                     proto_from_json(proto)?,

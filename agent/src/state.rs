@@ -10,8 +10,16 @@
 //!   registrations and keys this version does not know are ignored, so they cause no apply.
 //! - A value that does not decode is treated as deleted (felix does the same): keeping a
 //!   stale value would program a dataplane for a record that no longer says what we think,
-//!   and for endpoints "deleted" is the fail-closed answer. The error is returned so the
-//!   caller logs it with the key.
+//!   and for endpoints, hosts, segments and Romana-form policies (which only add allows)
+//!   "deleted" is the fail-closed answer. Not so for a NetworkPolicy: without it, the
+//!   endpoints it selected would fall back to their (more open) baseline. So an
+//!   undecodable record that belongs to a tenant (its tenant, segment or NetworkPolicy
+//!   record) is kept in [`ClusterState::unreadable`] and quarantines that tenant's
+//!   endpoints ([`ClusterState::quarantined_tenants`]) until it reads again or is deleted.
+//!   Unknown fields are tolerated where ignoring them is safe: host, tenant, segment and
+//!   endpoint records ignore fields a newer service adds; policies refuse them (a field we
+//!   do not know may restrict what a policy allows), and land here. The error is returned
+//!   so the caller logs it with the key, and the status lists it.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +38,8 @@ pub struct ClusterState {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// Both forms, as policy-service stores them (`policies/romana/..`, `policies/k8s/..`).
     pub policies: BTreeMap<PolicyId, Policy>,
+    /// Records that did not decode, by key (see the module docs).
+    pub unreadable: BTreeMap<String, Unreadable>,
     synced: bool,
     revision: i64,
     /// The revision of the last change to the policy set (see [`Self::policy_revision`]).
@@ -59,6 +69,18 @@ pub struct StateError {
     pub source: StoreError,
 }
 
+/// A watched record this agent could not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The tenant whose endpoints it quarantines, if it belongs to one.
+    pub tenant: Option<String>,
+    /// Why, in words (a bounded prefix of the decode error).
+    pub error: String,
+}
+
+/// Longest decode error kept in the state (and so in the status record).
+const MAX_ERROR_CHARS: usize = 200;
+
 // === impl ClusterState ===
 
 impl ClusterState {
@@ -79,6 +101,14 @@ impl ClusterState {
     /// policy change up to this revision.
     pub fn policy_revision(&self) -> i64 {
         self.policy_revision
+    }
+
+    /// Tenants whose local endpoints pass nothing: some record of theirs is unreadable.
+    pub fn quarantined_tenants(&self) -> std::collections::BTreeSet<&str> {
+        self.unreadable
+            .values()
+            .filter_map(|u| u.tenant.as_deref())
+            .collect()
     }
 
     /// The policies, for [`romana_core::policy::evaluate`] and the compiler.
@@ -138,8 +168,9 @@ impl ClusterState {
             }
             WatchEvent::Delete { key, mod_revision } => {
                 let parsed = keys.parse(&key);
+                let was_unreadable = self.unreadable.remove(&key).is_some();
                 let applied = match &parsed {
-                    Some(r) => self.remove(r).into(),
+                    Some(r) => (self.remove(r) || was_unreadable).into(),
                     None => Applied::Unchanged,
                 };
                 self.advance(applied, mod_revision);
@@ -199,9 +230,18 @@ impl ClusterState {
             _ => return (Applied::Unchanged, None),
         };
         match decoded {
-            Ok(changed) => (changed.into(), None),
+            Ok(changed) => {
+                let was_unreadable = self.unreadable.remove(&kv.key).is_some();
+                ((changed || was_unreadable).into(), None)
+            }
             Err(source) => {
-                let changed = self.remove(&r);
+                let mut changed = self.remove(&r);
+                let unreadable = Unreadable {
+                    tenant: owning_tenant(&r),
+                    error: source.to_string().chars().take(MAX_ERROR_CHARS).collect(),
+                };
+                changed |=
+                    self.unreadable.insert(kv.key.clone(), unreadable.clone()) != Some(unreadable);
                 (
                     changed.into(),
                     Some(StateError {
@@ -238,6 +278,16 @@ impl ClusterState {
             before_relist: None,
             ..self.clone()
         }
+    }
+}
+
+/// The tenant a record belongs to, when losing it could open that tenant's endpoints.
+fn owning_tenant(r: &KeyRef) -> Option<String> {
+    match r {
+        KeyRef::Tenant(name) => Some(name.clone()),
+        KeyRef::Segment { tenant, .. } => Some(tenant.clone()),
+        KeyRef::Policy(PolicyId::Kubernetes { tenant, .. }) => Some(tenant.clone()),
+        _ => None,
     }
 }
 
@@ -414,6 +464,46 @@ mod tests {
     }
 
     #[test]
+    fn a_network_policy_with_a_field_we_do_not_know_quarantines_its_tenant_until_fixed() {
+        let keys = Keys::default();
+        let mut s = synced(&keys, Vec::new());
+        let newer = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": "t"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "fromNewerRelease": true}});
+        let (applied, error) = s.apply(&keys, put(&keys, "policies/k8s/t/deny", &newer, 20));
+        assert_eq!(applied, Applied::Changed);
+        assert_eq!(error.unwrap().key, "/romana/v1/policies/k8s/t/deny");
+        assert_eq!(
+            s.quarantined_tenants().into_iter().collect::<Vec<_>>(),
+            ["t"]
+        );
+        // Host, tenant and endpoint records tolerate fields they do not know.
+        let mut host = serde_json::to_value(mk_host("h9", "192.168.0.19", 9)).unwrap();
+        host["fromNewerRelease"] = true.into();
+        let (_, error) = s.apply(&keys, put(&keys, "hosts/h9", &host, 21));
+        assert!(error.is_none());
+        assert!(s.hosts.contains_key("h9"));
+        // Rewritten in a form this agent reads: the quarantine is lifted.
+        let mut fixed = newer.clone();
+        fixed["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("fromNewerRelease");
+        let (applied, error) = s.apply(&keys, put(&keys, "policies/k8s/t/deny", &fixed, 22));
+        assert!(error.is_none());
+        assert_eq!(applied, Applied::Changed);
+        assert!(s.quarantined_tenants().is_empty());
+        // Deleting an unreadable record lifts it too.
+        s.apply(&keys, put(&keys, "tenants/t", &newer, 23));
+        assert_eq!(s.quarantined_tenants().len(), 1);
+        assert_eq!(
+            s.apply(&keys, del(&keys, "tenants/t", 24)).0,
+            Applied::Changed
+        );
+        assert!(s.quarantined_tenants().is_empty());
+    }
+
+    #[test]
     fn policies_of_both_forms_are_kept_and_their_revision_is_tracked() {
         let keys = Keys::default();
         let mut s = synced(&keys, vec![]);
@@ -444,12 +534,18 @@ mod tests {
         let (_, error) = s.apply(&keys, put(&keys, "policies/romana/other", &romana, 13));
         assert_eq!(error.unwrap().key, "/romana/v1/policies/romana/other");
         assert_eq!(s.policy_set().len(), 2);
+        // It is listed as unreadable (a Romana policy only adds allows: no quarantine).
+        assert_eq!(
+            s.unreadable["/romana/v1/policies/romana/other"].tenant,
+            None
+        );
+        assert_eq!(s.policy_revision(), 13);
         // Other changes do not move the policy revision.
         s.apply(
             &keys,
             put(&keys, "hosts/h1", &mk_host("h1", "192.168.0.11", 0), 14),
         );
-        assert_eq!(s.policy_revision(), 12);
+        assert_eq!(s.policy_revision(), 13);
         assert_eq!(
             s.apply(&keys, del(&keys, "policies/romana/lb", 15)).0,
             Applied::Changed

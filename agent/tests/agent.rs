@@ -178,10 +178,11 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
         "--- agent status ---\n{}",
         serde_json::to_string_pretty(&st).unwrap()
     );
-    // forward 3; egress and ingress 7 each (own host 2, vmap, isolation 3, drop).
-    assert_eq!(st.nft_rules, 17);
-    // same_segment, same_tenant, open_tenant, ingress_np, egress_np.
-    assert_eq!(st.nft_sets, 5);
+    // prerouting 1, from_endpoint 4, to_endpoint 2, forward 6; egress and ingress 5 each
+    // (vmap, isolation 3, drop).
+    assert_eq!(st.nft_rules, 23);
+    // same_segment, same_tenant, open_tenant, ingress_np, egress_np, endpoints, quarantine.
+    assert_eq!(st.nft_sets, 7);
     assert!(st.revision > 0);
 
     // A host leaves the cluster: its route goes.

@@ -8,10 +8,14 @@
 //!
 //! What an endpoint looks like when wired (`A` its address, `G` its segment's gateway):
 //! ```text
-//! host:      rmn<hash> up, G/32 (G/128 nodad) on it; A/32 dev rmn<hash> scope link proto 124
+//! host:      rmn<hash> up, G/32 (G/128 nodad) on it
 //! container: <CNI_IFNAME> up, A/32 (A/128 nodad); G/32 dev <CNI_IFNAME> scope link;
 //!            default via G dev <CNI_IFNAME>
 //! ```
+//! The host's route to the endpoint (`A/32 dev rmn<hash> scope link proto 124`) is not the
+//! plugin's: the host's agent adds it once it has programmed the endpoint's isolation, so a
+//! new endpoint is not even routed before it is filtered (and the agent's table drops any
+//! `rmn*` interface it does not know yet, should someone route to it anyway).
 //! The gateway address on every host-side veth makes the host answer ARP/ND for G on each
 //! endpoint link without any L2 between endpoints, whatever routes the host has.
 //!
@@ -45,7 +49,6 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
 };
 use netlink_packet_route::AddressFamily;
-use romana_core::datapath::ROUTE_PROTOCOL;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// `RT_SCOPE_LINK`.
@@ -104,8 +107,6 @@ pub struct RouteState {
 pub struct Observed {
     pub host: Option<LinkState>,
     pub host_addresses: Vec<IpNet>,
-    /// Main-table routes of the endpoint's family through the host link.
-    pub host_routes: Vec<RouteState>,
     pub container: Option<LinkState>,
     pub container_addresses: Vec<IpNet>,
     /// Every main-table route of the endpoint's family in the container.
@@ -236,18 +237,6 @@ pub async fn wire(w: &Wiring) -> Result<Wired, NetlinkError> {
 
     set_up(&h, &host).await?;
     add_address(&h, &host, w.gateway).await?;
-    let host_route = route_to_endpoint(w.address, host.index);
-    h.route()
-        .add(host_route)
-        .replace()
-        .execute()
-        .await
-        .map_err(request(format!(
-            "adding route {}/{} dev {}",
-            w.address,
-            host_prefix_len(w.address),
-            w.host_ifname
-        )))?;
 
     let wc = w.clone();
     let container = in_netns(&w.netns, move |h| async move {
@@ -279,11 +268,6 @@ pub async fn observe(w: &Wiring) -> Result<Observed, NetlinkError> {
     let mut observed = Observed::default();
     if let Some(host) = link_by_name(&h, &w.host_ifname).await? {
         observed.host_addresses = addresses(&h, host.index).await?;
-        observed.host_routes = routes(&h, w.address)
-            .await?
-            .into_iter()
-            .filter(|r| r.oif == Some(host.index))
-            .collect();
         observed.host = Some(host);
     }
     let (ifname, address) = (w.ifname.clone(), w.address);
@@ -484,19 +468,6 @@ async fn configure_container(h: &Handle, w: &Wiring) -> Result<LinkState, Netlin
     Ok(link)
 }
 
-/// `A/32 dev <host link> scope link proto 124` (`/128`, universe scope for IPv6).
-fn route_to_endpoint(address: IpAddr, index: u32) -> RouteMessage {
-    let mut route = RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(address, host_prefix_len(address))
-        .expect("an address with its full prefix length is a valid destination")
-        .output_interface(index)
-        .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
-    if address.is_ipv4() {
-        route = route.scope(RouteScope::Link);
-    }
-    route.build()
-}
-
 fn host_prefix_len(address: IpAddr) -> u8 {
     match address {
         IpAddr::V4(_) => 32,
@@ -684,16 +655,5 @@ mod tests {
             format_mac(&[0x0a, 0xbc, 0, 1, 0xff, 0x10]),
             "0a:bc:00:01:ff:10"
         );
-    }
-
-    #[test]
-    fn host_route_is_marked_with_our_protocol_and_link_scope() {
-        let route = route_to_endpoint("10.0.0.2".parse().unwrap(), 7);
-        assert_eq!(u8::from(route.header.protocol), ROUTE_PROTOCOL);
-        assert_eq!(u8::from(route.header.scope), SCOPE_LINK);
-        assert_eq!(route.header.destination_prefix_length, 32);
-        assert!(route.attributes.contains(&RouteAttribute::Oif(7)));
-        let v6 = route_to_endpoint("fd00::2".parse().unwrap(), 7);
-        assert_eq!(v6.header.destination_prefix_length, 128);
     }
 }

@@ -32,6 +32,18 @@ fn ip(ns: &Netns, args: &[&str]) -> String {
     ns.ip(args).unwrap()
 }
 
+/// Routes `address` to endpoint `id`'s host link, as the host's agent does once it has
+/// programmed the endpoint: the plugin leaves that route to the agent, and these tests
+/// run without one.
+fn route_as_the_agent(host: &Netns, address: &str, id: &str) {
+    let dev = endpoint_ifname(id);
+    let mut args = vec!["route", "replace", address, "dev", &dev, "proto", "124"];
+    if !address.contains(':') {
+        args.extend(["scope", "link"]);
+    }
+    ip(host, &args);
+}
+
 fn link_exists(ns: &Netns, name: &str) -> bool {
     ns.ip(&["link", "show", "dev", name]).is_ok()
 }
@@ -89,17 +101,17 @@ fn add_gives_a_routed_endpoint_that_reaches_another_through_the_host() {
             mac.contains(result["interfaces"][1]["mac"].as_str().unwrap()),
             "{mac}"
         );
-        // The host: the gateway on the endpoint's link, the /32 route marked as ours.
+        // The host: the gateway on the endpoint's link; no route to the endpoint yet, which
+        // is the agent's to add once it has programmed the endpoint (fail closed).
         let haddr = ip(&host, &["-4", "-o", "addr", "show", "dev", &host_if]);
         assert!(haddr.contains("inet 10.0.1.1/32"), "{haddr}");
         let hroutes = ip(&host, &["-4", "route", "show", "proto", "124"]);
-        assert!(
-            hroutes.contains(&format!("10.0.1.2 dev {host_if} scope link")),
-            "{hroutes}"
-        );
+        assert!(!hroutes.contains("10.0.1.2"), "{hroutes}");
 
         let second = cni(&host, &conf, &mk_add("ctr2", &c2)).await.ok().json();
         assert_eq!(second["ips"][0]["address"], "10.0.1.3/32");
+        route_as_the_agent(&host, "10.0.1.2", "ctr1:eth0");
+        route_as_the_agent(&host, "10.0.1.3", "ctr2:eth0");
 
         // Routed through the host, no NAT: each side sees the other's own address.
         let seen = block_in_place(|| tcp_echo(&c1, &c2, "10.0.1.3".parse().unwrap())).unwrap();
@@ -185,6 +197,8 @@ fn del_removes_the_links_releases_the_address_and_is_idempotent() {
         let conf = mk_conf(&plane.root_url(), json!({"tenant": "t1", "segment": "s1"}));
         cni(&host, &conf, &mk_add("ctr1", &c1)).await.ok();
         cni(&host, &conf, &mk_add("ctr2", &c2)).await.ok();
+        route_as_the_agent(&host, "10.0.1.2", "ctr1:eth0");
+        route_as_the_agent(&host, "10.0.1.3", "ctr2:eth0");
         let (if1, if2) = (endpoint_ifname("ctr1:eth0"), endpoint_ifname("ctr2:eth0"));
 
         let del1 = mk_vars("DEL", "ctr1", Some(&c1.path()), "");
@@ -485,6 +499,8 @@ fn ipv6_endpoints_get_128s_and_reach_each_other_through_the_host() {
         );
         assert_eq!(r1["routes"], json!([{"dst": "::/0", "gw": "fd00:10::1"}]));
         cni(&host, &conf, &mk_add("ctr2", &c2)).await.ok();
+        route_as_the_agent(&host, "fd00:10::2", "ctr1:eth0");
+        route_as_the_agent(&host, "fd00:10::3", "ctr2:eth0");
 
         let routes = ip(&c1, &["-6", "route", "show"]);
         assert!(

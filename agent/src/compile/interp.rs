@@ -1,42 +1,47 @@
-//! A test interpreter of [`NftProgram`]: runs one new packet through the base chain as the
-//! kernel would (rules in order, the first verdict wins; `jump` pushes a return point,
-//! `goto` and verdict maps do not; `return` or the end of a non-base chain pops; the end
-//! of the base chain is its policy, accept). Set lookups are exact for named sets and
-//! interval lookups for anonymous ones; masked addresses are `addr & mask`.
+//! A test interpreter of [`NftProgram`]: runs one new, routed packet through the base
+//! chains as the kernel would, prerouting then forward (rules in order, the first verdict
+//! wins; `jump` pushes a return point, `goto` and verdict maps do not; `return` or the end
+//! of a non-base chain pops; the end of a base chain is its policy, accept). Set lookups
+//! are exact for named sets and interval lookups for anonymous ones; masked addresses are
+//! `addr & mask`.
 
 use std::net::IpAddr;
 
 use romana_core::policy::{Packet, Protocol};
 
 use super::proto_number;
-use crate::nft::{Atom, Family, Match, NftProgram, Part, SetElement, Side, Verdict};
+use crate::ifname::is_endpoint_ifname;
+use crate::nft::{Atom, Family, Hook, Match, NftProgram, Part, SetElement, Side, Verdict};
 
-/// A packet as the forward hook of one host sees it.
-#[derive(Clone, Copy, Debug)]
+/// A packet routed through one host, as its hooks see it.
+#[derive(Clone, Debug)]
 pub struct Probe {
     pub packet: Packet,
-    /// It came in through a local endpoint's interface (`iifname "rmn*"`).
-    pub from_endpoint: bool,
-    /// It goes out through a local endpoint's interface (`oifname "rmn*"`).
-    pub to_endpoint: bool,
+    /// The interface it came in through, when that is a local endpoint's (else the uplink).
+    pub iif: Option<String>,
+    /// The interface it leaves through, when that is a local endpoint's.
+    pub oif: Option<String>,
 }
 
 /// A field's value in the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Value {
+enum Value<'a> {
     Addr(IpAddr),
     Proto(u8),
     Port(u16),
     Num(u8),
+    Name(&'a str),
 }
 
-/// Whether the program lets the packet through.
+/// Whether the program lets the packet through both base chains.
 pub fn interpret(program: &NftProgram, probe: &Probe) -> bool {
-    let base = program
-        .chains
-        .iter()
-        .position(|c| c.base)
-        .expect("a base chain");
+    [Hook::Prerouting, Hook::Forward]
+        .into_iter()
+        .filter_map(|h| program.chains.iter().position(|c| c.hook == Some(h)))
+        .all(|base| run(program, base, probe))
+}
+
+fn run(program: &NftProgram, base: usize, probe: &Probe) -> bool {
     // (chain index, next rule index) return points pushed by `jump`.
     let mut stack: Vec<(usize, usize)> = Vec::new();
     let (mut chain, mut at) = (base, 0);
@@ -98,7 +103,7 @@ fn family_of(packet: &Packet) -> Family {
     Family::of_addr(&packet.from)
 }
 
-fn value(probe: &Probe, part: &Part) -> Option<Value> {
+fn value<'a>(probe: &'a Probe, part: &Part) -> Option<Value<'a>> {
     let p = &probe.packet;
     let is_icmp = p.protocol == Protocol::Icmp;
     match part {
@@ -125,6 +130,9 @@ fn value(probe: &Probe, part: &Part) -> Option<Value> {
             .then_some(p.icmp_code)
             .flatten()
             .map(Value::Num),
+        // An interface that is not an endpoint's has a name too, never one in our sets.
+        Part::Iifname => Some(Value::Name(probe.iif.as_deref().unwrap_or("uplink"))),
+        Part::Oifname => Some(Value::Name(probe.oif.as_deref().unwrap_or("uplink"))),
     }
 }
 
@@ -150,8 +158,8 @@ fn atom_matches(atom: &Atom, v: Value) -> bool {
 
 fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
     match m {
-        Match::FromEndpoint => probe.from_endpoint,
-        Match::ToEndpoint => probe.to_endpoint,
+        Match::FromEndpoint => probe.iif.as_deref().is_some_and(is_endpoint_ifname),
+        Match::ToEndpoint => probe.oif.as_deref().is_some_and(is_endpoint_ifname),
         // Every probe opens a connection.
         Match::Established => false,
         Match::Eq(part, atom) => value(probe, part).is_some_and(|v| atom_matches(atom, v)),
@@ -181,6 +189,7 @@ fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
                 [Value::Addr(a), Value::Proto(p), Value::Port(n)] => {
                     SetElement::AddrProtoPort(*a, *p, *n)
                 }
+                [Value::Name(n), Value::Addr(a)] => SetElement::IfAddr(n.to_string(), *a),
                 other => panic!("no set key of shape {other:?}"),
             };
             program.sets[set].elements.contains(&element)

@@ -25,7 +25,9 @@ fn add_policies(s: &mut ClusterState, text: &str) {
 
 /// Whether the hosts on the packet's path let it through: the source endpoint's host
 /// (egress, entering from its interface) and the destination endpoint's host (ingress,
-/// leaving through its interface); one host when both are there.
+/// leaving through its interface); one host when both are there. Traffic between an
+/// endpoint and its own host's addresses is delivered or sent locally (input, output) and
+/// never reaches that host's forward hook.
 fn datapath_allows(s: &ClusterState, programs: &BTreeMap<String, NftProgram>, p: &Packet) -> bool {
     let view = s.view(&layout_of(s));
     let src = view.endpoint_at(p.from).cloned();
@@ -36,10 +38,18 @@ fn datapath_allows(s: &ClusterState, programs: &BTreeMap<String, NftProgram>, p:
         .map(|e| e.host.clone())
         .collect();
     let allowed = hosts.iter().all(|h| {
+        if view.is_host_of(p.from, h) || view.is_host_of(p.to, h) {
+            return true;
+        }
+        let on_h = |e: &Option<Endpoint>| {
+            e.as_ref()
+                .filter(|e| e.host == *h)
+                .map(|e| endpoint_ifname(&e.id))
+        };
         let probe = Probe {
             packet: *p,
-            from_endpoint: src.as_ref().is_some_and(|e| e.host == *h),
-            to_endpoint: dst.as_ref().is_some_and(|e| e.host == *h),
+            iif: on_h(&src),
+            oif: on_h(&dst),
         };
         interpret(&programs[h], &probe)
     });
@@ -568,8 +578,6 @@ fn without_policies_the_program_is_the_isolation_baseline_in_both_directions() {
     assert_eq!(
         ingress,
         [
-            "ip saddr 192.168.0.11 return",
-            "ip saddr & 255.255.0.255 == 10.0.0.1 return",
             "ip daddr vmap @ingress_np",
             "ip daddr & 255.0.255.0 . ip saddr & 255.0.255.0 @same_segment return",
             "ip daddr & 255.0.240.0 . ip saddr & 255.0.240.0 @same_tenant return",
@@ -584,9 +592,9 @@ fn without_policies_the_program_is_the_isolation_baseline_in_both_directions() {
         .iter()
         .map(Rule::text)
         .collect();
-    assert_eq!(egress[2], "ip saddr vmap @egress_np");
+    assert_eq!(egress[0], "ip saddr vmap @egress_np");
     assert_eq!(
-        egress[3],
+        egress[1],
         "ip saddr & 255.0.255.0 . ip daddr & 255.0.255.0 @same_segment return"
     );
 }
@@ -627,4 +635,205 @@ fn parse_table_reads_real_nft_output_of_a_policy_program() {
         serde_json::from_str(include_str!("../../testdata/table_policy_small.json")).unwrap();
     let view = crate::nft::parse_table(&json).unwrap();
     assert_eq!(view, program(&s, &host).view());
+}
+
+// --- anti-spoofing, unknown interfaces, quarantine ---
+
+/// h1 holds a, b (t/default), w (t/web) and x (tenant o, isolation none); h2 holds r
+/// (t/default).
+fn mk_spoof_state() -> ClusterState {
+    let mut s = mk_state();
+    s.tenants
+        .insert("o".into(), mk_tenant("o", 2, Isolation::None));
+    s.segments.insert(
+        ("o".into(), "default".into()),
+        mk_segment("o", "default", 0),
+    );
+    for e in [
+        mk_endpoint("a", "10.0.16.2", "h1", "t", "default"),
+        mk_endpoint("b", "10.0.16.3", "h1", "t", "default"),
+        mk_endpoint("w", "10.0.17.2", "h1", "t", "web"),
+        mk_endpoint("x", "10.0.32.2", "h1", "o", "default"),
+        mk_endpoint("r", "10.1.16.2", "h2", "t", "default"),
+    ] {
+        add_endpoint(&mut s, e);
+    }
+    s
+}
+
+/// Whether `host` forwards a packet entering from endpoint `from_id`'s interface (or the
+/// uplink) with source `src`, to `dst` (out of `to_id`'s interface, or the uplink).
+fn forwards(
+    s: &ClusterState,
+    host: &str,
+    from_id: Option<&str>,
+    src: &str,
+    to_id: Option<&str>,
+    dst: &str,
+) -> bool {
+    let probe = Probe {
+        packet: mk_packet(ip(src), ip(dst), "udp/53"),
+        iif: from_id.map(endpoint_ifname),
+        oif: to_id.map(endpoint_ifname),
+    };
+    interpret(&program(s, host), &probe)
+}
+
+#[test]
+fn a_packet_is_judged_by_the_interface_it_came_from() {
+    let s = mk_spoof_state();
+    // Genuine: a -> b (same segment, same host) and a -> r (same segment, other host).
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        None,
+        "10.1.16.2"
+    ));
+    // w (other segment) and x (open tenant) forge a's address, b's segment gateway, the
+    // host's own address and x's open-tenant address, towards b and towards r.
+    for (attacker, forged) in [
+        ("w", "10.0.16.2"),
+        ("w", "10.0.16.1"),
+        ("w", "192.168.0.11"),
+        ("w", "10.0.32.2"),
+        ("x", "10.0.16.2"),
+        ("x", "10.0.0.1"),
+    ] {
+        assert!(
+            !forwards(&s, "h1", Some(attacker), forged, Some("b"), "10.0.16.3"),
+            "{attacker} as {forged} to b"
+        );
+        assert!(
+            !forwards(&s, "h1", Some(attacker), forged, None, "10.1.16.2"),
+            "{attacker} as {forged} to r"
+        );
+    }
+    // x's own address still reaches whatever its open baseline allows.
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("x"),
+        "10.0.32.2",
+        None,
+        "10.1.32.9"
+    ));
+}
+
+#[test]
+fn a_packet_from_the_fabric_claiming_the_host_or_a_gateway_is_not_the_host() {
+    let s = mk_spoof_state();
+    // Own-host traffic never reaches forward; a forwarded one with these sources is forged
+    // and meets b's baseline like any other packet from outside its segment.
+    for forged in ["192.168.0.11", "10.0.0.1", "10.0.17.1"] {
+        assert!(
+            !forwards(&s, "h1", None, forged, Some("b"), "10.0.16.3"),
+            "{forged}"
+        );
+    }
+    assert!(forwards(
+        &s,
+        "h1",
+        None,
+        "10.1.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+}
+
+#[test]
+fn an_interface_the_agent_has_not_programmed_passes_nothing() {
+    let mut s = mk_spoof_state();
+    // The endpoint record of n is not known yet: its interface has no element.
+    let n = mk_endpoint("n", "10.0.16.9", "h1", "t", "default");
+    let n_addr = n.address;
+    let probe = |from: bool| Probe {
+        packet: if from {
+            mk_packet(n_addr, ip("10.0.16.3"), "udp/53")
+        } else {
+            mk_packet(ip("10.0.16.3"), n_addr, "udp/53")
+        },
+        iif: Some(endpoint_ifname(if from { "n" } else { "b" })),
+        oif: Some(endpoint_ifname(if from { "b" } else { "n" })),
+    };
+    assert!(!interpret(&program(&s, "h1"), &probe(true)));
+    assert!(!interpret(&program(&s, "h1"), &probe(false)));
+    add_endpoint(&mut s, n);
+    assert!(interpret(&program(&s, "h1"), &probe(true)));
+    assert!(interpret(&program(&s, "h1"), &probe(false)));
+    // Routed out of b's interface, a packet must be for b.
+    assert!(!forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        Some("b"),
+        "10.0.16.9"
+    ));
+}
+
+#[test]
+fn an_unreadable_network_policy_quarantines_its_tenant_not_the_others() {
+    let mut s = mk_spoof_state();
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+    s.unreadable.insert(
+        "/romana/v1/policies/k8s/t/deny-all".into(),
+        crate::state::Unreadable {
+            tenant: Some("t".into()),
+            error: "unknown field `fromNewerRelease`".into(),
+        },
+    );
+    let p = program(&s, "h1");
+    assert_eq!(p.sets[SET_QUARANTINE].elements.len(), 3, "a, b and w");
+    assert!(!forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+    assert!(!forwards(
+        &s,
+        "h1",
+        None,
+        "10.1.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+    assert!(!forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        None,
+        "10.1.16.2"
+    ));
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("x"),
+        "10.0.32.2",
+        None,
+        "10.1.32.9"
+    ));
+    // Same rules as without quarantine: only elements differ.
+    let clean = program(&mk_spoof_state(), "h1");
+    assert!(clean.view().same_structure(&p.view()));
 }
