@@ -101,6 +101,9 @@ pub async fn run(
         config.resync_interval,
     );
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let beat = Duration::from_secs(AgentStatus::HEARTBEAT_SECS);
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + beat, beat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(host = %config.host, netns = ?config.netns, gateway = ?config.gateway, "agent starting");
     tokio::pin!(shutdown);
     loop {
@@ -149,6 +152,7 @@ pub async fn run(
                 schedule.changed(applied, state.is_synced(), Instant::now());
             }
             _ = resync.tick() => schedule.resync(state.is_synced(), Instant::now()),
+            _ = heartbeat.tick() => reconciler.heartbeat().await,
         }
     }
 }
@@ -263,7 +267,14 @@ struct Reconciler {
     config: AgentConfig,
     kernel: Option<Kernel>,
     last_problems: Vec<String>,
+    /// The status last written.
     last_status: Option<AgentStatus>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Reconciler {
@@ -355,9 +366,8 @@ impl Reconciler {
             converged,
             blocked: left.blocked.clone(),
             problems: failed.clone(),
-            applied_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            applied_at: unix_now(),
+            alive_at: unix_now(),
         };
         self.write_status(status).await;
         Ok(Round {
@@ -371,16 +381,28 @@ impl Reconciler {
         let Some(writer) = &self.config.status else {
             return;
         };
-        if self
-            .last_status
-            .as_ref()
-            .is_some_and(|s| s.same_as(&status))
-        {
+        if self.last_status.as_ref().is_some_and(|s| {
+            s.same_as(&status) && status.alive_at < s.alive_at + AgentStatus::HEARTBEAT_SECS
+        }) {
             return;
         }
         match writer.put(&status).await {
             Ok(()) => self.last_status = Some(status),
             Err(e) => tracing::warn!(error = %e, "cannot write the agent status; will retry"),
+        }
+    }
+}
+
+impl Reconciler {
+    /// Rewrites the last status with a fresh `alive_at`, so that the CNI plugin's STATUS
+    /// and operators can tell a running agent from a dead one.
+    async fn heartbeat(&mut self) {
+        if let Some(last) = self.last_status.clone() {
+            let status = AgentStatus {
+                alive_at: unix_now(),
+                ..last
+            };
+            self.write_status(status).await;
         }
     }
 }

@@ -82,6 +82,15 @@ pub enum CniError {
     },
     #[error("romana is not available: {0}")]
     NotAvailable(#[source] Box<CniError>),
+    #[error("topology-service {step}: {}", status_text(.status))]
+    Topology {
+        step: String,
+        #[source]
+        status: tonic::Status,
+    },
+    /// This host's agent is not running or has not programmed what it knows.
+    #[error("{0}")]
+    AgentNotReady(String),
     #[error(
         "garbage collection failed for {} of {total} stale endpoints: {}",
         .failures.len(),
@@ -118,7 +127,8 @@ impl CniError {
             CniError::Netlink(e) if e.is_conflict() => code::CONTAINER_CONFLICT,
             CniError::Netlink(_) => code::KERNEL,
             CniError::Check { .. } => code::CHECK_FAILED,
-            CniError::NotAvailable(_) => code::NOT_AVAILABLE,
+            CniError::NotAvailable(_) | CniError::AgentNotReady(_) => code::NOT_AVAILABLE,
+            CniError::Topology { status, .. } => status_code(status),
             CniError::Gc { code, .. } => *code,
         }
     }

@@ -378,7 +378,7 @@ fn tenant_segment_and_labels_come_from_cni_args() {
 }
 
 #[test]
-fn status_is_ok_while_ipam_answers_and_code_50_when_root_is_unreachable() {
+fn status_is_ok_while_ipam_answers_and_the_agent_is_up_and_code_50_otherwise() {
     if skip_unless_root() {
         return;
     }
@@ -388,8 +388,55 @@ fn status_is_ok_while_ipam_answers_and_code_50_when_root_is_unreachable() {
         mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
         let status = vec![("CNI_COMMAND".to_string(), "STATUS".to_string())];
         let conf = mk_conf(&plane.root_url(), json!({"cniVersion": "1.1.0"}));
+        // No agent has reported for h1: an endpoint added now would stay closed.
+        let err = cni(&host, &conf, &status).await.fails_with(50);
+        assert!(
+            err["msg"]
+                .as_str()
+                .unwrap()
+                .contains("agent of host h1 has not reported"),
+            "{err}"
+        );
+        // The agent's status record, as a running agent writes it (the real agent's
+        // heartbeat is covered by the integration tests).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let write = |converged: bool, alive_at: u64| {
+            let store = plane.store().clone();
+            async move {
+                let record = romana_core::AgentStatus {
+                    host: "h1".into(),
+                    converged,
+                    alive_at,
+                    applied_at: alive_at,
+                    ..Default::default()
+                };
+                store
+                    .put(&store.keys().agent_status("h1"), &record)
+                    .await
+                    .unwrap();
+            }
+        };
+        write(true, now).await;
         let out = cni(&host, &conf, &status).await.ok();
         assert_eq!(out.stdout, "");
+        write(false, now).await;
+        let err = cni(&host, &conf, &status).await.fails_with(50);
+        assert!(
+            err["msg"].as_str().unwrap().contains("not converged"),
+            "{err}"
+        );
+        write(true, now - 600).await;
+        let err = cni(&host, &conf, &status).await.fails_with(50);
+        assert!(
+            err["msg"]
+                .as_str()
+                .unwrap()
+                .contains("is romana-agent running"),
+            "{err}"
+        );
 
         let dead = mk_conf("http://172.31.0.1:1", json!({"cniVersion": "1.1.0"}));
         let err = cni(&host, &dead, &status).await.fails_with(50);

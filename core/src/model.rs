@@ -120,18 +120,52 @@ pub struct AgentStatus {
     pub problems: Vec<String>,
     /// Unix seconds of the apply (written by the agent; core itself never reads a clock).
     pub applied_at: u64,
+    /// Unix seconds of the agent's last heartbeat: it rewrites its status at least every
+    /// [`AgentStatus::HEARTBEAT_SECS`], so an old value means the agent is gone.
+    #[serde(default)]
+    pub alive_at: u64,
 }
 
 impl AgentStatus {
-    /// Equal but for the time: no need to write it again.
+    /// How often a running agent rewrites its status.
+    pub const HEARTBEAT_SECS: u64 = 10;
+    /// Heartbeats missed before an agent counts as gone.
+    pub const MISSED_HEARTBEATS: u64 = 3;
+
+    /// Equal but for the times: no need to write it again (but for the heartbeat).
     pub fn same_as(&self, other: &AgentStatus) -> bool {
-        AgentStatus {
+        let timeless = |s: &AgentStatus| AgentStatus {
             applied_at: 0,
-            ..self.clone()
-        } == AgentStatus {
-            applied_at: 0,
-            ..other.clone()
+            alive_at: 0,
+            ..s.clone()
+        };
+        timeless(self) == timeless(other)
+    }
+
+    /// Whether the agent that wrote this is running and has applied all it knows, at Unix
+    /// time `now` (by the same host's clock: the CNI plugin asks on the agent's host);
+    /// otherwise why not, in words.
+    pub fn ready(&self, now: u64) -> Result<(), String> {
+        let silent = now.saturating_sub(self.alive_at);
+        if silent > Self::HEARTBEAT_SECS * Self::MISSED_HEARTBEATS {
+            return Err(format!(
+                "the agent of host {} has not reported for {silent} s (it rewrites its status every {} s): is romana-agent running?",
+                self.host,
+                Self::HEARTBEAT_SECS
+            ));
         }
+        if !self.converged {
+            return Err(format!(
+                "the agent of host {} has not converged: {}",
+                self.host,
+                if self.problems.is_empty() {
+                    "its last apply left work to do".to_string()
+                } else {
+                    self.problems.join("; ")
+                }
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -219,5 +253,38 @@ mod tests {
             serde_json::to_string(&Isolation::None).unwrap(),
             r#""none""#
         );
+    }
+
+    #[test]
+    fn an_agent_is_ready_while_it_beats_and_has_converged() {
+        let st = AgentStatus {
+            host: "h1".into(),
+            converged: true,
+            alive_at: 1_000,
+            ..AgentStatus::default()
+        };
+        assert_eq!(st.ready(1_000), Ok(()));
+        assert_eq!(st.ready(1_030), Ok(()));
+        assert!(st
+            .ready(1_031)
+            .unwrap_err()
+            .contains("has not reported for 31 s"));
+        let busy = AgentStatus {
+            converged: false,
+            problems: vec!["kernel refused".into()],
+            ..st.clone()
+        };
+        assert!(busy.ready(1_000).unwrap_err().contains("kernel refused"));
+        // A record from before heartbeats (alive_at 0) is an agent gone.
+        let old: AgentStatus = serde_json::from_str(
+            r#"{"host":"h1","revision":1,"routes":[],"nft_rules":0,"nft_sets":0,"nft_elements":0,"converged":true,"applied_at":5}"#,
+        )
+        .unwrap();
+        assert!(old.ready(1_000).is_err());
+        assert!(st.same_as(&AgentStatus {
+            alive_at: 7,
+            applied_at: 9,
+            ..st.clone()
+        }));
     }
 }

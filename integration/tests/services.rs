@@ -797,6 +797,7 @@ async fn host_status_is_the_agents_report_or_not_reported() {
         blocked: vec!["10.0.0.2 dev romana-e1".into()],
         problems: vec!["kernel refused route 10.0.0.3".into()],
         applied_at: 1_700_000_000,
+        alive_at: 1_700_000_005,
     };
     store.put(&keys.agent_status("h1"), &record).await.unwrap();
     let h1 = c
@@ -820,6 +821,7 @@ async fn host_status_is_the_agents_report_or_not_reported() {
             blocked: vec!["10.0.0.2 dev romana-e1".into()],
             problems: vec!["kernel refused route 10.0.0.3".into()],
             applied_at: 1_700_000_000,
+            alive_at: 1_700_000_005,
         }
     );
 

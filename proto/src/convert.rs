@@ -207,6 +207,7 @@ pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostSt
         blocked,
         problems,
         applied_at,
+        alive_at,
     } = status;
     pb::HostStatus {
         host: host.to_string(),
@@ -221,7 +222,31 @@ pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostSt
         blocked: blocked.clone(),
         problems: problems.clone(),
         applied_at: *applied_at,
+        alive_at: *alive_at,
     }
+}
+
+/// An agent whose heartbeat is older than this many seconds is gone (for clients that see
+/// only the wire type).
+pub const AGENT_SILENT_AFTER_SECS: u64 =
+    AgentStatus::HEARTBEAT_SECS * AgentStatus::MISSED_HEARTBEATS;
+
+/// The agent's record back from the wire; `None` when the agent has not reported.
+pub fn agent_status_from_pb(pb: &pb::HostStatus) -> Option<AgentStatus> {
+    pb.reported.then(|| AgentStatus {
+        host: pb.host.clone(),
+        revision: pb.revision,
+        policy_revision: pb.policy_revision,
+        routes: pb.routes.clone(),
+        nft_rules: usize::try_from(pb.nft_rules).unwrap_or(usize::MAX),
+        nft_sets: usize::try_from(pb.nft_sets).unwrap_or(usize::MAX),
+        nft_elements: usize::try_from(pb.nft_elements).unwrap_or(usize::MAX),
+        converged: pb.converged,
+        blocked: pb.blocked.clone(),
+        problems: pb.problems.clone(),
+        applied_at: pb.applied_at,
+        alive_at: pb.alive_at,
+    })
 }
 
 fn count(n: usize) -> u64 {
@@ -283,7 +308,16 @@ mod tests {
             blocked: vec!["10.0.0.5 dev romana-e1".into()],
             problems: vec!["kernel refused".into()],
             applied_at: 1_700_000_000,
+            alive_at: 1_700_000_010,
         };
+        let wire = host_status_to_pb("h1", Some(&status));
+        assert_eq!(
+            agent_status_from_pb(&wire),
+            Some(AgentStatus {
+                host: "h1".into(),
+                ..status.clone()
+            })
+        );
         assert_eq!(
             host_status_to_pb("h1", Some(&status)),
             pb::HostStatus {
@@ -299,12 +333,14 @@ mod tests {
                 blocked: vec!["10.0.0.5 dev romana-e1".into()],
                 problems: vec!["kernel refused".into()],
                 applied_at: 1_700_000_000,
+                alive_at: 1_700_000_010,
             }
         );
     }
 
     #[test]
     fn host_without_status_is_not_reported_and_otherwise_empty() {
+        assert_eq!(agent_status_from_pb(&host_status_to_pb("h2", None)), None);
         assert_eq!(
             host_status_to_pb("h2", None),
             pb::HostStatus {

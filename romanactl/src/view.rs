@@ -71,6 +71,8 @@ pub struct HostStatus {
     pub problems: Vec<String>,
     /// Unix seconds of the apply, by the host's clock.
     pub applied_at: u64,
+    /// Unix seconds of the agent's last heartbeat, by the host's clock.
+    pub alive_at: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -254,6 +256,7 @@ impl From<pb::HostStatus> for HostStatus {
             blocked,
             problems,
             applied_at,
+            alive_at,
         } = s;
         HostStatus {
             host,
@@ -268,6 +271,7 @@ impl From<pb::HostStatus> for HostStatus {
             blocked,
             problems,
             applied_at,
+            alive_at,
         }
     }
 }
@@ -431,6 +435,7 @@ impl HostStatus {
         "HOST",
         "REVISION",
         "CONVERGED",
+        "AGENT",
         "ROUTES",
         "NFT",
         "AGE",
@@ -449,14 +454,24 @@ impl HostStatus {
                 none(),
                 none(),
                 none(),
+                none(),
                 "never".into(),
                 none(),
             ];
         }
+        let silent = now.saturating_sub(self.alive_at);
+        let agent = if silent <= romana_proto::convert::AGENT_SILENT_AFTER_SECS {
+            "up".to_string()
+        } else if self.alive_at == 0 {
+            "silent".to_string()
+        } else {
+            format!("silent {}", age(silent))
+        };
         vec![
             self.host.clone(),
             self.revision.to_string(),
             self.converged.to_string(),
+            agent,
             self.routes.len().to_string(),
             format!("{}/{}/{}", self.nft_rules, self.nft_sets, self.nft_elements),
             age(now.saturating_sub(self.applied_at)),
@@ -767,6 +782,7 @@ mod tests {
             blocked: vec![],
             problems: vec!["kernel refused".into()],
             applied_at: 1_000,
+            alive_at: 1_005,
         })
     }
 
@@ -774,7 +790,7 @@ mod tests {
     fn host_status_json_has_stable_snake_case_fields_in_order() {
         assert_eq!(
             serde_json::to_string(&mk_host_status()).unwrap(),
-            r#"{"host":"h1","reported":true,"revision":42,"policy_revision":40,"converged":true,"routes":["10.1.0.0/16 via 192.168.0.12","10.0.0.5 dev romana-e1"],"nft_rules":12,"nft_sets":3,"nft_elements":40,"blocked":[],"problems":["kernel refused"],"applied_at":1000}"#
+            r#"{"host":"h1","reported":true,"revision":42,"policy_revision":40,"converged":true,"routes":["10.1.0.0/16 via 192.168.0.12","10.0.0.5 dev romana-e1"],"nft_rules":12,"nft_sets":3,"nft_elements":40,"blocked":[],"problems":["kernel refused"],"applied_at":1000,"alive_at":1005}"#
         );
     }
 
@@ -782,13 +798,15 @@ mod tests {
     fn host_status_row_counts_routes_and_problems_and_shows_the_age() {
         assert_eq!(
             mk_host_status().row_at(1_007),
-            ["h1", "42", "true", "2", "12/3/40", "7s", "1"]
+            ["h1", "42", "true", "up", "2", "12/3/40", "7s", "1"]
         );
         assert_eq!(
-            mk_host_status().row_at(900)[5],
+            mk_host_status().row_at(900)[6],
             "0s",
             "an apply ahead of our clock is not a negative age"
         );
+        assert_eq!(mk_host_status().row_at(1_035)[3], "up");
+        assert_eq!(mk_host_status().row_at(1_005 + 120)[3], "silent 2m");
     }
 
     #[test]
@@ -799,7 +817,7 @@ mod tests {
         });
         assert_eq!(
             status.row_at(1_000),
-            ["h2", "<none>", "<none>", "<none>", "<none>", "never", "<none>"]
+            ["h2", "<none>", "<none>", "<none>", "<none>", "<none>", "never", "<none>"]
         );
     }
 

@@ -664,6 +664,7 @@ async fn host_status_shows_what_each_agent_last_applied() {
         "blocked": [],
         "problems": [],
         "applied_at": applied_at,
+        "alive_at": applied_at,
     });
     let store = plane.store();
     let keys = store.keys();
@@ -676,14 +677,14 @@ async fn host_status_shows_what_each_agent_last_applied() {
 
     assert_eq!(
         romanactl(&root, &["host", "status"]).await.ok(),
-        "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE     PROBLEMS\n\
-         h1     42         true        2        12/3/40   3d      0\n\
-         h2     <none>     <none>      <none>   <none>    never   <none>\n"
+        "HOST   REVISION   CONVERGED   AGENT       ROUTES   NFT       AGE     PROBLEMS\n\
+         h1     42         true        silent 3d   2        12/3/40   3d      0\n\
+         h2     <none>     <none>      <none>      <none>   <none>    never   <none>\n"
     );
     assert_eq!(
         romanactl(&root, &["host", "status", "h1"]).await.ok(),
-        "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE   PROBLEMS\n\
-         h1     42         true        2        12/3/40   3d    0\n\
+        "HOST   REVISION   CONVERGED   AGENT       ROUTES   NFT       AGE   PROBLEMS\n\
+         h1     42         true        silent 3d   2        12/3/40   3d    0\n\
          \n\
          ROUTE\n\
          10.0.0.2 dev romana-e1\n\
@@ -702,6 +703,7 @@ async fn host_status_shows_what_each_agent_last_applied() {
         "blocked": [],
         "problems": [],
         "applied_at": applied_at,
+        "alive_at": applied_at,
     });
     assert_eq!(
         romanactl(&root, &["host", "status", "h1", "-o", "json"])
@@ -722,6 +724,7 @@ async fn host_status_shows_what_each_agent_last_applied() {
         "blocked": [],
         "problems": [],
         "applied_at": 0,
+        "alive_at": 0,
     });
     assert_eq!(
         romanactl(&root, &["host", "status", "-o", "json"])

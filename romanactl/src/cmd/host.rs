@@ -213,6 +213,7 @@ mod tests {
             blocked: vec!["10.0.0.6 dev romana-e2".into()],
             problems: vec![],
             applied_at: 1_000,
+            alive_at: 1_120,
         }
     }
 
@@ -220,8 +221,8 @@ mod tests {
     fn status_of_one_host_lists_routes_and_blocked_routes_below_its_row() {
         assert_eq!(
             status_detail(&mk_status("h1"), 1_130),
-            "HOST   REVISION   CONVERGED   ROUTES   NFT       AGE   PROBLEMS\n\
-             h1     42         false       2        12/3/40   2m    0\n\
+            "HOST   REVISION   CONVERGED   AGENT   ROUTES   NFT       AGE   PROBLEMS\n\
+             h1     42         false       up      2        12/3/40   2m    0\n\
              \n\
              ROUTE\n\
              10.1.0.0/16 via 192.168.0.12\n\
@@ -248,8 +249,8 @@ mod tests {
         let text = status_detail(&status, 1_000);
         assert!(
             text.starts_with(
-                "HOST   REVISION   CONVERGED   ROUTES   NFT      AGE     PROBLEMS\n\
-                 h2     <none>     <none>      <none>   <none>   never   <none>\n\n"
+                "HOST   REVISION   CONVERGED   AGENT    ROUTES   NFT      AGE     PROBLEMS\n\
+                 h2     <none>     <none>      <none>   <none>   <none>   never   <none>\n\n"
             ),
             "{text}"
         );
