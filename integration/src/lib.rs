@@ -9,6 +9,7 @@
 //!   agents, endpoints through the real CNI plugin): `cluster().racks(2).hosts(2).run(..)`.
 //! - [`control_plane`]: [`ControlPlane`], etcd plus every service in-process on port 0,
 //!   registered and discoverable through root as in production.
+//! - [`forge`]: hostile traffic (datagrams with a forged source) and proof that it was sent.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
 //! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
@@ -23,6 +24,7 @@
 pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
+pub mod forge;
 pub mod netns;
 pub mod process;
 pub mod truth;
