@@ -13,6 +13,8 @@
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
 //! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
 //!   SIGTERM, and [`free_port`].
+//! - [`require`]: whether a test needing root and tools runs, skips (outside CI) or fails
+//!   (under `CI=true`): [`require_netns!`] at the top of every such test.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
 //! - [`truth`]: the policy truth table: hand-written reachability cases from
 //!   `testdata/policy/`, checked against the evaluator (model mode) and real packets.
@@ -25,6 +27,7 @@ pub mod control_plane;
 pub mod etcd;
 pub mod netns;
 pub mod process;
+pub mod require;
 pub mod truth;
 
 pub use cluster::{cluster, Cluster};

@@ -4,20 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use romana_integration::netns::can_create_namespaces;
-use romana_integration::{cluster, eventually, Cluster};
+use romana_integration::{cluster, eventually, require_netns, Cluster};
 use romana_proto::pb;
 
 const CONVERGE: Duration = Duration::from_secs(20);
-
-macro_rules! require_root {
-    () => {
-        if !can_create_namespaces() {
-            eprintln!("SKIPPED: needs root to create network namespaces");
-            return;
-        }
-    };
-}
 
 async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
     let mut t = c.tenants().await?;
@@ -47,7 +37,7 @@ async fn reachable(c: &Cluster, from: &str, to: &str) -> bool {
 
 #[test]
 fn same_tenant_and_segment_talk_across_hosts_and_racks_others_are_dropped() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(2)
         .hosts(2)
@@ -82,7 +72,7 @@ fn same_tenant_and_segment_talk_across_hosts_and_racks_others_are_dropped() {
 
 #[test]
 fn packets_cross_the_fabric_with_the_endpoints_own_addresses() {
-    require_root!();
+    require_netns!("nft", "ping", "tcpdump");
     cluster()
         .racks(2)
         .hosts(1)
@@ -121,7 +111,7 @@ fn packets_cross_the_fabric_with_the_endpoints_own_addresses() {
 
 #[test]
 fn route_count_grows_with_hosts_and_racks_and_rule_count_not_with_endpoints() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(2)
         .hosts(3)
@@ -159,7 +149,7 @@ fn route_count_grows_with_hosts_and_racks_and_rule_count_not_with_endpoints() {
 
 #[test]
 fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_everywhere() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(1)
         .hosts(3)
@@ -242,7 +232,7 @@ fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_every
 /// the measured maximum over several applies.
 #[test]
 fn policy_changes_reach_every_agent_within_the_bound() {
-    require_root!();
+    require_netns!("nft", "ping");
     const BOUND: Duration = Duration::from_secs(10);
     cluster()
         .racks(2)
@@ -308,7 +298,7 @@ fn policy_changes_reach_every_agent_within_the_bound() {
 /// selection without the endpoint being recreated.
 #[test]
 fn relabelling_an_endpoint_changes_what_policy_allows_without_recreating_it() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(1)
         .hosts(2)
