@@ -1,7 +1,7 @@
 //! The `romana-agent` binary end to end: a real control plane (etcd and the services,
 //! in-process on 127.0.0.1), and the agent process programming a network namespace of its
-//! own (`--netns`) while its etcd client stays in the root namespace. Needs root; without
-//! it the test prints `SKIPPED ...` and returns.
+//! own (`--netns`) while its etcd client stays in the root namespace. Needs root, `ip` and
+//! `nft`; without them the test prints `SKIPPED ...` and returns, or fails under `CI=true`.
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::Netns;
 use romana_agent::{endpoint_ifname, AgentStatus, StatusWriter};
-use romana_integration::{eventually, ControlPlane, Service};
+use romana_integration::{eventually, require_netns, ControlPlane, Service};
 use romana_proto::pb;
 use tonic::transport::Channel;
 
@@ -84,7 +84,7 @@ async fn status(writer: &StatusWriter) -> Option<AgentStatus> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() {
-    require_netns!();
+    require_netns!("nft");
     let plane = ControlPlane::start().await.expect("control plane starts");
     let mut root = pb::root_client::RootClient::new(channel(plane.root_url()).await);
     let mut topology =
@@ -249,7 +249,7 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_applies_the_cluster_then_exits_zero() {
-    require_netns!();
+    require_netns!("nft");
     let plane = ControlPlane::start().await.expect("control plane starts");
     let mut root = pb::root_client::RootClient::new(channel(plane.root_url()).await);
     let mut topology =

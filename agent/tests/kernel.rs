@@ -1,7 +1,7 @@
 //! The kernel adapters against a real kernel, each test inside a network namespace it
 //! creates (and deletes on drop): routes over rtnetlink, the nftables transaction, sysctls.
-//! The root namespace's routes and nftables are never touched. Needs root; without it each
-//! test prints `SKIPPED ...` and returns.
+//! The root namespace's routes and nftables are never touched. Needs root, `ip` and `nft`;
+//! without them each test prints `SKIPPED ...` and returns, or fails under `CI=true`.
 
 mod common;
 
@@ -17,6 +17,7 @@ use romana_agent::plan::{NftObserved, NftOp, RouteOp};
 use romana_agent::{desired, endpoint_ifname, plan, ClusterState, HostView};
 use romana_core::policy::parse_documents;
 use romana_core::{ClusterConfig, Endpoint, Host, Isolation, NamedPort, Segment, Tenant};
+use romana_integration::require_netns;
 
 const SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
 
@@ -116,7 +117,7 @@ async fn reconcile(kernel: &Kernel, state: &ClusterState) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routes_of_ours_are_added_replaced_idempotently_and_swept_leaving_foreign_ones() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     ns.ip("route add 10.8.0.0/16 via 192.168.50.9 proto static");
     ns.ip("route add 10.6.0.0/16 via 192.168.50.9 proto 124 table 100");
@@ -175,7 +176,7 @@ async fn routes_of_ours_are_added_replaced_idempotently_and_swept_leaving_foreig
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_agent_adopts_existing_routes_without_duplicates() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     let state = mk_state();
     let first = Kernel::connect(Some(ns.name.clone())).await.unwrap();
@@ -193,7 +194,7 @@ async fn a_restarted_agent_adopts_existing_routes_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_endpoint_interface_blocks_only_its_route() {
-    require_netns!();
+    require_netns!("nft");
     let ns = Netns::create();
     ns.veth("fabric0", "fabric1", Some("192.168.50.1/24"));
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
@@ -211,7 +212,7 @@ async fn a_missing_endpoint_interface_blocks_only_its_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nft_table_applies_reapplying_is_a_noop_and_membership_changes_are_element_updates() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     // A foreign table that must survive everything we do.
     let foreign = ns.exec(&["nft", "add", "table", "ip", "other"]);
@@ -281,7 +282,7 @@ async fn nft_table_applies_reapplying_is_a_noop_and_membership_changes_are_eleme
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_nft_batch_leaves_the_old_ruleset_and_says_why() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
     assert!(reconcile(&kernel, &mk_state()).await);
@@ -323,7 +324,7 @@ async fn a_failing_nft_batch_leaves_the_old_ruleset_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn when_the_nft_transaction_fails_endpoint_routes_and_forwarding_are_held_back() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
     let observed = kernel.observe(sysctl_paths()).await.unwrap();
@@ -354,7 +355,7 @@ async fn when_the_nft_transaction_fails_endpoint_routes_and_forwarding_are_held_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forwarding_is_switched_on_inside_the_namespace_only() {
-    require_netns!();
+    require_netns!("nft");
     let root_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let ns = mk_host_netns();
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
@@ -379,7 +380,7 @@ async fn forwarding_is_switched_on_inside_the_namespace_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ipv6_routes_table_and_forwarding_round_trip() {
-    require_netns!();
+    require_netns!("nft");
     let ns = Netns::create();
     ns.veth("fabric0", "fabric1", None);
     // nodad: a tentative address would make the first routes race duplicate detection.
@@ -496,7 +497,7 @@ rules: [{protocol: tcp, ports: [9100], port_ranges: [[9200, 9300]]}, {protocol: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_program_applies_reapplies_as_a_noop_and_endpoint_churn_is_element_updates() {
-    require_netns!();
+    require_netns!("nft");
     let ns = mk_host_netns();
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
     let mut state = mk_state();

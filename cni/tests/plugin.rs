@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use romana_core::datapath::endpoint_ifname;
-use romana_integration::{eventually, ControlPlane, Lab, Netns};
+use romana_integration::{eventually, require_netns, ControlPlane, Lab, Netns};
 use romana_proto::pb;
 use serde_json::{json, Value};
 use tokio::task::block_in_place;
@@ -50,9 +50,7 @@ fn link_exists(ns: &Netns, name: &str) -> bool {
 
 #[test]
 fn add_gives_a_routed_endpoint_that_reaches_another_through_the_host() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
@@ -131,9 +129,7 @@ fn add_gives_a_routed_endpoint_that_reaches_another_through_the_host() {
 
 #[test]
 fn retried_add_returns_the_same_address_and_check_passes() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let c1 = Netns::create("c1").unwrap();
     lab.run(|| async {
@@ -184,9 +180,7 @@ fn retried_add_returns_the_same_address_and_check_passes() {
 
 #[test]
 fn del_removes_the_links_releases_the_address_and_is_idempotent() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let c1 = Netns::create("c1").unwrap();
     let c2 = Netns::create("c2").unwrap();
@@ -236,9 +230,7 @@ fn del_removes_the_links_releases_the_address_and_is_idempotent() {
 
 #[test]
 fn errors_are_cni_json_with_spec_codes_and_leak_nothing() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let c1 = Netns::create("c1").unwrap();
     lab.run(|| async {
@@ -324,9 +316,7 @@ fn errors_are_cni_json_with_spec_codes_and_leak_nothing() {
 
 #[test]
 fn tenant_segment_and_labels_come_from_cni_args() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
@@ -379,9 +369,7 @@ fn tenant_segment_and_labels_come_from_cni_args() {
 
 #[test]
 fn status_is_ok_while_ipam_answers_and_the_agent_is_up_and_code_50_otherwise() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     lab.run(|| async {
         let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
@@ -459,9 +447,7 @@ fn status_is_ok_while_ipam_answers_and_the_agent_is_up_and_code_50_otherwise() {
 
 #[test]
 fn gc_collects_this_networks_endpoints_that_are_not_valid_attachments() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
@@ -521,9 +507,7 @@ fn gc_collects_this_networks_endpoints_that_are_not_valid_attachments() {
 
 #[test]
 fn ipv6_endpoints_get_128s_and_reach_each_other_through_the_host() {
-    if skip_unless_root() {
-        return;
-    }
+    require_netns!();
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {

@@ -14,6 +14,10 @@
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
 //! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
 //!   SIGTERM, and [`free_port`].
+//! - [`require`]: whether a test needing root and tools runs, skips (outside CI) or fails
+//!   (under `CI=true`): [`require_netns!`] at the top of every such test.
+//! - [`capture`]: [`Capture`], tcpdump in a namespace bounded in packets and time, and
+//!   [`capture::check_routed_icmp`], which fails on any tunnelled packet.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
 //! - [`truth`]: the policy truth table: hand-written reachability cases from
 //!   `testdata/policy/`, checked against the evaluator (model mode) and real packets.
@@ -21,14 +25,17 @@
 //!   restarts or elects a leader.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
 pub mod forge;
 pub mod netns;
 pub mod process;
+pub mod require;
 pub mod truth;
 
+pub use capture::Capture;
 pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};

@@ -181,8 +181,8 @@ impl Lab {
     }
 }
 
-/// Whether this process may create network namespaces; tests that need them say so and
-/// skip when not (CI runs as root).
+/// Whether this process may create network namespaces. Tests ask through
+/// [`require_netns!`](crate::require_netns), which skips them outside CI and fails them under it.
 pub fn can_create_namespaces() -> bool {
     nix::unistd::geteuid().is_root()
 }

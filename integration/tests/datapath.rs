@@ -2,22 +2,14 @@
 //! plugin, real kernel routes and nftables, real etcd and services.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use romana_integration::netns::can_create_namespaces;
-use romana_integration::{cluster, eventually, Cluster};
+use romana_integration::capture::{check_routed_icmp, ICMP_OR_TUNNELS};
+use romana_integration::{cluster, eventually, require_netns, Capture, Cluster, Netns};
 use romana_proto::pb;
 
 const CONVERGE: Duration = Duration::from_secs(20);
-
-macro_rules! require_root {
-    () => {
-        if !can_create_namespaces() {
-            eprintln!("SKIPPED: needs root to create network namespaces");
-            return;
-        }
-    };
-}
 
 async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
     let mut t = c.tenants().await?;
@@ -47,7 +39,7 @@ async fn reachable(c: &Cluster, from: &str, to: &str) -> bool {
 
 #[test]
 fn same_tenant_and_segment_talk_across_hosts_and_racks_others_are_dropped() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(2)
         .hosts(2)
@@ -82,7 +74,7 @@ fn same_tenant_and_segment_talk_across_hosts_and_racks_others_are_dropped() {
 
 #[test]
 fn packets_cross_the_fabric_with_the_endpoints_own_addresses() {
-    require_root!();
+    require_netns!("nft", "ping", "tcpdump");
     cluster()
         .racks(2)
         .hosts(1)
@@ -91,37 +83,104 @@ fn packets_cross_the_fabric_with_the_endpoints_own_addresses() {
             let a = c.add_endpoint("a", "r0h0", "t1", "default").await?;
             let b = c.add_endpoint("b", "r1h0", "t1", "default").await?;
             assert!(reachable(&c, "a", "b").await);
-            // Capture on leaf 0's uplink to the spine while a pings b.
-            let leaf = c.leaves[0].name().to_string();
-            let capture = std::process::Command::new("ip")
-                .args([
-                    "netns", "exec", &leaf, "tcpdump", "-n", "-c", "2", "-i", "up0", "icmp",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            for _ in 0..5 {
-                c.ping("a", b);
-            }
-            let out = capture.wait_with_output()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                text.contains(&format!("IP {a} > {b}: ICMP echo request")),
-                "capture: {text}"
-            );
-            assert!(
-                !text.contains("encap") && !text.contains("VXLAN"),
-                "capture: {text}"
-            );
+            // Capture on leaf 0's uplink to the spine while a pings b: 3 requests out and 3
+            // replies in. The filter also admits every tunnel, so an encapsulated ping
+            // would be captured, and fail the check, instead of being filtered out.
+            // Blocking (tcpdump, ping): off the runtime's worker, which serves the services.
+            let captured = tokio::task::block_in_place(|| {
+                let capture = Capture::start(&c.leaves[0], "up0", 6, ICMP_OR_TUNNELS)?;
+                for _ in 0..3 {
+                    c.ping("a", b);
+                }
+                capture.finish(Duration::from_secs(10))
+            })?;
+            let checked = check_routed_icmp(&captured.stdout, a, b).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\ntcpdump (timed out: {}): {}",
+                    captured.timed_out,
+                    captured.stderr
+                )
+            })?;
+            println!("{checked} packets on the leaf uplink, none encapsulated");
             Ok(())
         })
         .unwrap();
 }
 
+/// The capture check of the test above, on a real kernel without a cluster: a ping routed
+/// over a veth passes, the same kind of ping through a VXLAN tunnel over that veth fails.
+#[test]
+fn the_capture_check_passes_a_routed_ping_and_fails_a_vxlan_tunnelled_one() {
+    require_netns!("ping", "tcpdump");
+    let x = Netns::create("capx").unwrap();
+    let y = Netns::create("capy").unwrap();
+    // `ip -n NS` with a command line split at spaces.
+    let ip_n = |ns: &Netns, args: String| {
+        let args: Vec<&str> = args.split_whitespace().collect();
+        ns.ip(&args).unwrap();
+    };
+    ip_n(
+        &x,
+        format!("link add u0 type veth peer name u0 netns {}", y.name()),
+    );
+    let ends = [
+        (&x, "192.168.77.1", "192.168.77.2", "10.77.0.1/24"),
+        (&y, "192.168.77.2", "192.168.77.1", "10.77.0.2/24"),
+    ];
+    for (ns, me, _, _) in ends {
+        ip_n(ns, format!("addr add {me}/24 dev u0"));
+        ip_n(ns, "link set u0 up".into());
+    }
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let capture_pings = |to: &str| {
+        let capture = Capture::start(&x, "u0", 4, ICMP_OR_TUNNELS).unwrap();
+        for _ in 0..2 {
+            let _ = x.exec("ping", &["-c1", "-W1", to]);
+        }
+        capture.finish(Duration::from_secs(5)).unwrap().stdout
+    };
+
+    // Bounded in time, and killed and reaped when dropped: nothing is left in the namespace.
+    let idle = Capture::start(&x, "u0", 1000, ICMP_OR_TUNNELS).unwrap();
+    let idle = idle.finish(Duration::from_millis(300)).unwrap();
+    assert!(idle.timed_out, "{idle:?}");
+    drop(Capture::start(&x, "u0", 1000, ICMP_OR_TUNNELS).unwrap());
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", x.name()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&pids.stdout).trim(),
+        "",
+        "left running"
+    );
+
+    let routed = capture_pings("192.168.77.2");
+    check_routed_icmp(&routed, ip("192.168.77.1"), ip("192.168.77.2"))
+        .unwrap_or_else(|e| panic!("a routed ping must pass: {e}"));
+
+    // Only now the tunnel: once up, it carries IPv6 chatter, which the check rightly flags.
+    for (ns, me, peer, inner) in ends {
+        ip_n(
+            ns,
+            format!("link add vx0 type vxlan id 42 local {me} remote {peer} dstport 4789"),
+        );
+        ip_n(ns, format!("addr add {inner} dev vx0"));
+        ip_n(ns, "link set vx0 up".into());
+    }
+    let tunnelled = capture_pings("10.77.0.2");
+    let err = check_routed_icmp(&tunnelled, ip("10.77.0.1"), ip("10.77.0.2"))
+        .expect_err("a VXLAN-tunnelled ping must fail the check");
+    assert!(err.contains("encapsulated in VXLAN (udp 4789)"), "{err}");
+    assert!(
+        err.contains("no `IP 10.77.0.1 > 10.77.0.2: ICMP echo request`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn route_count_grows_with_hosts_and_racks_and_rule_count_not_with_endpoints() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(2)
         .hosts(3)
@@ -159,7 +218,7 @@ fn route_count_grows_with_hosts_and_racks_and_rule_count_not_with_endpoints() {
 
 #[test]
 fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_everywhere() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(1)
         .hosts(3)
@@ -242,7 +301,7 @@ fn a_restarted_agent_converges_without_duplicates_and_removed_hosts_vanish_every
 /// the measured maximum over several applies.
 #[test]
 fn policy_changes_reach_every_agent_within_the_bound() {
-    require_root!();
+    require_netns!("nft", "ping");
     const BOUND: Duration = Duration::from_secs(10);
     cluster()
         .racks(2)
@@ -308,7 +367,7 @@ fn policy_changes_reach_every_agent_within_the_bound() {
 /// selection without the endpoint being recreated.
 #[test]
 fn relabelling_an_endpoint_changes_what_policy_allows_without_recreating_it() {
-    require_root!();
+    require_netns!("nft", "ping");
     cluster()
         .racks(1)
         .hosts(2)

@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use romana_core::{ClusterConfig, Layout};
 use romana_integration::cluster::binary;
-use romana_integration::netns::can_create_namespaces;
-use romana_integration::{cluster, eventually, Cluster};
+use romana_integration::{cluster, eventually, require_netns, Cluster};
 use romana_proto::pb;
 
 const CONVERGE: Duration = Duration::from_secs(20);
-
-macro_rules! require_root {
-    () => {
-        if !can_create_namespaces() {
-            eprintln!("SKIPPED: needs root to create network namespaces");
-            return;
-        }
-    };
-}
 
 async fn add_tenants(c: &Cluster, tenants: &[(&str, pb::Isolation)]) -> anyhow::Result<()> {
     let mut t = c.tenants().await?;
@@ -102,7 +92,7 @@ fn v4_layout() -> pb::ClusterConfig {
 
 #[test]
 fn forged_sources_are_dropped_on_the_same_host_and_across_hosts_ipv4() {
-    require_root!();
+    require_netns!("nft", "ping", "etcdctl");
     let layout = v4_layout();
     cluster()
         .racks(2)
@@ -165,7 +155,7 @@ fn forged_sources_are_dropped_on_the_same_host_and_across_hosts_ipv4() {
 
 #[test]
 fn forged_sources_are_dropped_ipv6() {
-    require_root!();
+    require_netns!("nft", "ping", "etcdctl");
     // The fabric is IPv4, so IPv6 endpoints talk on their host only: this is where the
     // prerouting check is exercised in IPv6 (the same rule judges traffic to other hosts).
     let layout = pb::ClusterConfig {
@@ -225,7 +215,7 @@ fn pings(c: &Cluster, from: &str, to: &str) -> bool {
 
 #[test]
 fn an_endpoint_added_while_its_agent_is_down_is_closed_until_the_agent_is_back() {
-    require_root!();
+    require_netns!("nft", "ping", "etcdctl");
     cluster()
         .racks(1)
         .hosts(2)
@@ -294,7 +284,7 @@ fn an_endpoint_added_while_its_agent_is_down_is_closed_until_the_agent_is_back()
 
 #[test]
 fn a_network_policy_this_agent_cannot_read_closes_its_tenant_and_says_so() {
-    require_root!();
+    require_netns!("nft", "ping", "etcdctl");
     cluster()
         .racks(1)
         .hosts(2)

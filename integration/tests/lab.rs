@@ -1,15 +1,11 @@
 //! The lab itself: a control plane in the management namespace is reachable from a host
 //! namespace, and nothing is left behind.
 
-use romana_integration::netns::can_create_namespaces;
-use romana_integration::{ControlPlane, Lab, Netns};
+use romana_integration::{require_netns, ControlPlane, Lab, Netns};
 
 #[test]
 fn a_host_namespace_reaches_the_control_plane_over_the_management_network() {
-    if !can_create_namespaces() {
-        eprintln!("SKIPPED: needs root to create network namespaces");
-        return;
-    }
+    require_netns!("etcdctl");
     let mut lab = Lab::new().unwrap();
     let host = Netns::create("h1").unwrap();
     lab.attach(&host).unwrap();

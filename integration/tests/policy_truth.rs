@@ -9,9 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use romana_integration::cluster;
-use romana_integration::netns::can_create_namespaces;
 use romana_integration::truth::{self, Case, Feature};
+use romana_integration::{cluster, require_netns};
 
 /// What the agent's nftables program enforces today; a case runs on the cluster only when
 /// all it `needs` is here. Widen as the agent's policy compiler lands.
@@ -86,10 +85,7 @@ fn every_case_holds_in_the_evaluator() {
 
 #[test]
 fn cases_the_agent_enforces_hold_on_the_cluster() {
-    if !can_create_namespaces() {
-        eprintln!("SKIPPED: needs root to create network namespaces");
-        return;
-    }
+    require_netns!("nft", "ping");
     let all = std::env::var_os("ROMANA_TRUTH_ALL").is_some();
     let (cases, waiting): (Vec<Case>, Vec<Case>) = mk_cases()
         .into_iter()

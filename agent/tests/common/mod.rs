@@ -1,40 +1,12 @@
 //! Network namespaces for the agent's kernel tests. Everything a test does to a kernel
 //! happens inside a namespace it created; the Drop guard deletes it, also on panic, and
-//! with it every link, route and nftables table inside.
+//! with it every link, route and nftables table inside. Whether a test may run here (root,
+//! `ip`, `nft`) is decided by `romana_integration::require_netns!`: skip outside CI, fail
+//! under it.
 
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
-
-/// `Some(reason)` when these tests cannot run here; the test then prints the reason and
-/// returns, so the skip is visible in `--nocapture` output and in the test log.
-pub fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(String::from));
-    if uid.as_deref() != Some("0") {
-        return Some("not running as root: cannot create network namespaces".into());
-    }
-    for tool in ["ip", "nft"] {
-        if Command::new(tool).arg("-V").output().is_err() {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
-}
-
-/// Skips the calling test with a message when namespaces cannot be used.
-#[macro_export]
-macro_rules! require_netns {
-    () => {
-        if let Some(reason) = common::skip_reason() {
-            eprintln!("SKIPPED {}: {reason}", module_path!());
-            return;
-        }
-    };
-}
 
 /// A network namespace `romana-t-<random>`, deleted on drop.
 pub struct Netns {

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use romana_integration::netns::can_create_namespaces;
 use romana_integration::{ControlPlane, Netns, Service};
 use romana_proto::pb;
 use serde_json::{json, Value};
@@ -17,15 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_romana-cni");
-
-/// Whether the test must skip (it says so): namespaces need root.
-pub fn skip_unless_root() -> bool {
-    if can_create_namespaces() {
-        return false;
-    }
-    eprintln!("SKIPPED: needs root to create network namespaces");
-    true
-}
 
 /// One plugin call's output.
 #[derive(Debug)]
