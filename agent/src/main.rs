@@ -45,8 +45,8 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     resync_secs: u64,
 
-    /// Talk plaintext to etcd (the default without --tls-ca/--tls-cert; accepted for deploy
-    /// files that state it).
+    /// Allow plaintext `http://` etcd endpoints; without it the agent refuses them, as the
+    /// services do.
     #[arg(long)]
     insecure: bool,
 
@@ -95,6 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
+    romana_runtime::args::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
     let tls = romana_store::EtcdTls::from_files(
         args.tls_ca.as_deref(),
         args.tls_cert.as_deref(),

@@ -204,6 +204,8 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
             .args(["--tls-cert", &pki.path("server.pem")])
             .args(["--tls-key", &pki.path("server-key.pem")])
             .args(["--tls-ca", &pki.path("ca.pem")])
+            // gRPC is TLS; --insecure only allows the test's plaintext etcd.
+            .arg("--insecure")
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
