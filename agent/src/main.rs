@@ -80,12 +80,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let telemetry = romana_runtime::telemetry::init("romana-agent", args.otlp_endpoint.as_deref());
     let result = run(args).await;
     telemetry.shutdown().await;
-    result
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // One line, as the services: no backtrace, whatever RUST_BACKTRACE says.
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

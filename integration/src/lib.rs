@@ -11,6 +11,7 @@
 //!   registered and discoverable through root as in production.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
+//! - [`pki`]: [`Pki`], a CA and identity certificates made by the real `romanactl certs`.
 //! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
 //!   SIGTERM, and [`free_port`].
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
 pub mod netns;
+pub mod pki;
 pub mod process;
 pub mod truth;
 
@@ -31,6 +33,7 @@ pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
 pub use netns::{Lab, Netns};
+pub use pki::Pki;
 pub use process::{free_port, ServiceProcess};
 
 use std::future::Future;

@@ -22,6 +22,9 @@ pub enum Error {
     /// TLS files that cannot be read.
     #[error("{0}")]
     Tls(String),
+    /// `romanactl certs` could not make or write a certificate.
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertsError),
     /// A service answered without a field the API promises; a version skew between
     /// romanactl and the service.
     #[error("{service} answered {call} without {field}; is romanactl the same version?")]

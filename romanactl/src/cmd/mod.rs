@@ -2,6 +2,7 @@
 //! `apply(self, &Ctx) -> Result<String, Error>` that makes the calls and renders the
 //! answer; nothing here prints, so commands are testable as functions.
 
+pub mod certs;
 pub mod config;
 pub mod host;
 pub mod ipam;
@@ -78,6 +79,9 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Layout, registered services and counts of what the cluster holds.
     Status(status::Status),
+    /// A development CA and client/server certificates (local files; no service is called).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 /// What every command needs: where root is, how to reach it and how to print.
@@ -103,6 +107,7 @@ impl Command {
             Command::Topology(c) => c.apply(ctx).await,
             Command::Policy(c) => c.apply(ctx).await,
             Command::Status(c) => c.apply(ctx).await,
+            Command::Certs(c) => c.apply(),
         }
     }
 }
