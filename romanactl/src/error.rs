@@ -25,6 +25,9 @@ pub enum Error {
     /// `romanactl certs` could not make or write a certificate.
     #[error(transparent)]
     Certs(#[from] crate::certs::CertsError),
+    /// `romanactl etcd-auth` could not set up etcd.
+    #[error(transparent)]
+    EtcdAuth(#[from] crate::etcd_auth::EtcdAuthError),
     /// A service answered without a field the API promises; a version skew between
     /// romanactl and the service.
     #[error("{service} answered {call} without {field}; is romanactl the same version?")]

@@ -7,6 +7,7 @@
 //! - [`certs`]: a development CA and identity/server certificates (`romanactl certs`).
 //! - [`cmd`]: the command tree ([`Cli`]), one module per verb group as in mini-redis
 //!   `cmd/`; each command's `apply` makes the calls and returns what to print.
+//! - [`etcd_auth`]: etcd users and roles for services and hosts (`romanactl etcd-auth`).
 //! - [`view`]: what is shown: serde structs with stable snake_case fields, built from the
 //!   wire types, so that `-o json` does not change when the proto grows.
 //! - [`output`]: how it is shown: aligned tables, JSON, YAML.
@@ -17,6 +18,7 @@
 pub mod certs;
 pub mod cmd;
 pub mod error;
+pub mod etcd_auth;
 pub mod flags;
 pub mod output;
 pub mod view;
@@ -30,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<String, Error> {
     // Local commands: TLS settings (from the environment, say) are not theirs to check.
     let cli = match cli.command {
         cmd::Command::Certs(c) => return c.apply(),
+        cmd::Command::EtcdAuth(c) => return c.apply().await,
         command => Cli { command, ..cli },
     };
     // Half-given flags are usage errors (exit 2), as clap's own.

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod etcd_auth;
 pub mod host;
 pub mod ipam;
 pub mod policy;
@@ -82,6 +83,9 @@ pub enum Command {
     /// A development CA and client/server certificates (local files; no service is called).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// etcd's own users and roles for the services and agents (talks to etcd, not root).
+    #[command(subcommand)]
+    EtcdAuth(etcd_auth::EtcdAuthCommand),
 }
 
 /// What every command needs: where root is, how to reach it and how to print.
@@ -108,6 +112,7 @@ impl Command {
             Command::Policy(c) => c.apply(ctx).await,
             Command::Status(c) => c.apply(ctx).await,
             Command::Certs(c) => c.apply(),
+            Command::EtcdAuth(c) => c.apply().await,
         }
     }
 }
