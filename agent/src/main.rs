@@ -45,8 +45,8 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     resync_secs: u64,
 
-    /// Talk plaintext to etcd (the default without --tls-ca/--tls-cert; accepted for deploy
-    /// files that state it).
+    /// Allow plaintext `http://` etcd endpoints; without it the agent refuses them, as the
+    /// services do.
     #[arg(long)]
     insecure: bool,
 
@@ -80,12 +80,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let telemetry = romana_runtime::telemetry::init("romana-agent", args.otlp_endpoint.as_deref());
     let result = run(args).await;
     telemetry.shutdown().await;
-    result
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // One line, as the services: no backtrace, whatever RUST_BACKTRACE says.
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -95,6 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
+    romana_runtime::args::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
     let tls = romana_store::EtcdTls::from_files(
         args.tls_ca.as_deref(),
         args.tls_cert.as_deref(),

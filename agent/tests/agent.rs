@@ -36,6 +36,7 @@ impl AgentProcess {
             .args(["--netns", &ns.name, "--gateway", "192.168.60.254"])
             // Fast drift repair so the test can see it.
             .args(["--resync-secs", "1"])
+            .arg("--insecure")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -282,7 +283,7 @@ async fn once_applies_the_cluster_then_exits_zero() {
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_romana-agent"))
             .args(["--once", "--host", "h1", "--netns", &ns_name])
-            .args(["--etcd-endpoints", &endpoints])
+            .args(["--etcd-endpoints", &endpoints, "--insecure"])
             .env("NO_COLOR", "1")
             .output()
             .unwrap()

@@ -10,6 +10,7 @@
 //! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints) and name rules.
 //! - [`datapath`]: conventions the agent and the CNI plugin share (interface names, route
 //!   protocol number).
+//! - [`authz`]: identities from certificate common names and who may do what to which object.
 //! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
 //! - [`policy`]: network policy in its two forms (Romana, Kubernetes NetworkPolicy), parsing,
 //!   validation worded as the API server words it, and the two-tier evaluation the agent and
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod authz;
 pub mod config;
 pub mod datapath;
 pub mod layout;

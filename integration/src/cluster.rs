@@ -290,6 +290,8 @@ impl Cluster {
                     &etcd,
                     "--gateway",
                     &gateway,
+                    // The lab's etcd is plaintext on a management network, explicitly.
+                    "--insecure",
                 ])
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())

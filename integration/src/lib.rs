@@ -12,6 +12,7 @@
 //! - [`forge`]: hostile traffic (datagrams with a forged source) and proof that it was sent.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
+//! - [`pki`]: [`Pki`], a CA and identity certificates made by the real `romanactl certs`.
 //! - [`process`]: [`ServiceProcess`], a service binary killed on drop or stopped with
 //!   SIGTERM, and [`free_port`].
 //! - [`require`]: whether a test needing root and tools runs, skips (outside CI) or fails
@@ -31,6 +32,7 @@ pub mod control_plane;
 pub mod etcd;
 pub mod forge;
 pub mod netns;
+pub mod pki;
 pub mod process;
 pub mod require;
 pub mod truth;
@@ -40,6 +42,7 @@ pub use cluster::{cluster, Cluster};
 pub use control_plane::{ControlPlane, Service};
 pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
 pub use netns::{Lab, Netns};
+pub use pki::Pki;
 pub use process::{free_port, ServiceProcess};
 
 use std::future::Future;

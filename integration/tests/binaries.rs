@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use romana_integration::cluster::binary;
-use romana_integration::{eventually, free_port, mk_store, EtcdServer, ServiceProcess};
+use romana_integration::{eventually, free_port, mk_store, EtcdServer, Pki, ServiceProcess};
 use romana_proto::pb;
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -81,67 +81,13 @@ async fn root_binary_serves_metrics_registers_and_exits_0_on_sigterm() {
     );
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
+/// The CA, `server` and an `admin` client certificate, made by `romanactl certs`.
+fn pki() -> Pki {
+    Pki::new(&["admin"]).unwrap()
 }
 
-impl Pki {
-    fn generate() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
-
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "romana test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
-        let issuer = Issuer::new(ca, ca_key);
-
-        let leaf =
-            |names: Vec<String>, cn: &str, usages: Vec<ExtendedKeyUsagePurpose>, base: &str| {
-                let key = KeyPair::generate().unwrap();
-                let mut params = CertificateParams::new(names).unwrap();
-                params.distinguished_name.push(DnType::CommonName, cn);
-                params.extended_key_usages = usages;
-                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-                let cert = params.signed_by(&key, &issuer).unwrap();
-                write(&format!("{base}.pem"), cert.pem());
-                write(&format!("{base}-key.pem"), key.serialize_pem());
-            };
-        // etcd's gateway dials etcd itself with the server certificate under
-        // --client-cert-auth, so that certificate needs client use too.
-        leaf(
-            vec!["127.0.0.1".into(), "localhost".into()],
-            "romana-root",
-            vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-            "server",
-        );
-        leaf(
-            vec!["romanactl".into()],
-            "romanactl",
-            vec![ExtendedKeyUsagePurpose::ClientAuth],
-            "client",
-        );
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
+fn path(pki: &Pki, file: &str) -> String {
+    pki.path(file).display().to_string()
 }
 
 /// A command with no ROMANA_* TLS or root settings from the test's own environment.
@@ -191,7 +137,7 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
         root_bin.exists() && binary("romanactl").exists(),
         "binaries missing: cargo build --bins"
     );
-    let pki = Pki::generate();
+    let pki = pki();
     let etcd = tokio::task::spawn_blocking(EtcdServer::start)
         .await
         .unwrap()
@@ -201,9 +147,11 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
         clean_command(&root_bin)
             .args(["--etcd-endpoints", &etcd.endpoint()])
             .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--tls-cert", &pki.path("server.pem")])
-            .args(["--tls-key", &pki.path("server-key.pem")])
-            .args(["--tls-ca", &pki.path("ca.pem")])
+            .args(["--tls-cert", &path(&pki, "server.pem")])
+            .args(["--tls-key", &path(&pki, "server-key.pem")])
+            .args(["--tls-ca", &path(&pki, "ca.pem")])
+            // gRPC is TLS; --insecure only allows the test's plaintext etcd.
+            .arg("--insecure")
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
@@ -223,14 +171,14 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
             "--root".to_string(),
             url.clone(),
             "--tls-ca".into(),
-            pki.path("ca.pem"),
+            path(&pki, "ca.pem"),
         ];
         if with_client {
             args.extend([
                 "--tls-cert".into(),
-                pki.path("client.pem"),
+                path(&pki, "admin.pem"),
                 "--tls-key".into(),
-                pki.path("client-key.pem"),
+                path(&pki, "admin-key.pem"),
             ]);
         }
         args
@@ -298,7 +246,7 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
             "--root".into(),
             url.clone(),
             "--tls-cert".into(),
-            pki.path("client.pem"),
+            path(&pki, "admin.pem"),
         ],
         &["config", "show"],
     ))
@@ -312,7 +260,7 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_flags() {
-    let pki = Pki::generate();
+    let pki = pki();
     // etcd is never reached: the flags are checked first.
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         (
@@ -328,26 +276,26 @@ async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_f
         ),
         (
             "romana-root",
-            vec!["--tls-cert".into(), pki.path("server.pem")],
+            vec!["--tls-cert".into(), path(&pki, "server.pem")],
             "--tls-cert needs --tls-key",
         ),
         (
             "romana-root",
-            vec!["--tls-key".into(), pki.path("server-key.pem")],
+            vec!["--tls-key".into(), path(&pki, "server-key.pem")],
             "--tls-key needs --tls-cert",
         ),
         (
             "romana-root",
-            vec!["--tls-ca".into(), pki.path("ca.pem")],
+            vec!["--tls-ca".into(), path(&pki, "ca.pem")],
             "--tls-ca needs --tls-cert",
         ),
         (
             "romana-root",
             vec![
                 "--tls-cert".into(),
-                pki.path("missing.pem"),
+                path(&pki, "missing.pem"),
                 "--tls-key".into(),
-                pki.path("server-key.pem"),
+                path(&pki, "server-key.pem"),
             ],
             "cannot read --tls-cert",
         ),
@@ -355,11 +303,21 @@ async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_f
             "romana-root",
             vec![
                 "--tls-cert".into(),
-                pki.path("server-key.pem"),
+                path(&pki, "server-key.pem"),
                 "--tls-key".into(),
-                pki.path("server-key.pem"),
+                path(&pki, "server-key.pem"),
             ],
             "holds no PEM CERTIFICATE",
+        ),
+        (
+            "romana-root",
+            vec![
+                "--tls-cert".into(),
+                path(&pki, "server.pem"),
+                "--tls-key".into(),
+                path(&pki, "server-key.pem"),
+            ],
+            "refusing plaintext etcd endpoint http://127.0.0.1:1 without --insecure",
         ),
     ];
     for (bin, args, want) in cases {
@@ -384,11 +342,11 @@ async fn service_binaries_refuse_plaintext_without_insecure_and_half_given_tls_f
 /// it with --etcd-ca/--etcd-cert/--etcd-key; without a client certificate nothing is read.
 #[tokio::test(flavor = "multi_thread")]
 async fn services_reach_an_etcd_that_requires_client_certificates() {
-    let pki = Pki::generate();
+    let pki = pki();
     let files = romana_integration::EtcdTlsFiles {
-        ca: pki.path("ca.pem").into(),
-        cert: pki.path("server.pem").into(),
-        key: pki.path("server-key.pem").into(),
+        ca: path(&pki, "ca.pem").into(),
+        cert: path(&pki, "server.pem").into(),
+        key: path(&pki, "server-key.pem").into(),
     };
     let etcd = tokio::task::spawn_blocking(move || EtcdServer::start_tls(files))
         .await
@@ -396,9 +354,9 @@ async fn services_reach_an_etcd_that_requires_client_certificates() {
         .unwrap();
     assert!(etcd.endpoint().starts_with("https://"));
     let (ca, cert, key) = (
-        pki.path("ca.pem"),
-        pki.path("client.pem"),
-        pki.path("client-key.pem"),
+        path(&pki, "ca.pem"),
+        path(&pki, "admin.pem"),
+        path(&pki, "admin-key.pem"),
     );
     let tls = romana_store::EtcdTls::from_files(
         Some(ca.as_ref()),
@@ -446,4 +404,92 @@ async fn services_reach_an_etcd_that_requires_client_certificates() {
     .unwrap();
     let exit = service.terminate().await.unwrap();
     assert!(exit.success(), "exit status {exit}");
+}
+
+#[test]
+fn agent_refuses_plaintext_etcd_without_insecure() {
+    let agent = binary("romana-agent");
+    assert!(
+        agent.exists(),
+        "{} missing: cargo build --bins",
+        agent.display()
+    );
+    let out = clean_command(&agent)
+        .args([
+            "--host",
+            "h1",
+            "--etcd-endpoints",
+            "http://127.0.0.1:1",
+            "--once",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing plaintext etcd endpoint http://127.0.0.1:1 without --insecure"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr:?}");
+}
+
+/// `romanactl certs` as an operator runs it: file names, key modes, and no overwriting.
+#[tokio::test(flavor = "multi_thread")]
+async fn romanactl_certs_init_and_issue_write_named_files_with_keys_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let d = dir.display().to_string();
+    let run = |args: &[&str]| romanactl(args.iter().map(|s| s.to_string()).collect());
+    let (code, stdout, stderr) = run(&["certs", "init", &d]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ca-key.pem"), "{stdout}");
+    for (args, files) in [
+        (
+            vec!["--cn", "tenant:t1"],
+            ["tenant-t1.pem", "tenant-t1-key.pem"],
+        ),
+        (
+            vec!["--cn", "host:h1", "--out", "h1"],
+            ["h1.pem", "h1-key.pem"],
+        ),
+        (
+            vec![
+                "--server",
+                "--dns",
+                "localhost",
+                "romana.example",
+                "--ip",
+                "127.0.0.1",
+            ],
+            ["localhost.pem", "localhost-key.pem"],
+        ),
+    ] {
+        let mut cmd = vec!["certs", "issue", &d];
+        cmd.extend(args.iter().copied());
+        let (code, _, stderr) = run(&cmd).await;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        for f in files {
+            assert!(dir.join(f).exists(), "{args:?}: {f}");
+        }
+    }
+    let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+    for key in [
+        "ca-key.pem",
+        "tenant-t1-key.pem",
+        "h1-key.pem",
+        "localhost-key.pem",
+    ] {
+        assert_eq!(mode(key), 0o600, "{key}");
+    }
+    let again = run(&["certs", "issue", &d, "--cn", "tenant:t1"]).await;
+    assert_one_error_line("issuing onto existing files", &again);
+    assert!(again.2.contains("already exists"), "{}", again.2);
+    let bad = run(&["certs", "issue", &d, "--cn", "root"]).await;
+    assert_one_error_line("an unknown identity", &bad);
+    assert!(
+        bad.2.contains("is not admin, reader, tenant:NAME"),
+        "{}",
+        bad.2
+    );
 }

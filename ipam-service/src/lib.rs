@@ -16,9 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rand::seq::IndexedRandom;
+use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::{alloc::first_free, model::validate_name, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
+use romana_runtime::authz::{caller, may, require};
 use romana_runtime::{check_labels, current_layout, invalid, store_status, Serving, Shutdown};
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
@@ -69,7 +71,11 @@ pub async fn run_tls(
 // === impl IpamService ===
 
 impl IpamService {
-    async fn allocate(&self, req: pb::AllocateRequest) -> Result<pb::Endpoint, Status> {
+    async fn allocate(
+        &self,
+        who: &Identity,
+        req: pb::AllocateRequest,
+    ) -> Result<pb::Endpoint, Status> {
         validate_name("endpoint", &req.endpoint)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
@@ -93,6 +99,11 @@ impl IpamService {
                 None => {
                     let (placement, requested) =
                         placement::resolve(&self.store, &layout, &req).await?;
+                    // The host and tenant are known only now (a CIDR or an address names them).
+                    require(
+                        who,
+                        endpoint_action(Verb::Allocate, &req.endpoint, &placement),
+                    )?;
                     if let Some(existing) = self
                         .store
                         .get(&keys.endpoint(&req.endpoint))
@@ -211,7 +222,11 @@ impl IpamService {
             .map_err(|e| Status::internal(e.to_string()))
     }
 
-    async fn release(&self, req: pb::ReleaseRequest) -> Result<pb::ReleaseResponse, Status> {
+    async fn release(
+        &self,
+        who: &Identity,
+        req: pb::ReleaseRequest,
+    ) -> Result<pb::ReleaseResponse, Status> {
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         for _ in 0..MAX_ATTEMPTS {
@@ -243,6 +258,10 @@ impl IpamService {
             else {
                 return Ok(pb::ReleaseResponse { endpoint: None });
             };
+            require(
+                who,
+                Action::new(Verb::Release, endpoint_object(&endpoint.value)),
+            )?;
             match self.store.release_endpoint(&endpoint).await {
                 Ok(_) => {
                     tracing::debug!(endpoint = %id, address = %endpoint.value.address, "released");
@@ -259,7 +278,11 @@ impl IpamService {
         ))
     }
 
-    async fn update(&self, req: pb::UpdateEndpointRequest) -> Result<pb::Endpoint, Status> {
+    async fn update(
+        &self,
+        who: &Identity,
+        req: pb::UpdateEndpointRequest,
+    ) -> Result<pb::Endpoint, Status> {
         check_labels(&req.set_labels)?;
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
@@ -272,6 +295,10 @@ impl IpamService {
                 .ok_or_else(|| {
                     Status::not_found(format!("endpoint {} does not exist", req.endpoint))
                 })?;
+            require(
+                who,
+                Action::new(Verb::Update, endpoint_object(&current.value)),
+            )?;
             let mut endpoint = current.value.clone();
             endpoint.labels.extend(req.set_labels.clone());
             for k in &req.remove_labels {
@@ -303,7 +330,11 @@ impl IpamService {
         )))
     }
 
-    async fn list(&self, req: pb::ListEndpointsRequest) -> Result<Vec<pb::Endpoint>, Status> {
+    async fn list(
+        &self,
+        who: &Identity,
+        req: pb::ListEndpointsRequest,
+    ) -> Result<Vec<pb::Endpoint>, Status> {
         let (_, layout) = current_layout(&self.store).await?;
         let listing = self
             .store
@@ -319,6 +350,7 @@ impl IpamService {
                 matches(&req.host, &e.host)
                     && matches(&req.tenant, &e.tenant)
                     && matches(&req.segment, &e.segment)
+                    && may(who, Action::read(endpoint_object(e)))
             })
             .collect();
         endpoints.sort_by_key(|e| e.address);
@@ -327,6 +359,24 @@ impl IpamService {
             .map(|e| endpoint_to_pb(e, &layout))
             .collect())
     }
+}
+
+/// An endpoint as authorization sees it: whose and where.
+fn endpoint_object(e: &Endpoint) -> Object<'_> {
+    Object::Endpoint {
+        id: &e.id,
+        tenant: &e.tenant,
+        host: &e.host,
+    }
+}
+
+fn endpoint_action<'a>(verb: Verb, id: &'a str, placement: &'a Placement) -> Action<'a> {
+    let object = Object::Endpoint {
+        id,
+        tenant: &placement.tenant.value.name,
+        host: &placement.host.value.name,
+    };
+    Action::new(verb, object)
 }
 
 /// A repeated allocation for an id that already holds an address: the same request gets the
@@ -355,27 +405,37 @@ impl ipam_server::Ipam for IpamService {
         &self,
         request: Request<pb::AllocateRequest>,
     ) -> Result<Response<pb::Endpoint>, Status> {
-        self.allocate(request.into_inner()).await.map(Response::new)
+        let who = caller(&request)?;
+        self.allocate(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn release(
         &self,
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
-        self.release(request.into_inner()).await.map(Response::new)
+        let who = caller(&request)?;
+        self.release(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn update_endpoint(
         &self,
         request: Request<pb::UpdateEndpointRequest>,
     ) -> Result<Response<pb::Endpoint>, Status> {
-        self.update(request.into_inner()).await.map(Response::new)
+        let who = caller(&request)?;
+        self.update(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_endpoint(
         &self,
         request: Request<pb::GetEndpointRequest>,
     ) -> Result<Response<pb::Endpoint>, Status> {
+        let who = caller(&request)?;
         let id = request.into_inner().endpoint;
         let (_, layout) = current_layout(&self.store).await?;
         let endpoint: Versioned<Endpoint> = self
@@ -384,6 +444,7 @@ impl ipam_server::Ipam for IpamService {
             .await
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found(format!("endpoint {id} does not exist")))?;
+        require(&who, Action::read(endpoint_object(&endpoint.value)))?;
         Ok(Response::new(endpoint_to_pb(&endpoint.value, &layout)))
     }
 
@@ -391,7 +452,8 @@ impl ipam_server::Ipam for IpamService {
         &self,
         request: Request<pb::ListEndpointsRequest>,
     ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
-        let endpoints = self.list(request.into_inner()).await?;
+        let who = caller(&request)?;
+        let endpoints = self.list(&who, request.into_inner()).await?;
         Ok(Response::new(pb::ListEndpointsResponse { endpoints }))
     }
 }

@@ -161,7 +161,7 @@ class Cluster:
         argv = [str(bin_dir() / ("romana-%s" % kind)),
                 "--etcd-endpoints", self.etcd_url,
                 "--listen", "127.0.0.1:%d" % port,
-                # Plaintext on loopback: the services refuse it unless asked.
+                # Plaintext gRPC and etcd on loopback: the services refuse both unless asked.
                 "--insecure"]
         self.procs[kind] = Proc(kind, argv, self.dir, env=_service_env())
         return port

@@ -18,11 +18,13 @@
 
 use std::str::FromStr;
 
+use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::policy::{
     self, evaluate, ClusterView, Decision, Packet, Policy, PolicyId, PolicySet, Protocol, Tier,
     Verdict,
 };
 use romana_proto::pb::{self, policies_server};
+use romana_runtime::authz::{caller, may, require};
 use romana_runtime::{current_layout, store_status, Serving, Shutdown};
 use romana_store::{Store, StoreError, Txn, Versioned};
 use tokio::net::TcpListener;
@@ -85,6 +87,17 @@ pub fn policy_to_pb(policy: &Policy, revision: i64) -> pb::Policy {
     }
 }
 
+/// A policy as authorization sees it: Romana-form ones belong to no tenant.
+fn policy_object(id: &PolicyId) -> Object<'_> {
+    match id {
+        PolicyId::Romana { name } => Object::Policy { tenant: None, name },
+        PolicyId::Kubernetes { tenant, name } => Object::Policy {
+            tenant: Some(tenant),
+            name,
+        },
+    }
+}
+
 fn parse_id(text: &str) -> Result<PolicyId, Status> {
     PolicyId::from_str(text).map_err(|e| Status::invalid_argument(format!("id: {e}")))
 }
@@ -135,9 +148,14 @@ impl PolicyService {
 
     async fn apply(
         &self,
+        who: &Identity,
         req: pb::ApplyPoliciesRequest,
     ) -> Result<pb::ApplyPoliciesResponse, Status> {
         let policies = Self::parse_request(&req)?;
+        // All or nothing, as the apply itself: one refused policy refuses the whole input.
+        for p in &policies {
+            require(who, Action::new(Verb::Apply, policy_object(&p.id())))?;
+        }
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
             let mut txn: Txn = self.store.txn();
@@ -201,7 +219,7 @@ impl PolicyService {
             .ok_or_else(|| Status::not_found(format!("policy {id} does not exist")))
     }
 
-    async fn list(&self, tenant: &str) -> Result<Vec<pb::Policy>, Status> {
+    async fn list(&self, who: &Identity, tenant: &str) -> Result<Vec<pb::Policy>, Status> {
         let keys = self.store.keys();
         let prefix = if tenant.is_empty() {
             keys.policies()
@@ -212,6 +230,7 @@ impl PolicyService {
         let mut items: Vec<(PolicyId, pb::Policy)> = listing
             .items
             .iter()
+            .filter(|v| may(who, Action::read(policy_object(&v.value.id()))))
             .map(|v| (v.value.id(), policy_to_pb(&v.value, v.mod_revision)))
             .collect();
         items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -234,7 +253,11 @@ impl PolicyService {
         Err(contended(&format!("deleting policy {id}")))
     }
 
-    async fn explain(&self, req: pb::ExplainRequest) -> Result<pb::ExplainResponse, Status> {
+    async fn explain(
+        &self,
+        who: &Identity,
+        req: pb::ExplainRequest,
+    ) -> Result<pb::ExplainResponse, Status> {
         let protocol = Protocol::from_str(&req.protocol)
             .map_err(|e| Status::invalid_argument(format!("protocol: {e}")))?;
         let port =
@@ -284,6 +307,13 @@ impl PolicyService {
             icmp_type,
             icmp_code,
         };
+        // A verdict tells about both sides' policies: a tenant asks only about its own.
+        let owner = |a| view.endpoint_at(a).map(|e| e.tenant.as_str());
+        let sides = Object::Explain {
+            from: owner(packet.from),
+            to: owner(packet.to),
+        };
+        require(who, Action::read(sides))?;
         let decision = evaluate(&policies, &view, &packet);
         Ok(decision_to_pb(&decision, &packet))
     }
@@ -338,14 +368,19 @@ impl policies_server::Policies for PolicyService {
         &self,
         request: Request<pb::ApplyPoliciesRequest>,
     ) -> Result<Response<pb::ApplyPoliciesResponse>, Status> {
-        self.apply(request.into_inner()).await.map(Response::new)
+        let who = caller(&request)?;
+        self.apply(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_policy(
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::Policy>, Status> {
+        let who = caller(&request)?;
         let id = parse_id(&request.into_inner().id)?;
+        require(&who, Action::read(policy_object(&id)))?;
         let v = self.get(&id).await?;
         Ok(Response::new(policy_to_pb(&v.value, v.mod_revision)))
     }
@@ -354,7 +389,8 @@ impl policies_server::Policies for PolicyService {
         &self,
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
-        let policies = self.list(&request.into_inner().tenant).await?;
+        let who = caller(&request)?;
+        let policies = self.list(&who, &request.into_inner().tenant).await?;
         Ok(Response::new(pb::ListPoliciesResponse { policies }))
     }
 
@@ -362,7 +398,9 @@ impl policies_server::Policies for PolicyService {
         &self,
         request: Request<pb::DeletePolicyRequest>,
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
+        let who = caller(&request)?;
         let id = parse_id(&request.into_inner().id)?;
+        require(&who, Action::new(Verb::Delete, policy_object(&id)))?;
         let policy = self.delete(&id).await?;
         Ok(Response::new(pb::DeletePolicyResponse {
             policy: Some(policy),
@@ -373,6 +411,9 @@ impl policies_server::Policies for PolicyService {
         &self,
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
-        self.explain(request.into_inner()).await.map(Response::new)
+        let who = caller(&request)?;
+        self.explain(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

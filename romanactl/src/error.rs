@@ -22,6 +22,12 @@ pub enum Error {
     /// TLS files that cannot be read.
     #[error("{0}")]
     Tls(String),
+    /// `romanactl certs` could not make or write a certificate.
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertsError),
+    /// `romanactl etcd-auth` could not set up etcd.
+    #[error(transparent)]
+    EtcdAuth(#[from] crate::etcd_auth::EtcdAuthError),
     /// A service answered without a field the API promises; a version skew between
     /// romanactl and the service.
     #[error("{service} answered {call} without {field}; is romanactl the same version?")]

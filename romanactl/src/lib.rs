@@ -4,8 +4,10 @@
 //! for scripts; every failure is one line on stderr and exit code 1.
 //!
 //! # Layout
+//! - [`certs`]: a development CA and identity/server certificates (`romanactl certs`).
 //! - [`cmd`]: the command tree ([`Cli`]), one module per verb group as in mini-redis
 //!   `cmd/`; each command's `apply` makes the calls and returns what to print.
+//! - [`etcd_auth`]: etcd users and roles for services and hosts (`romanactl etcd-auth`).
 //! - [`view`]: what is shown: serde structs with stable snake_case fields, built from the
 //!   wire types, so that `-o json` does not change when the proto grows.
 //! - [`output`]: how it is shown: aligned tables, JSON, YAML.
@@ -13,8 +15,10 @@
 //! - [`error`]: [`Error`], and the one line a failure prints.
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod cmd;
 pub mod error;
+pub mod etcd_auth;
 pub mod flags;
 pub mod output;
 pub mod view;
@@ -25,6 +29,12 @@ pub use output::Format;
 
 /// Runs one parsed command line and returns what to print on stdout.
 pub async fn run(cli: Cli) -> Result<String, Error> {
+    // Local commands: TLS settings (from the environment, say) are not theirs to check.
+    let cli = match cli.command {
+        cmd::Command::Certs(c) => return c.apply(),
+        cmd::Command::EtcdAuth(c) => return c.apply().await,
+        command => Cli { command, ..cli },
+    };
     // Half-given flags are usage errors (exit 2), as clap's own.
     match (&cli.tls_cert, &cli.tls_key) {
         (Some(_), None) => return Err(Error::Usage("--tls-cert needs --tls-key".into())),

@@ -6,8 +6,10 @@
 //! - [`run`]: serve on a listener until shutdown.
 #![forbid(unsafe_code)]
 
+use romana_core::authz::{Action, Object, Verb};
 use romana_core::ClusterConfig;
 use romana_proto::pb::{self, root_server};
+use romana_runtime::authz::authorize;
 use romana_runtime::{invalid, preview, store_status, Serving};
 use romana_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -132,6 +134,7 @@ impl root_server::Root for RootService {
         &self,
         request: Request<pb::InitConfigRequest>,
     ) -> Result<Response<pb::InitConfigResponse>, Status> {
+        authorize(&request, Action::new(Verb::Update, Object::Config))?;
         let wire = request
             .into_inner()
             .config
@@ -149,8 +152,9 @@ impl root_server::Root for RootService {
 
     async fn get_config(
         &self,
-        _: Request<pb::GetConfigRequest>,
+        request: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::ClusterConfig>, Status> {
+        authorize(&request, Action::read(Object::Config))?;
         let (config, _) = romana_runtime::current_layout(&self.store).await?;
         Ok(Response::new((&config.value).into()))
     }
@@ -159,6 +163,7 @@ impl root_server::Root for RootService {
         &self,
         request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        authorize(&request, Action::read(Object::Services))?;
         let kind = request.into_inner().kind;
         let keys = self.store.keys();
         let prefix = if kind.is_empty() {

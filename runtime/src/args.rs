@@ -68,8 +68,8 @@ pub struct ServiceArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
 
-    /// Serve plaintext gRPC. Without --tls-cert/--tls-key a service refuses to start unless
-    /// this is given.
+    /// Allow plaintext: serve gRPC without --tls-cert/--tls-key, and talk to `http://` etcd
+    /// endpoints. Without it a service refuses to start on either.
     #[arg(long)]
     pub insecure: bool,
 }
@@ -84,8 +84,8 @@ pub enum TlsArgsError {
         given: &'static str,
         missing: &'static str,
     },
-    #[error("--insecure contradicts --tls-cert/--tls-key; give one or the other")]
-    Contradiction,
+    #[error("refusing plaintext etcd endpoint {endpoint} without --insecure; use https:// (with --etcd-ca) or give --insecure")]
+    PlaintextEtcd { endpoint: String },
     // The io error is in the message, not a source, so that the error prints on one line.
     #[error("cannot read --{flag} {}: {error}", path.display())]
     Read {
@@ -129,10 +129,8 @@ impl ServiceArgs {
                 given: "tls-key",
                 missing: "tls-cert",
             }),
+            // --insecure with a certificate only allows plaintext etcd: gRPC is TLS.
             (Some(cert), Some(key)) => {
-                if self.insecure {
-                    return Err(TlsArgsError::Contradiction);
-                }
                 let cert = read_pem("tls-cert", cert, "CERTIFICATE")?;
                 let key = read_pem("tls-key", key, "PRIVATE KEY")?;
                 let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
@@ -145,9 +143,28 @@ impl ServiceArgs {
         }
     }
 
+    /// Refuses plaintext etcd endpoints unless `--insecure` was given, as for gRPC.
+    pub fn check_etcd(&self) -> Result<(), TlsArgsError> {
+        check_etcd_endpoints(&self.etcd_endpoints, self.insecure)
+    }
+
     /// Whether the flags ask for TLS (cert and key given).
     pub fn serves_tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+/// Refuses any endpoint that is not `https://` (etcd-client dials a scheme-less one in
+/// plaintext) unless `insecure`. Shared with the agent, which takes the same `--insecure`.
+pub fn check_etcd_endpoints(endpoints: &[String], insecure: bool) -> Result<(), TlsArgsError> {
+    if insecure {
+        return Ok(());
+    }
+    match endpoints.iter().find(|e| !e.starts_with("https://")) {
+        Some(plain) => Err(TlsArgsError::PlaintextEtcd {
+            endpoint: plain.chars().take(64).collect(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -253,9 +270,32 @@ mod tests {
             tls_error(&["--tls-ca", "ca", "--insecure"]),
             "--tls-ca needs --tls-cert"
         );
+    }
+
+    #[test]
+    fn plaintext_etcd_needs_insecure() {
+        let err = args(&[]).check_etcd().unwrap_err().to_string();
         assert_eq!(
-            tls_error(&["--tls-cert", "c", "--tls-key", "k", "--insecure"]),
-            "--insecure contradicts --tls-cert/--tls-key; give one or the other"
+            err,
+            "refusing plaintext etcd endpoint http://127.0.0.1:2379 without --insecure; \
+             use https:// (with --etcd-ca) or give --insecure"
+        );
+        let mixed = ["--etcd-endpoints", "https://a:2379,b:2379"];
+        assert!(args(&mixed)
+            .check_etcd()
+            .unwrap_err()
+            .to_string()
+            .contains("endpoint b:2379 "));
+        assert!(args(&["--etcd-endpoints", "https://a:2379"])
+            .check_etcd()
+            .is_ok());
+        assert!(args(&["--insecure"]).check_etcd().is_ok());
+        // With a certificate, --insecure allows plaintext etcd only; gRPC stays TLS.
+        let tls = args(&["--tls-cert", "c", "--tls-key", "k", "--insecure"]);
+        assert!(tls.check_etcd().is_ok());
+        assert!(
+            tls_error(&["--tls-cert", "c", "--tls-key", "k", "--insecure"])
+                .starts_with("cannot read --tls-cert c")
         );
     }
 

@@ -4,6 +4,7 @@
 //! gRPC codes.
 //!
 //! # Layout
+//! - [`authz`]: the caller's identity from its client certificate, and `require(..)`.
 //! - [`args`]: the common flags (`--etcd-endpoints`, `--listen`, ...).
 //! - [`telemetry`]: `tracing` setup, OTLP trace export (`--otlp-endpoint`) and per-call gRPC spans.
 //! - [`metrics`]: Prometheus `/metrics` and per-call gRPC metrics.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod authz;
 pub mod cluster;
 pub mod metrics;
 pub mod serve;

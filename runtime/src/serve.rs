@@ -117,6 +117,7 @@ where
     Fut: Future<Output = Result<(), ServeError>>,
 {
     let tls = args.server_tls()?;
+    args.check_etcd()?;
     if let Some(tls) = &tls {
         // Bad certificates or keys fail here, before etcd and the listener, not at serve.
         tonic::transport::Server::builder()
@@ -127,6 +128,12 @@ where
         &crate::telemetry::binary_name(),
         args.otlp_endpoint.as_deref(),
     );
+    if args.tls_ca.is_none() {
+        // No client certificates, no identities: see crate::authz.
+        tracing::warn!(
+            "authorization is off: no --tls-ca; every caller is treated as admin (give --tls-ca for mutual TLS and roles)"
+        );
+    }
     let result = main_inner(args, default_port, tls, run).await;
     telemetry.shutdown().await;
     result

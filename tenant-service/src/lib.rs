@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use romana_core::authz::{Action, Object, Verb};
 use romana_core::{alloc::lowest_free, model::validate_name, Layout, Segment, Tenant};
 use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
 use romana_proto::pb::{self, tenants_server};
+use romana_runtime::authz::{authorize, caller, may, require};
 use romana_runtime::{
     check_labels, contended, current_layout, invalid, preview, store_status, Serving, Shutdown,
     MAX_ATTEMPTS,
@@ -62,6 +64,11 @@ pub async fn run_tls(
 
 fn bad_name(e: romana_core::NameError) -> Status {
     Status::invalid_argument(e.to_string())
+}
+
+/// An action on a segment, as authorization sees it.
+fn segment<'a>(verb: Verb, tenant: &'a str, name: &'a str) -> Action<'a> {
+    Action::new(verb, Object::Segment { tenant, name })
 }
 
 /// Endpoint ids from endpoint index entries.
@@ -389,6 +396,8 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::AddTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
+        let name = &request.get_ref().name;
+        authorize(&request, Action::new(Verb::Create, Object::Tenant(name)))?;
         self.add_tenant(request.into_inner())
             .await
             .map(Response::new)
@@ -398,6 +407,19 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
+        let req = request.get_ref();
+        let who = authorize(
+            &request,
+            Action::new(Verb::Update, Object::Tenant(&req.name)),
+        )?;
+        // Any isolation in the request needs the right to change it, even the current one:
+        // the answer must not depend on what the isolation happens to be.
+        if req.isolation != pb::Isolation::Unspecified as i32 {
+            require(
+                &who,
+                Action::new(Verb::Update, Object::Isolation(&req.name)),
+            )?;
+        }
         self.update_tenant(request.into_inner())
             .await
             .map(Response::new)
@@ -407,6 +429,10 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
+        authorize(
+            &request,
+            Action::read(Object::Tenant(&request.get_ref().name)),
+        )?;
         let (_, layout) = current_layout(&self.store).await?;
         let tenant = self.get_tenant(&request.into_inner().name).await?;
         Ok(Response::new(tenant_to_pb(&tenant.value, &layout)))
@@ -414,15 +440,21 @@ impl tenants_server::Tenants for TenantService {
 
     async fn list_tenants(
         &self,
-        _: Request<pb::ListTenantsRequest>,
+        request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let who = caller(&request)?;
         let (_, layout) = current_layout(&self.store).await?;
         let listing = self
             .store
             .list(&self.store.keys().tenants())
             .await
             .map_err(store_status)?;
-        let mut tenants: Vec<Tenant> = listing.items.into_iter().map(|t| t.value).collect();
+        let mut tenants: Vec<Tenant> = listing
+            .items
+            .into_iter()
+            .map(|t| t.value)
+            .filter(|t| may(&who, Action::read(Object::Tenant(&t.name))))
+            .collect();
         tenants.sort_by_key(|t| t.id);
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.iter().map(|t| tenant_to_pb(t, &layout)).collect(),
@@ -433,6 +465,8 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::RemoveTenantRequest>,
     ) -> Result<Response<pb::RemoveTenantResponse>, Status> {
+        let name = &request.get_ref().name;
+        authorize(&request, Action::new(Verb::Delete, Object::Tenant(name)))?;
         let tenant = self.remove_tenant(&request.into_inner().name).await?;
         Ok(Response::new(pb::RemoveTenantResponse {
             tenant: Some(tenant),
@@ -443,6 +477,8 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::AddSegmentRequest>,
     ) -> Result<Response<pb::Segment>, Status> {
+        let req = request.get_ref();
+        authorize(&request, segment(Verb::Create, &req.tenant, &req.name))?;
         self.add_segment(request.into_inner())
             .await
             .map(Response::new)
@@ -452,10 +488,17 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::ListSegmentsRequest>,
     ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+        let who = caller(&request)?;
+        let tenant = &request.get_ref().tenant;
+        if !tenant.is_empty() {
+            // Before the existence check, so that it tells nothing about other tenants.
+            require(&who, Action::read(Object::Tenant(tenant)))?;
+        }
         let (_, layout) = current_layout(&self.store).await?;
-        let segments = self
+        let mut segments = self
             .list_segments(&request.into_inner().tenant, &layout)
             .await?;
+        segments.retain(|s| may(&who, segment(Verb::Read, &s.tenant, &s.name)));
         Ok(Response::new(pb::ListSegmentsResponse { segments }))
     }
 
@@ -463,6 +506,8 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::RemoveSegmentRequest>,
     ) -> Result<Response<pb::RemoveSegmentResponse>, Status> {
+        let req = request.get_ref();
+        authorize(&request, segment(Verb::Delete, &req.tenant, &req.name))?;
         let segment = self.remove_segment(request.into_inner()).await?;
         Ok(Response::new(pb::RemoveSegmentResponse {
             segment: Some(segment),

@@ -15,9 +15,11 @@ pub mod fabric;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use romana_core::authz::{Action, Object, Verb};
 use romana_core::{alloc::lowest_free, model::validate_name, AgentStatus, Host};
 use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
+use romana_runtime::authz::{authorize, caller, may};
 use romana_runtime::{
     contended, current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
 };
@@ -240,6 +242,8 @@ impl topology_server::Topology for TopologyService {
         &self,
         request: Request<pb::AddHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
+        let name = &request.get_ref().name;
+        authorize(&request, Action::new(Verb::Create, Object::Host(name)))?;
         self.add_host(request.into_inner()).await.map(Response::new)
     }
 
@@ -247,6 +251,10 @@ impl topology_server::Topology for TopologyService {
         &self,
         request: Request<pb::GetHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
+        authorize(
+            &request,
+            Action::read(Object::Host(&request.get_ref().name)),
+        )?;
         let name = request.into_inner().name;
         let (_, layout) = current_layout(&self.store).await?;
         let host = self
@@ -262,6 +270,7 @@ impl topology_server::Topology for TopologyService {
         &self,
         request: Request<pb::ListHostsRequest>,
     ) -> Result<Response<pb::ListHostsResponse>, Status> {
+        let who = caller(&request)?;
         let rack = request.into_inner().rack;
         let (_, layout) = current_layout(&self.store).await?;
         let listing = self
@@ -274,6 +283,7 @@ impl topology_server::Topology for TopologyService {
             .into_iter()
             .map(|h| h.value)
             .filter(|h| rack.is_none_or(|r| h.rack == r))
+            .filter(|h| may(&who, Action::read(Object::Host(&h.name))))
             .collect();
         hosts.sort_by_key(|h| h.index);
         Ok(Response::new(pb::ListHostsResponse {
@@ -285,6 +295,8 @@ impl topology_server::Topology for TopologyService {
         &self,
         request: Request<pb::RemoveHostRequest>,
     ) -> Result<Response<pb::RemoveHostResponse>, Status> {
+        let name = &request.get_ref().name;
+        authorize(&request, Action::new(Verb::Delete, Object::Host(name)))?;
         self.remove_host(request.into_inner())
             .await
             .map(Response::new)
@@ -292,8 +304,9 @@ impl topology_server::Topology for TopologyService {
 
     async fn get_fabric(
         &self,
-        _: Request<pb::GetFabricRequest>,
+        request: Request<pb::GetFabricRequest>,
     ) -> Result<Response<pb::Fabric>, Status> {
+        authorize(&request, Action::read(Object::Fabric))?;
         let (_, layout) = current_layout(&self.store).await?;
         let listing = self
             .store
@@ -309,6 +322,10 @@ impl topology_server::Topology for TopologyService {
         &self,
         request: Request<pb::GetHostStatusRequest>,
     ) -> Result<Response<pb::HostStatus>, Status> {
+        authorize(
+            &request,
+            Action::read(Object::HostStatus(&request.get_ref().host)),
+        )?;
         let name = request.into_inner().host;
         validate_name("host", &name).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let keys = self.store.keys();
@@ -329,8 +346,9 @@ impl topology_server::Topology for TopologyService {
 
     async fn list_host_status(
         &self,
-        _: Request<pb::ListHostStatusRequest>,
+        request: Request<pb::ListHostStatusRequest>,
     ) -> Result<Response<pb::ListHostStatusResponse>, Status> {
+        let who = caller(&request)?;
         let keys = self.store.keys();
         let mut hosts = self
             .store
@@ -338,6 +356,7 @@ impl topology_server::Topology for TopologyService {
             .await
             .map_err(store_status)?
             .items;
+        hosts.retain(|h| may(&who, Action::read(Object::HostStatus(&h.value.name))));
         hosts.sort_by_key(|h| h.value.index);
         // Keyed by the host in the key, not the record's own field: the key is what the
         // agent was told to write, and a record must not answer for another host.

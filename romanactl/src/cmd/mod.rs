@@ -2,7 +2,9 @@
 //! `apply(self, &Ctx) -> Result<String, Error>` that makes the calls and renders the
 //! answer; nothing here prints, so commands are testable as functions.
 
+pub mod certs;
 pub mod config;
+pub mod etcd_auth;
 pub mod host;
 pub mod ipam;
 pub mod policy;
@@ -78,6 +80,12 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Layout, registered services and counts of what the cluster holds.
     Status(status::Status),
+    /// A development CA and client/server certificates (local files; no service is called).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
+    /// etcd's own users and roles for the services and agents (talks to etcd, not root).
+    #[command(subcommand)]
+    EtcdAuth(etcd_auth::EtcdAuthCommand),
 }
 
 /// What every command needs: where root is, how to reach it and how to print.
@@ -103,6 +111,8 @@ impl Command {
             Command::Topology(c) => c.apply(ctx).await,
             Command::Policy(c) => c.apply(ctx).await,
             Command::Status(c) => c.apply(ctx).await,
+            Command::Certs(c) => c.apply(),
+            Command::EtcdAuth(c) => c.apply().await,
         }
     }
 }
