@@ -27,6 +27,19 @@ pub fn quote(text: &str) -> String {
     out
 }
 
+/// `text` (a message that may carry input, e.g. a parser's error) cut to at most `max` bytes
+/// on a character boundary, with `…` when something was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +58,12 @@ mod tests {
         assert!(q.len() < 100, "{q}");
         assert!(q.starts_with("\"xxxx"), "{q}");
         assert!(q.ends_with("(1048576 bytes, 40 shown)"), "{q}");
+    }
+
+    #[test]
+    fn cut_keeps_short_text_and_cuts_on_a_character_boundary() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("ééé", 3), "é…");
     }
 
     proptest! {

@@ -22,6 +22,7 @@
 //!   all or nothing.
 //! - [`eval`]: [`ClusterView`], [`Packet`], [`evaluate`] -> [`Decision`].
 
+pub mod bounds;
 pub mod eval;
 pub mod field;
 pub mod k8s;
