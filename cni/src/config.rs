@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 use std::io;
 
-use romana_core::model::validate_name;
+use romana_core::names::{validate_host_name, validate_segment_name, validate_tenant_name};
+use romana_core::text::{cut, quote};
+use romana_core::NameError;
 use serde::Deserialize;
 
 use crate::env::{CniArgs, ARG_POD_NAMESPACE, ARG_SEGMENT};
@@ -32,7 +34,8 @@ pub enum ConfigError {
     Decode { reason: String },
     /// CNI code 1.
     #[error(
-        "cniVersion {version:?} is not supported; romana-cni supports {}",
+        "cniVersion {} is not supported; romana-cni supports {}",
+        quote(.version),
         SUPPORTED_VERSIONS.join(", ")
     )]
     IncompatibleVersion { version: String },
@@ -114,8 +117,9 @@ pub struct Placement {
 impl NetConf {
     /// Parses and validates a network config.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, ConfigError> {
+        // serde's messages can quote a whole input string: keep them short.
         let raw: RawNetConf = serde_json::from_slice(bytes).map_err(|e| ConfigError::Decode {
-            reason: e.to_string(),
+            reason: cut(&e.to_string(), 200),
         })?;
         let cni_version = raw
             .cni_version
@@ -130,6 +134,17 @@ impl NetConf {
             .name
             .filter(|v| !v.is_empty())
             .ok_or_else(|| invalid("name", "is required"))?;
+        // Endpoints carry it as the label cni.romana.io/network, which GC selects on.
+        if !romana_core::policy::field::label_value(&name).is_empty() {
+            return Err(invalid(
+                "name",
+                &format!(
+                    "{} must be usable as a label value: at most 63 of [A-Za-z0-9-_.], \
+                     starting and ending alphanumeric",
+                    quote(&name)
+                ),
+            ));
+        }
         let root = raw.root.filter(|v| !v.is_empty()).ok_or_else(|| {
             invalid(
                 "root",
@@ -139,12 +154,12 @@ impl NetConf {
         if !(root.starts_with("http://") || root.starts_with("https://")) {
             return Err(invalid(
                 "root",
-                &format!("{root:?} is not an http:// or https:// URL"),
+                &format!("{} is not an http:// or https:// URL", quote(&root)),
             ));
         }
-        let host = optional_name("host", raw.host)?;
-        let tenant = optional_name("tenant", raw.tenant)?;
-        let segment = optional_name("segment", raw.segment)?;
+        let host = optional_name("host", raw.host, validate_host_name)?;
+        let tenant = optional_name("tenant", raw.tenant, validate_tenant_name)?;
+        let segment = optional_name("segment", raw.segment, validate_segment_name)?;
         if raw.prev_result.as_ref().is_some_and(|p| !p.is_object()) {
             return Err(invalid("prevResult", "must be a JSON object"));
         }
@@ -180,7 +195,7 @@ impl NetConf {
             reason: e.to_string(),
         })?;
         let name = name.trim().to_string();
-        validate_name("host", &name).map_err(|e| ConfigError::Hostname {
+        validate_host_name(&name).map_err(|e| ConfigError::Hostname {
             reason: format!("{e}; set \"host\" in the network configuration"),
         })?;
         Ok(name)
@@ -203,14 +218,14 @@ impl NetConf {
                         &format!("is not set and CNI_ARGS has no {ARG_POD_NAMESPACE}"),
                     )
                 })?;
-                validate_name("tenant", t).map_err(|e| invalid("tenant", &e.to_string()))?;
+                validate_tenant_name(t).map_err(|e| invalid("tenant", &e.to_string()))?;
                 t.to_string()
             }
         };
         let segment = match (&self.segment, args.get(ARG_SEGMENT)) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(s)) => {
-                validate_name("segment", s).map_err(|e| invalid("segment", &e.to_string()))?;
+                validate_segment_name(s).map_err(|e| invalid("segment", &e.to_string()))?;
                 Some(s.to_string())
             }
             (None, None) => None,
@@ -257,11 +272,12 @@ pub fn reported_version(bytes: &[u8]) -> String {
 fn optional_name(
     field: &'static str,
     value: Option<String>,
+    validate: fn(&str) -> Result<(), NameError>,
 ) -> Result<Option<String>, ConfigError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => {
-            validate_name(field, &v).map_err(|e| invalid(field, &e.to_string()))?;
+            validate(&v).map_err(|e| invalid(field, &e.to_string()))?;
             Ok(Some(v))
         }
     }

@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use romana_core::labels::{validate_labels, MAX_LABELS};
+use romana_core::text::quote;
+
 /// A CNI verb (`CNI_COMMAND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -23,9 +26,10 @@ pub enum Command {
 pub enum EnvError {
     #[error("{var} is not set; the runtime must set it for this command")]
     Missing { var: &'static str },
-    #[error("CNI_COMMAND {value:?} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC")]
+    #[error("CNI_COMMAND {} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC", quote(.value))]
     UnknownCommand { value: String },
-    #[error("{var} {value:?} is malformed: {reason}")]
+    /// `value` is shown as a bounded prefix (`romana_core::text::quote`).
+    #[error("{var} {} is malformed: {reason}", quote(.value))]
     Malformed {
         var: &'static str,
         value: String,
@@ -59,6 +63,10 @@ pub const ARG_LABELS: &str = "ROMANA_LABELS";
 
 /// Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
+
+/// Longest container id: `<container id>:<ifname>` must stay a valid endpoint id
+/// (`romana_core::model::MAX_NAME_LEN`, 253).
+const MAX_CONTAINER_ID_LEN: usize = romana_core::model::MAX_NAME_LEN - 1 - MAX_IFNAME_LEN;
 
 // === impl Command ===
 
@@ -172,6 +180,12 @@ fn validate_container_id(value: &str) -> Result<(), EnvError> {
         value: value.to_string(),
         reason: reason.to_string(),
     };
+    if value.len() > MAX_CONTAINER_ID_LEN {
+        return Err(malformed(&format!(
+            "is {} bytes; at most {MAX_CONTAINER_ID_LEN} (the endpoint id adds ':' and the interface name)",
+            value.len()
+        )));
+    }
     let mut chars = value.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() => {}
@@ -219,14 +233,14 @@ impl CniArgs {
                 return Err(EnvError::Malformed {
                     var: "CNI_ARGS",
                     value: value.to_string(),
-                    reason: format!("{piece:?} is not KEY=VALUE"),
+                    reason: format!("{} is not KEY=VALUE", quote(piece)),
                 });
             };
             if k.trim().is_empty() {
                 return Err(EnvError::Malformed {
                     var: "CNI_ARGS",
                     value: value.to_string(),
-                    reason: format!("{piece:?} has an empty key"),
+                    reason: format!("{} has an empty key", quote(piece)),
                 });
             }
             args.insert(k.trim().to_string(), v.trim().to_string());
@@ -243,25 +257,43 @@ impl CniArgs {
     }
 
     /// The endpoint labels from `ROMANA_LABELS` (`k1=v1,k2=v2`); empty when not given.
+    /// Each is held to Kubernetes' label rules (`romana_core::labels`), at most
+    /// [`MAX_LABELS`] - 1 (the plugin adds `cni.romana.io/network`), each key once; a value
+    /// with `=` (or a `,` meant inside one) is refused, since it cannot round-trip here.
     pub fn labels(&self) -> Result<BTreeMap<String, String>, EnvError> {
         let Some(value) = self.get(ARG_LABELS) else {
             return Ok(BTreeMap::new());
         };
+        let malformed = |reason: String| EnvError::Malformed {
+            var: "CNI_ARGS",
+            value: format!("{ARG_LABELS}={value}"),
+            reason,
+        };
         let mut labels = BTreeMap::new();
         for piece in value.split(',').filter(|p| !p.trim().is_empty()) {
+            if labels.len() >= MAX_LABELS - 1 {
+                return Err(malformed(format!(
+                    "more than {} labels; an endpoint carries at most {MAX_LABELS}, one of them \
+                     cni.romana.io/network",
+                    MAX_LABELS - 1
+                )));
+            }
             match piece.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => {
-                    labels.insert(k.trim().to_string(), v.trim().to_string());
+                    let (k, v) = (k.trim(), v.trim());
+                    if labels.insert(k.to_string(), v.to_string()).is_some() {
+                        return Err(malformed(format!("label {} is given twice", quote(k))));
+                    }
                 }
                 _ => {
-                    return Err(EnvError::Malformed {
-                        var: "CNI_ARGS",
-                        value: format!("{ARG_LABELS}={value}"),
-                        reason: format!("label {piece:?} is not KEY=VALUE"),
-                    })
+                    return Err(malformed(format!(
+                        "label {} is not KEY=VALUE",
+                        quote(piece)
+                    )))
                 }
             }
         }
+        validate_labels(&labels).map_err(|e| malformed(e.to_string()))?;
         Ok(labels)
     }
 }

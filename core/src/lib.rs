@@ -7,7 +7,11 @@
 //! - [`layout`]: address math over a validated configuration: host prefixes, rack aggregates,
 //!   tenant and segment CIDRs, endpoint addresses, decoding, and the cluster-wide masked
 //!   matches that let one nftables rule isolate a tenant or segment on every host.
-//! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints) and name rules.
+//! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints).
+//! - [`names`]: name rules (hosts, tenants, segments, endpoint ids).
+//! - [`labels`]: label and named-port rules, as Kubernetes has them, and their bounds.
+//! - [`hostaddr`]: what a host's fabric address may be.
+//! - [`text`]: [`text::quote`], the bounded, escaped prefix every message uses for input.
 //! - [`datapath`]: conventions the agent and the CNI plugin share (interface names, route
 //!   protocol number).
 //! - [`authz`]: identities from certificate common names and who may do what to which object.
@@ -21,11 +25,17 @@ pub mod alloc;
 pub mod authz;
 pub mod config;
 pub mod datapath;
+pub mod hostaddr;
+pub mod labels;
 pub mod layout;
 pub mod model;
+pub mod names;
 pub mod policy;
+pub mod text;
 
 pub use config::{ClusterConfig, ConfigError};
+pub use hostaddr::{validate_host_ip, HostAddrError};
+pub use labels::{validate_labels, validate_ports, LabelError};
 pub use layout::{AddrError, Decoded, Layout, MaskedMatch};
 pub use model::{
     AgentStatus, Endpoint, Host, Isolation, NameError, NamedPort, Segment, ServiceRecord, Tenant,

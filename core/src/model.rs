@@ -7,9 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest name we accept: enough for a DNS name, a Neutron port UUID or a container id plus
-/// an interface name.
-pub const MAX_NAME_LEN: usize = 253;
+pub use crate::names::{validate_name, NameError, MAX_NAME_LEN};
 
 /// A host: a machine with an agent, owning the prefix of its index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,81 +167,9 @@ impl AgentStatus {
     }
 }
 
-/// A name that cannot be used as a host, tenant, segment or endpoint name.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("{kind} name must not be empty")]
-    Empty { kind: &'static str },
-    #[error("{kind} name is {len} characters long; the maximum is {MAX_NAME_LEN}")]
-    TooLong { kind: &'static str, len: usize },
-    #[error("{kind} name {name:?} contains {bad:?}; use letters, digits, '-', '_', '.' or ':'")]
-    BadCharacter {
-        kind: &'static str,
-        name: String,
-        bad: char,
-    },
-}
-
-/// Checks a name. Names become etcd key segments, so `/` and whitespace are refused.
-pub fn validate_name(kind: &'static str, name: &str) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty { kind });
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong {
-            kind,
-            len: name.len(),
-        });
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
-        return Err(NameError::BadCharacter {
-            kind,
-            name: name.to_string(),
-            bad,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usual_names_are_accepted() {
-        for name in [
-            "h1",
-            "kube-system",
-            "a1b2c3d4-e5f6",
-            "0123abcd:eth0",
-            "rack.1_x",
-        ] {
-            assert_eq!(validate_name("host", name), Ok(()), "{name}");
-        }
-    }
-
-    #[test]
-    fn names_that_would_break_keys_are_refused() {
-        assert_eq!(
-            validate_name("tenant", ""),
-            Err(NameError::Empty { kind: "tenant" })
-        );
-        assert_eq!(
-            validate_name("tenant", "a/b"),
-            Err(NameError::BadCharacter {
-                kind: "tenant",
-                name: "a/b".into(),
-                bad: '/'
-            })
-        );
-        assert!(matches!(
-            validate_name("host", &"x".repeat(254)),
-            Err(NameError::TooLong { len: 254, .. })
-        ));
-    }
 
     #[test]
     fn isolation_is_lowercase_in_json_and_defaults_to_segment() {

@@ -16,6 +16,15 @@ async fn mk_policies(plane: &ControlPlane) -> Policies {
     pb::policies_client::PoliciesClient::new(mk_channel(&plane.url(Service::Policy)).await)
 }
 
+/// A cluster with the tenant `backend`, the namespace of the Kubernetes policies below (a
+/// NetworkPolicy's namespace must exist, as in Kubernetes).
+async fn mk_backend_plane() -> (ControlPlane, Policies) {
+    let (plane, mut c) = mk_cluster(mk_config("10.0.0.0/8", 0, 8, 4, 4)).await;
+    c.tenants.add_tenant(mk_tenant("backend")).await.unwrap();
+    let p = mk_policies(&plane).await;
+    (plane, p)
+}
+
 fn mk_apply(document: &str) -> pb::ApplyPoliciesRequest {
     pb::ApplyPoliciesRequest {
         document: document.into(),
@@ -66,8 +75,7 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn policies_are_applied_listed_got_and_deleted_like_kubectl() {
-    let plane = ControlPlane::start().await.unwrap();
-    let mut p = mk_policies(&plane).await;
+    let (plane, mut p) = mk_backend_plane().await;
 
     let first = p
         .apply_policies(mk_apply(THREE))
@@ -238,8 +246,7 @@ async fn an_invalid_object_refuses_the_whole_apply_and_names_the_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_reports_what_would_happen_and_stores_nothing() {
-    let plane = ControlPlane::start().await.unwrap();
-    let mut p = mk_policies(&plane).await;
+    let (plane, mut p) = mk_backend_plane().await;
     let before = plane.store().revision().await.unwrap();
     let resp = p
         .apply_policies(pb::ApplyPoliciesRequest {

@@ -17,11 +17,14 @@ use std::net::IpAddr;
 
 use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
-use romana_core::{alloc::first_free, model::validate_name, Endpoint, Layout, NamedPort};
+use romana_core::{alloc::first_free, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
 use romana_runtime::authz::{caller, may, require};
-use romana_runtime::{check_labels, current_layout, invalid, store_status, Serving, Shutdown};
+use romana_runtime::{
+    check_label_count, check_labels, check_name, check_ports, check_removed_labels, current_layout,
+    invalid, store_status, Serving, Shutdown,
+};
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -57,9 +60,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(ipam_server::IpamServer::new(IpamService {
-        store: store.clone(),
-    }));
+    let routes = tonic::service::Routes::new(
+        ipam_server::IpamServer::new(IpamService {
+            store: store.clone(),
+        })
+        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
+    );
     let serving = Serving {
         kind: "ipam",
         grpc_name: "romana.v1.Ipam",
@@ -76,16 +82,32 @@ impl IpamService {
         who: &Identity,
         req: pb::AllocateRequest,
     ) -> Result<pb::Endpoint, Status> {
-        validate_name("endpoint", &req.endpoint)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_name("endpoint", &req.endpoint)?;
+        for (kind, name) in [
+            ("host", &req.host),
+            ("tenant", &req.tenant),
+            ("segment", &req.segment),
+        ] {
+            if !name.is_empty() {
+                check_name(kind, name)?;
+            }
+        }
+        check_labels(&req.labels)?;
         let labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
-        check_labels(&labels)?;
+        if req.ports.len() > romana_core::labels::MAX_PORTS {
+            return Err(Status::invalid_argument(format!(
+                "{} named ports; at most {} are allowed on one endpoint",
+                req.ports.len(),
+                romana_core::labels::MAX_PORTS
+            )));
+        }
         let ports = req
             .ports
             .iter()
             .map(NamedPort::try_from)
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
+        check_ports(&ports)?;
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         // Addresses other allocators won since we last listed the segment.
@@ -227,6 +249,15 @@ impl IpamService {
         who: &Identity,
         req: pb::ReleaseRequest,
     ) -> Result<pb::ReleaseResponse, Status> {
+        // A malformed id or address names nothing that could exist: say so, rather than
+        // report a release of nothing as a success.
+        match &req.target {
+            Some(pb::release_request::Target::Endpoint(id)) => check_name("endpoint", id)?,
+            Some(pb::release_request::Target::Address(a)) => {
+                parse_ip("address", a).map_err(invalid)?;
+            }
+            None => {}
+        }
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         for _ in 0..MAX_ATTEMPTS {
@@ -283,7 +314,9 @@ impl IpamService {
         who: &Identity,
         req: pb::UpdateEndpointRequest,
     ) -> Result<pb::Endpoint, Status> {
+        check_name("endpoint", &req.endpoint)?;
         check_labels(&req.set_labels)?;
+        check_removed_labels(&req.remove_labels)?;
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         for _ in 0..MAX_ATTEMPTS {
@@ -307,6 +340,7 @@ impl IpamService {
             if endpoint == current.value {
                 return Ok(endpoint_to_pb(&endpoint, &layout));
             }
+            check_label_count(&format!("endpoint {}", req.endpoint), endpoint.labels.len())?;
             match self
                 .store
                 .update(
@@ -437,6 +471,7 @@ impl ipam_server::Ipam for IpamService {
     ) -> Result<Response<pb::Endpoint>, Status> {
         let who = caller(&request)?;
         let id = request.into_inner().endpoint;
+        check_name("endpoint", &id)?;
         let (_, layout) = current_layout(&self.store).await?;
         let endpoint: Versioned<Endpoint> = self
             .store

@@ -48,8 +48,19 @@ LABEL_NETWORK = LABEL_PREFIX + "network-id"
 LABEL_PROJECT = LABEL_PREFIX + "project-id"
 LABEL_OWNER = LABEL_PREFIX + "device-owner"
 
-# Romana's name rule (tenants, segments, endpoint ids).
-NAME_RE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
+# Romana's rule for tenant and segment names: a lowercase DNS label, as a Kubernetes
+# namespace (Keystone project ids, 32 lowercase hex digits, are such labels).
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+# What a Kubernetes label value may hold, as Romana checks labels.
+_LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def label_value(text):
+    """``text`` as a Kubernetes label value: characters outside ``[A-Za-z0-9_.-]`` become
+    ``_`` (``compute:nova`` -> ``compute_nova``), at most 63, alphanumeric at both ends."""
+    value = _LABEL_BAD.sub("_", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
 
 
 def endpoint_id(port_id, subnet_id=None, address=None, extra=0):
@@ -308,13 +319,14 @@ class RomanaSubnet(ipam_base.Subnet):
                 "port %s has no project, so it has no Romana tenant" % info.port_id)
         if not NAME_RE.match(tenant):
             raise errors.value_invalid(
-                "project id %r is not a valid Romana tenant name ([A-Za-z0-9._:-]{1,253})"
-                % tenant)
+                "project id %r is not a valid Romana tenant name (a lowercase DNS label: "
+                "[a-z0-9-], at most 63, alphanumeric at both ends)" % tenant[:64])
         segment = info.segment
         if not NAME_RE.match(segment):
             raise errors.value_invalid(
-                "binding:profile romana_segment %r is not a valid Romana segment name"
-                % segment)
+                "binding:profile romana_segment %r is not a valid Romana segment name (a "
+                "lowercase DNS label: [a-z0-9-], at most 63, alphanumeric at both ends)"
+                % segment[:64])
 
         specific = None
         if isinstance(address_request, ipam_req.SpecificAddressRequest):
@@ -342,7 +354,7 @@ class RomanaSubnet(ipam_base.Subnet):
         if info.network_id:
             labels[LABEL_NETWORK] = info.network_id
         if info.device_owner:
-            labels[LABEL_OWNER] = info.device_owner
+            labels[LABEL_OWNER] = label_value(info.device_owner)
         req = pb.ipam.AllocateRequest(
             endpoint=endpoint_id(info.port_id, self._subnet_id, specific, extra),
             labels=labels)

@@ -12,7 +12,7 @@ from neutron_lib import exceptions as n_exc
 
 from conftest import Neutron, project
 from romana_neutron_ipam import pb
-from romana_neutron_ipam.driver import LABEL_OWNER, LABEL_PROJECT, LABEL_SUBNET
+from romana_neutron_ipam.driver import LABEL_OWNER, LABEL_PROJECT, LABEL_SUBNET, label_value
 
 
 def _ip(a):
@@ -32,7 +32,8 @@ def test_any_address_lands_in_the_host_tenant_segment_cidr(neutron, space_subnet
     assert (ep.address, ep.host, ep.tenant, ep.segment) == (address, "h1", proj, "default")
     assert ep.labels[LABEL_SUBNET] == space_subnet["id"]
     assert ep.labels[LABEL_PROJECT] == proj
-    assert ep.labels[LABEL_OWNER] == "compute:nova"
+    # Neutron's "compute:nova", as a Kubernetes label value.
+    assert ep.labels[LABEL_OWNER] == "compute_nova"
 
 
 def test_same_port_same_request_is_idempotent(neutron, space_subnet):
@@ -91,7 +92,7 @@ def test_dhcp_port_gets_prefer_next_on_its_agent_host(neutron, space_subnet):
     cidr = neutron.expected_cidr("h2", proj)
     assert _ip(address) == cidr.network_address + 2
     [ep] = neutron.endpoints_of_port(dhcp["id"])
-    assert ep.labels[LABEL_OWNER] == constants.DEVICE_OWNER_DHCP
+    assert ep.labels[LABEL_OWNER] == label_value(constants.DEVICE_OWNER_DHCP) == "network_dhcp"
 
 
 def test_specific_address_inside_the_segment(neutron, space_subnet):

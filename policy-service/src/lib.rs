@@ -7,8 +7,14 @@
 //!   makes the whole apply retry rather than half-happen.
 //! - Explain answers from etcd's current policies, tenants and endpoints with
 //!   `romana_core::policy::evaluate`, the evaluator the agents' programs are held to.
-//! - A Kubernetes policy may name a namespace (tenant) that does not exist yet, as manifests
-//!   are often applied before the namespace's pods; it selects nothing until then.
+//! - A Kubernetes policy's namespace (tenant) must exist, as the API server requires of any
+//!   namespaced object (FAILED_PRECONDITION otherwise, naming the tenant): a typo in a
+//!   namespace would otherwise store a policy that protects nothing. The apply compares the
+//!   tenants' revisions, so a tenant removed concurrently makes it retry.
+//! - Bad input is refused before any expensive work: every text is bounded in size (1 MiB in
+//!   all) and nesting (64 levels) by one linear scan (`romana_core::policy::bounds`) before a
+//!   parser sees it; parsing then runs on a blocking thread, one apply at a time per replica,
+//!   so a big valid document never stalls other calls.
 //!
 //! # Layout
 //! - [`PolicyService`]: the gRPC handlers.
@@ -16,16 +22,20 @@
 //! - [`policy_to_pb`]: a stored policy on the wire.
 #![forbid(unsafe_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use romana_core::authz::{Action, Identity, Object, Verb};
+use romana_core::policy::bounds::{check_bounds, MAX_DOCUMENT_BYTES};
 use romana_core::policy::{
     self, evaluate, ClusterView, Decision, Packet, Policy, PolicyId, PolicySet, Protocol, Tier,
     Verdict,
 };
+use romana_core::text::quote;
 use romana_proto::pb::{self, policies_server};
 use romana_runtime::authz::{caller, may, require};
-use romana_runtime::{current_layout, store_status, Serving, Shutdown};
+use romana_runtime::{check_name, current_layout, store_status, Serving, Shutdown};
 use romana_store::{Store, StoreError, Txn, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -34,10 +44,13 @@ use tonic::{Request, Response, Status};
 const MAX_ATTEMPTS: usize = 20;
 
 /// Most policies one apply may carry: one etcd transaction holds at most 128 writes.
-pub const MAX_APPLY: usize = 100;
+pub const MAX_APPLY: usize = policy::parse::MAX_POLICIES;
 
 pub struct PolicyService {
     store: Store,
+    /// One parse at a time per replica, on a blocking thread: a big valid document takes a
+    /// core for a while, never the async runtime.
+    parsing: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves policy-service on `listener` until `shutdown`.
@@ -58,9 +71,13 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(policies_server::PoliciesServer::new(PolicyService {
-        store: store.clone(),
-    }));
+    let routes = tonic::service::Routes::new(
+        policies_server::PoliciesServer::new(PolicyService {
+            store: store.clone(),
+            parsing: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
+        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
+    );
     let serving = Serving {
         kind: "policy",
         grpc_name: "romana.v1.Policies",
@@ -99,7 +116,15 @@ fn policy_object(id: &PolicyId) -> Object<'_> {
 }
 
 fn parse_id(text: &str) -> Result<PolicyId, Status> {
-    PolicyId::from_str(text).map_err(|e| Status::invalid_argument(format!("id: {e}")))
+    let id = PolicyId::from_str(text).map_err(|e| Status::invalid_argument(format!("id: {e}")))?;
+    match &id {
+        PolicyId::Romana { name } => check_name("policy", name)?,
+        PolicyId::Kubernetes { tenant, name } => {
+            check_name("tenant", tenant)?;
+            check_name("policy", name)?;
+        }
+    }
+    Ok(id)
 }
 
 fn contended(what: &str) -> Status {
@@ -111,6 +136,37 @@ fn contended(what: &str) -> Status {
 // === impl PolicyService ===
 
 impl PolicyService {
+    /// The cheap checks, on the calling task, before any parser runs: sizes, counts, nesting.
+    fn check_request(req: &pb::ApplyPoliciesRequest) -> Result<(), Status> {
+        let total = req.document.len() + req.policies.iter().map(|p| p.json.len()).sum::<usize>();
+        if total > MAX_DOCUMENT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "the policies given are {total} bytes; at most {MAX_DOCUMENT_BYTES} bytes (1 MiB) \
+                 are applied at once, split the input"
+            )));
+        }
+        if req.policies.len() > MAX_APPLY {
+            return Err(Status::invalid_argument(format!(
+                "{} policies in one apply; at most {MAX_APPLY} are applied atomically, split the input",
+                req.policies.len()
+            )));
+        }
+        for (i, text) in std::iter::once(&req.document)
+            .chain(req.policies.iter().map(|p| &p.json))
+            .enumerate()
+        {
+            check_bounds(text).map_err(|e| {
+                let field = if i == 0 {
+                    "document".to_string()
+                } else {
+                    format!("policies[{}]", i - 1)
+                };
+                Status::invalid_argument(format!("{field}: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Every policy of the request, validated; nothing is stored when any is refused.
     fn parse_request(req: &pb::ApplyPoliciesRequest) -> Result<Vec<Policy>, Status> {
         let mut texts: Vec<&str> = Vec::new();
@@ -124,17 +180,21 @@ impl PolicyService {
             ));
         }
         let mut all: Vec<Policy> = Vec::new();
+        let mut seen: BTreeSet<PolicyId> = BTreeSet::new();
         for text in texts {
             let parsed = policy::parse_documents(text)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             for p in parsed {
-                if all.iter().any(|q| q.id() == p.id()) {
+                if !seen.insert(p.id()) {
                     return Err(Status::invalid_argument(format!(
                         "{} appears twice in the input",
                         p.describe()
                     )));
                 }
                 all.push(p);
+            }
+            if all.len() > MAX_APPLY {
+                break;
             }
         }
         if all.len() > MAX_APPLY {
@@ -151,7 +211,20 @@ impl PolicyService {
         who: &Identity,
         req: pb::ApplyPoliciesRequest,
     ) -> Result<pb::ApplyPoliciesResponse, Status> {
-        let policies = Self::parse_request(&req)?;
+        Self::check_request(&req)?;
+        let (req, policies) = {
+            let _slot = self
+                .parsing
+                .acquire()
+                .await
+                .map_err(|_| Status::unavailable("policy-service is shutting down"))?;
+            tokio::task::spawn_blocking(move || {
+                let parsed = Self::parse_request(&req);
+                parsed.map(|p| (req, p))
+            })
+            .await
+            .map_err(|e| Status::internal(format!("parsing policies failed: {e}")))??
+        };
         // All or nothing, as the apply itself: one refused policy refuses the whole input.
         for p in &policies {
             require(who, Action::new(Verb::Apply, policy_object(&p.id())))?;
@@ -159,6 +232,7 @@ impl PolicyService {
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
             let mut txn: Txn = self.store.txn();
+            txn = self.expect_tenants(txn, &policies).await?;
             let mut applied = Vec::with_capacity(policies.len());
             let mut changes = 0;
             for p in &policies {
@@ -211,6 +285,34 @@ impl PolicyService {
         Err(contended("applying policies"))
     }
 
+    /// The tenants (namespaces) the Kubernetes policies live in must exist; the transaction
+    /// then commits only if they are unchanged.
+    async fn expect_tenants(&self, mut txn: Txn, policies: &[Policy]) -> Result<Txn, Status> {
+        let mut tenants: BTreeMap<&str, &Policy> = BTreeMap::new();
+        for p in policies {
+            if let Policy::Kubernetes(k) = p {
+                tenants.entry(k.namespace()).or_insert(p);
+            }
+        }
+        let keys = self.store.keys();
+        for (tenant, p) in tenants {
+            check_name("tenant", tenant)?;
+            let key = keys.tenant(tenant);
+            match self.store.get(&key).await.map_err(store_status)? {
+                Some(t) => txn = txn.expect_unchanged(&key, t.mod_revision),
+                None => {
+                    // Validated namespaces are DNS labels: short, safe to show whole.
+                    return Err(Status::failed_precondition(format!(
+                        "tenant {tenant} does not exist: {} is in namespace {tenant}, which must \
+                         be a tenant first (romanactl tenant add {tenant})",
+                        p.describe()
+                    )));
+                }
+            }
+        }
+        Ok(txn)
+    }
+
     async fn get(&self, id: &PolicyId) -> Result<Versioned<Policy>, Status> {
         self.store
             .get(&self.store.keys().policy(id))
@@ -220,6 +322,9 @@ impl PolicyService {
     }
 
     async fn list(&self, who: &Identity, tenant: &str) -> Result<Vec<pb::Policy>, Status> {
+        if !tenant.is_empty() {
+            check_name("tenant", tenant)?;
+        }
         let keys = self.store.keys();
         let prefix = if tenant.is_empty() {
             keys.policies()
@@ -258,6 +363,11 @@ impl PolicyService {
         who: &Identity,
         req: pb::ExplainRequest,
     ) -> Result<pb::ExplainResponse, Status> {
+        for text in [&req.from, &req.to] {
+            if text.parse::<std::net::IpAddr>().is_err() {
+                check_name("endpoint", text)?;
+            }
+        }
         let protocol = Protocol::from_str(&req.protocol)
             .map_err(|e| Status::invalid_argument(format!("protocol: {e}")))?;
         let port =
@@ -295,7 +405,8 @@ impl PolicyService {
         let resolve = |field: &str, text: &str| {
             view.resolve(text).ok_or_else(|| {
                 Status::invalid_argument(format!(
-                    "{field}: {text:?} is neither an endpoint id nor an IP address"
+                    "{field}: {} is neither an endpoint id nor an IP address",
+                    quote(text)
                 ))
             })
         };

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use romana_core::text::quote;
 use romana_core::{model, AgentStatus, ClusterConfig, Isolation, Layout};
 
 use crate::pb;
@@ -30,7 +31,7 @@ impl Invalid {
 pub fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, Invalid> {
     text.trim()
         .parse()
-        .map_err(|_| Invalid::new(field, format!("{text:?} is not an IP address")))
+        .map_err(|_| Invalid::new(field, format!("{} is not an IP address", quote(text))))
 }
 
 /// Parses a CIDR field (not necessarily canonical; callers check where it matters).
@@ -38,7 +39,10 @@ pub fn parse_cidr(field: &'static str, text: &str) -> Result<IpNet, Invalid> {
     text.trim().parse().map_err(|_| {
         Invalid::new(
             field,
-            format!("{text:?} is not a CIDR (expected e.g. 10.0.0.0/8 or fd00:10::/48)"),
+            format!(
+                "{} is not a CIDR (expected e.g. 10.0.0.0/8 or fd00:10::/48)",
+                quote(text)
+            ),
         )
     })
 }
@@ -163,8 +167,9 @@ impl TryFrom<&pb::NamedPort> for model::NamedPort {
             return Err(Invalid::new(
                 "ports",
                 format!(
-                    "port {:?}: protocol {:?} is not tcp, udp or sctp",
-                    p.name, p.protocol
+                    "port {}: protocol {} is not tcp, udp or sctp",
+                    quote(&p.name),
+                    quote(&p.protocol)
                 ),
             ));
         }
@@ -174,7 +179,7 @@ impl TryFrom<&pb::NamedPort> for model::NamedPort {
             .ok_or_else(|| {
                 Invalid::new(
                     "ports",
-                    format!("port {:?}: {} is not 1..=65535", p.name, p.port),
+                    format!("port {}: {} is not 1..=65535", quote(&p.name), p.port),
                 )
             })?;
         Ok(model::NamedPort {

@@ -10,7 +10,7 @@ use romana_core::authz::{Action, Object, Verb};
 use romana_core::ClusterConfig;
 use romana_proto::pb::{self, root_server};
 use romana_runtime::authz::authorize;
-use romana_runtime::{invalid, preview, store_status, Serving};
+use romana_runtime::{check_name, invalid, preview, store_status, Serving};
 use romana_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -37,9 +37,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: romana_runtime::Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(root_server::RootServer::new(RootService {
-        store: store.clone(),
-    }));
+    let routes = tonic::service::Routes::new(
+        root_server::RootServer::new(RootService {
+            store: store.clone(),
+        })
+        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
+    );
     let serving = Serving {
         kind: "root",
         grpc_name: "romana.v1.Root",
@@ -165,6 +168,9 @@ impl root_server::Root for RootService {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         authorize(&request, Action::read(Object::Services))?;
         let kind = request.into_inner().kind;
+        if !kind.is_empty() {
+            check_name("service kind", &kind)?;
+        }
         let keys = self.store.keys();
         let prefix = if kind.is_empty() {
             keys.services()

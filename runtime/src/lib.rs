@@ -22,6 +22,15 @@ pub mod status;
 pub mod telemetry;
 
 pub use args::ServiceArgs;
+
+/// Largest request a service decodes (tonic's default, set on purpose): big enough that an
+/// oversized field (a 1 MiB+ policy document, a 3 MB label) reaches validation and gets an
+/// INVALID_ARGUMENT naming the limit, small enough to bound what one call makes a replica
+/// hold. Requests above it get RESOURCE_EXHAUSTED from tonic.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 pub use cluster::current_layout;
 pub use serve::{serve, serve_tls, shutdown_signal, Serving, Shutdown};
-pub use status::{check_labels, contended, invalid, preview, store_status, MAX_ATTEMPTS};
+pub use status::{
+    bad_name, check_label_count, check_labels, check_name, check_ports, check_removed_labels,
+    contended, invalid, preview, store_status, MAX_ATTEMPTS,
+};

@@ -97,12 +97,25 @@ pub async fn serve_tls(
         .layer(crate::telemetry::GrpcTraceLayer)
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.add_service(health_service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .serve_with_incoming_shutdown(nodelay(TcpListenerStream::new(listener)), drain)
         .await;
     if let Err(e) = registration.revoke().await {
         tracing::warn!(error = %e, "could not withdraw registration; it expires with its lease");
     }
     result.map_err(ServeError::from)
+}
+
+/// Accepted connections without Nagle: serving from a bare listener stream bypasses tonic's
+/// own `tcp_nodelay`, and small responses then wait ~40 ms for a delayed ACK.
+fn nodelay(
+    incoming: TcpListenerStream,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    incoming.map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 /// A shutdown trigger: the server drains when it resolves.

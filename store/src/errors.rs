@@ -41,6 +41,17 @@ pub enum StoreError {
         found: String,
     },
 
+    /// A write bigger than [`crate::MAX_WRITE_BYTES`]: etcd would refuse it (its request
+    /// limit is 1.5 MiB by default), so it is not sent. The caller's input was too big.
+    #[error(
+        "writing {key} would send {size} bytes to etcd; at most {limit} are sent in one request"
+    )]
+    TooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
+
     /// A read asked for history etcd has already discarded; `compacted` is 0 when etcd did not
     /// say up to where.
     #[error("revision {requested} has been compacted (compacted up to {compacted})")]

@@ -29,4 +29,8 @@ pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
 pub use lease::Registration;
 pub use store::{EtcdTls, Listing, Store, Versioned};
 pub use txn::Txn;
+
+/// Most bytes of keys and values one write (a put or a transaction) sends to etcd: below
+/// etcd's default request limit (`--max-request-bytes`, 1.5 MiB) with room for compares.
+pub const MAX_WRITE_BYTES: usize = 1 << 20;
 pub use watch::{Kv, WatchEvent, Watcher};

@@ -339,10 +339,18 @@ impl std::fmt::Debug for Store {
 }
 
 pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
         key: key.to_string(),
         source,
-    })
+    })?;
+    if key.len() + bytes.len() > crate::MAX_WRITE_BYTES {
+        return Err(StoreError::TooLarge {
+            key: key.to_string(),
+            size: key.len() + bytes.len(),
+            limit: crate::MAX_WRITE_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {

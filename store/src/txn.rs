@@ -28,6 +28,8 @@ pub struct Txn {
     first_key: Option<String>,
     /// An encoding failure is kept until `commit` so that the builder stays chainable.
     encode_error: Option<StoreError>,
+    /// Bytes of the keys and values put so far.
+    put_bytes: usize,
 }
 
 struct Check {
@@ -55,6 +57,7 @@ impl Txn {
             ops: Vec::new(),
             first_key: None,
             encode_error: None,
+            put_bytes: 0,
         }
     }
 
@@ -124,7 +127,10 @@ impl Txn {
 
     fn put<T: Serialize>(mut self, key: &str, value: &T) -> Self {
         match encode(key, value) {
-            Ok(bytes) => self.ops.push(TxnOp::put(key, bytes, None)),
+            Ok(bytes) => {
+                self.put_bytes += key.len() + bytes.len();
+                self.ops.push(TxnOp::put(key, bytes, None))
+            }
             Err(e) => {
                 self.encode_error.get_or_insert(e);
             }
@@ -141,6 +147,13 @@ impl Txn {
     pub async fn commit(self) -> Result<i64, StoreError> {
         if let Some(e) = self.encode_error {
             return Err(e);
+        }
+        if self.put_bytes > crate::MAX_WRITE_BYTES {
+            return Err(StoreError::TooLarge {
+                key: self.first_key.unwrap_or_default(),
+                size: self.put_bytes,
+                limit: crate::MAX_WRITE_BYTES,
+            });
         }
         let compares: Vec<Compare> = self.checks.iter().map(Check::compare).collect();
         let reads: Vec<TxnOp> = self.checks.iter().map(Check::read).collect();

@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use romana_core::authz::{Action, Object, Verb};
-use romana_core::{alloc::lowest_free, model::validate_name, Layout, Segment, Tenant};
+use romana_core::names::{validate_segment_name, validate_tenant_name};
+use romana_core::{alloc::lowest_free, Layout, Segment, Tenant};
 use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
 use romana_proto::pb::{self, tenants_server};
 use romana_runtime::authz::{authorize, caller, may, require};
 use romana_runtime::{
-    check_labels, contended, current_layout, invalid, preview, store_status, Serving, Shutdown,
-    MAX_ATTEMPTS,
+    bad_name, check_label_count, check_labels, check_name, check_removed_labels, contended,
+    current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
@@ -51,19 +52,18 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(tenants_server::TenantsServer::new(TenantService {
-        store: store.clone(),
-    }));
+    let routes = tonic::service::Routes::new(
+        tenants_server::TenantsServer::new(TenantService {
+            store: store.clone(),
+        })
+        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
+    );
     let serving = Serving {
         kind: "tenant",
         grpc_name: "romana.v1.Tenants",
         url,
     };
     romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
-}
-
-fn bad_name(e: romana_core::NameError) -> Status {
-    Status::invalid_argument(e.to_string())
 }
 
 /// An action on a segment, as authorization sees it.
@@ -80,6 +80,7 @@ fn ids_of<T>(items: &[Versioned<T>]) -> Vec<&str> {
 
 impl TenantService {
     async fn get_tenant(&self, name: &str) -> Result<Versioned<Tenant>, Status> {
+        check_name("tenant", name)?;
         self.store
             .get(&self.store.keys().tenant(name))
             .await
@@ -88,13 +89,14 @@ impl TenantService {
     }
 
     async fn add_tenant(&self, req: pb::AddTenantRequest) -> Result<pb::Tenant, Status> {
-        validate_name("tenant", &req.name).map_err(bad_name)?;
+        validate_tenant_name(&req.name).map_err(bad_name)?;
         let isolation = isolation_from_pb(req.isolation)
             .map_err(invalid)?
             .unwrap_or_default();
         let mut labels: BTreeMap<String, String> = req.labels.into_iter().collect();
         check_labels(&labels)?;
         labels.insert(NAME_LABEL.to_string(), req.name.clone());
+        check_label_count("tenant", labels.len())?;
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
             let (config, layout) = current_layout(&self.store).await?;
@@ -157,8 +159,10 @@ impl TenantService {
 
     async fn update_tenant(&self, req: pb::UpdateTenantRequest) -> Result<pb::Tenant, Status> {
         let isolation = isolation_from_pb(req.isolation).map_err(invalid)?;
+        check_name("tenant", &req.name)?;
         let set: BTreeMap<String, String> = req.set_labels.into_iter().collect();
         check_labels(&set)?;
+        check_removed_labels(&req.remove_labels)?;
         if req.remove_labels.iter().any(|k| k == NAME_LABEL) || set.contains_key(NAME_LABEL) {
             return Err(Status::invalid_argument(format!(
                 "label {NAME_LABEL} is always the tenant name and cannot be changed"
@@ -178,6 +182,7 @@ impl TenantService {
             if tenant == current.value {
                 return Ok(tenant_to_pb(&tenant, &layout));
             }
+            check_label_count(&format!("tenant {}", req.name), tenant.labels.len())?;
             let key = self.store.keys().tenant(&req.name);
             match self.store.update(&key, &tenant, current.mod_revision).await {
                 Ok(_) => {
@@ -192,6 +197,7 @@ impl TenantService {
     }
 
     async fn remove_tenant(&self, name: &str) -> Result<pb::Tenant, Status> {
+        check_name("tenant", name)?;
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         for _ in 0..MAX_ATTEMPTS {
@@ -232,7 +238,8 @@ impl TenantService {
     }
 
     async fn add_segment(&self, req: pb::AddSegmentRequest) -> Result<pb::Segment, Status> {
-        validate_name("segment", &req.name).map_err(bad_name)?;
+        validate_segment_name(&req.name).map_err(bad_name)?;
+        check_name("tenant", &req.tenant)?;
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
             let (_, layout) = current_layout(&self.store).await?;
@@ -290,6 +297,8 @@ impl TenantService {
     }
 
     async fn remove_segment(&self, req: pb::RemoveSegmentRequest) -> Result<pb::Segment, Status> {
+        check_name("tenant", &req.tenant)?;
+        check_name("segment", &req.name)?;
         if req.name == DEFAULT_SEGMENT {
             return Err(Status::failed_precondition(format!(
                 "segment {DEFAULT_SEGMENT} lives as long as its tenant; remove tenant {} instead",
@@ -351,6 +360,9 @@ impl TenantService {
         tenant: &str,
         layout: &Layout,
     ) -> Result<Vec<pb::Segment>, Status> {
+        if !tenant.is_empty() {
+            check_name("tenant", tenant)?;
+        }
         let keys = self.store.keys();
         let tenants = self
             .store
@@ -429,12 +441,14 @@ impl tenants_server::Tenants for TenantService {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
+        check_name("tenant", &request.get_ref().name)?;
         authorize(
             &request,
             Action::read(Object::Tenant(&request.get_ref().name)),
         )?;
+        let name = request.into_inner().name;
         let (_, layout) = current_layout(&self.store).await?;
-        let tenant = self.get_tenant(&request.into_inner().name).await?;
+        let tenant = self.get_tenant(&name).await?;
         Ok(Response::new(tenant_to_pb(&tenant.value, &layout)))
     }
 

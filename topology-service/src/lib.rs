@@ -16,12 +16,15 @@ pub mod fabric;
 use std::collections::{BTreeMap, BTreeSet};
 
 use romana_core::authz::{Action, Object, Verb};
-use romana_core::{alloc::lowest_free, model::validate_name, AgentStatus, Host};
+use romana_core::{
+    alloc::lowest_free, names::validate_host_name, validate_host_ip, AgentStatus, Host,
+};
 use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
 use romana_runtime::authz::{authorize, caller, may};
 use romana_runtime::{
-    contended, current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+    bad_name, check_name, contended, current_layout, invalid, preview, store_status, Serving,
+    Shutdown, MAX_ATTEMPTS,
 };
 use romana_store::{KeyRef, Store, StoreError, Versioned};
 use tokio::net::TcpListener;
@@ -49,10 +52,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes =
-        tonic::service::Routes::new(topology_server::TopologyServer::new(TopologyService {
+    let routes = tonic::service::Routes::new(
+        topology_server::TopologyServer::new(TopologyService {
             store: store.clone(),
-        }));
+        })
+        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
+    );
     let serving = Serving {
         kind: "topology",
         grpc_name: "romana.v1.Topology",
@@ -65,8 +70,9 @@ pub async fn run_tls(
 
 impl TopologyService {
     async fn add_host(&self, req: pb::AddHostRequest) -> Result<pb::Host, Status> {
-        validate_name("host", &req.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        validate_host_name(&req.name).map_err(bad_name)?;
         let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
+        validate_host_ip(ip).map_err(|e| Status::invalid_argument(format!("ip: {e}")))?;
         let rack = req.rack.unwrap_or(0);
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
@@ -141,6 +147,7 @@ impl TopologyService {
         &self,
         req: pb::RemoveHostRequest,
     ) -> Result<pb::RemoveHostResponse, Status> {
+        check_name("host", &req.name)?;
         let keys = self.store.keys();
         let (_, layout) = current_layout(&self.store).await?;
         for _ in 0..MAX_ATTEMPTS {
@@ -256,6 +263,7 @@ impl topology_server::Topology for TopologyService {
             Action::read(Object::Host(&request.get_ref().name)),
         )?;
         let name = request.into_inner().name;
+        check_name("host", &name)?;
         let (_, layout) = current_layout(&self.store).await?;
         let host = self
             .store
@@ -327,7 +335,7 @@ impl topology_server::Topology for TopologyService {
             Action::read(Object::HostStatus(&request.get_ref().host)),
         )?;
         let name = request.into_inner().host;
-        validate_name("host", &name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_name("host", &name)?;
         let keys = self.store.keys();
         let host = self
             .store

@@ -50,7 +50,7 @@ impl FieldError {
         FieldError {
             path: path.into(),
             kind: FieldErrorKind::Invalid {
-                value: format!("{value:?}"),
+                value: crate::text::quote(value),
             },
             detail: detail.into(),
         }
@@ -83,7 +83,7 @@ impl FieldError {
         FieldError {
             path: path.into(),
             kind: FieldErrorKind::NotSupported {
-                value: format!("{value:?}"),
+                value: crate::text::quote(value),
                 supported: supported.iter().map(|s| format!("{s:?}")).collect(),
             },
             detail: String::new(),
@@ -94,7 +94,7 @@ impl FieldError {
         FieldError {
             path: path.into(),
             kind: FieldErrorKind::Duplicate {
-                value: format!("{value:?}"),
+                value: crate::text::quote(value),
             },
             detail: String::new(),
         }

@@ -22,6 +22,7 @@
 //!   all or nothing.
 //! - [`eval`]: [`ClusterView`], [`Packet`], [`evaluate`] -> [`Decision`].
 
+pub mod bounds;
 pub mod eval;
 pub mod field;
 pub mod k8s;
@@ -140,7 +141,10 @@ impl FromStr for Protocol {
             "udp" => Ok(Protocol::Udp),
             "sctp" => Ok(Protocol::Sctp),
             "icmp" => Ok(Protocol::Icmp),
-            _ => Err(format!("{s:?} is not tcp, udp, sctp or icmp")),
+            _ => Err(format!(
+                "{} is not tcp, udp, sctp or icmp",
+                crate::text::quote(s)
+            )),
         }
     }
 }
@@ -161,7 +165,12 @@ impl FromStr for PolicyId {
 
     /// `NAME` is a Romana policy, `TENANT/NAME` a Kubernetes one.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not NAME (Romana form) or TENANT/NAME (Kubernetes)");
+        let bad = || {
+            format!(
+                "{} is not NAME (Romana form) or TENANT/NAME (Kubernetes)",
+                crate::text::quote(s)
+            )
+        };
         match s.split_once('/') {
             None if !s.is_empty() => Ok(PolicyId::Romana { name: s.into() }),
             Some((t, n)) if !t.is_empty() && !n.is_empty() && !n.contains('/') => {
@@ -201,8 +210,13 @@ impl Policy {
     /// What kubectl would call the object, for messages: `NetworkPolicy "ns/name"`.
     pub fn describe(&self) -> String {
         match self {
-            Policy::Kubernetes(_) => format!("NetworkPolicy {:?}", self.id().to_string()),
-            Policy::Romana(_) => format!("policy {:?}", self.id().to_string()),
+            Policy::Kubernetes(_) => {
+                format!(
+                    "NetworkPolicy {}",
+                    crate::text::quote(&self.id().to_string())
+                )
+            }
+            Policy::Romana(_) => format!("policy {}", crate::text::quote(&self.id().to_string())),
         }
     }
 

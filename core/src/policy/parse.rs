@@ -7,18 +7,27 @@
 //! Text starting with `{` or `[` is read as JSON, anything else as YAML with any number of
 //! `---` documents.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::bounds::{check_bounds, BoundsError};
 use super::field::FieldError;
 use super::k8s::{API_VERSION, KIND};
 use super::{NetworkPolicy, Policy, PolicyId, RomanaPolicy};
+use crate::text::{cut, quote};
 
 /// Why policy text was refused. Nothing from the input is used when any of these occurs.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Too large or too deeply nested: refused before any parser saw it.
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
     #[error("the input holds no policy")]
     Empty,
+    #[error("the input holds more than {MAX_POLICIES} policies; at most {MAX_POLICIES} are applied atomically, split it")]
+    TooMany,
     #[error("document {document}: {reason}")]
     Syntax { document: usize, reason: String },
     #[error("document {document}: {reason}")]
@@ -38,25 +47,45 @@ pub enum ParseError {
     },
 }
 
+/// Field errors shown in a message; the rest are counted.
+const ERRORS_SHOWN: usize = 3;
+
+/// Longest parser message (serde's can quote a whole input string) or object description.
+const REASON_MAX: usize = 160;
+
 fn join(errors: &[FieldError]) -> String {
-    errors
+    let mut s = errors
         .iter()
-        .map(ToString::to_string)
+        .take(ERRORS_SHOWN)
+        .map(|e| cut(&e.to_string(), REASON_MAX))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if errors.len() > ERRORS_SHOWN {
+        s.push_str(&format!(" (and {} more)", errors.len() - ERRORS_SHOWN));
+    }
+    s
 }
 
+/// Most policies one input may hold: one etcd transaction holds at most 128 writes.
+pub const MAX_POLICIES: usize = 100;
+
 /// Parses, defaults and validates every policy in `text` (see the module docs).
-/// Documents are numbered from 1.
+/// Documents are numbered from 1. Size and nesting are checked first
+/// ([`super::bounds::check_bounds`]), so that no parser ever sees text that would take it
+/// long to refuse.
 pub fn parse_documents(text: &str) -> Result<Vec<Policy>, ParseError> {
+    check_bounds(text)?;
     let mut objects = Vec::new();
     for (i, doc) in documents(text)?.into_iter().enumerate() {
         expand(doc, i + 1, &mut objects)?;
+        if objects.len() > MAX_POLICIES {
+            return Err(ParseError::TooMany);
+        }
     }
     if objects.is_empty() {
         return Err(ParseError::Empty);
     }
-    let mut seen: Vec<(PolicyId, usize)> = Vec::new();
+    let mut seen: BTreeMap<PolicyId, usize> = BTreeMap::new();
     let mut policies = Vec::with_capacity(objects.len());
     for (document, mut policy) in objects {
         policy.apply_defaults();
@@ -64,19 +93,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Policy>, ParseError> {
         if !errors.is_empty() {
             return Err(ParseError::Invalid {
                 document,
-                object: policy.describe(),
+                object: cut(&policy.describe(), REASON_MAX),
                 errors,
             });
         }
         let id = policy.id();
-        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == id) {
+        if let Some(first) = seen.get(&id) {
             return Err(ParseError::Duplicate {
-                id: policy.describe(),
+                id: cut(&policy.describe(), REASON_MAX),
                 first: *first,
                 second: document,
             });
         }
-        seen.push((id, document));
+        seen.insert(id, document);
         policies.push(policy);
     }
     Ok(policies)
@@ -87,7 +116,7 @@ fn documents(text: &str) -> Result<Vec<Value>, ParseError> {
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let value = serde_json::from_str(trimmed).map_err(|e| ParseError::Syntax {
             document: 1,
-            reason: format!("not valid JSON: {e}"),
+            reason: cut(&format!("not valid JSON: {e}"), REASON_MAX),
         })?;
         return Ok(vec![value]);
     }
@@ -95,7 +124,7 @@ fn documents(text: &str) -> Result<Vec<Value>, ParseError> {
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let syntax = |e: String| ParseError::Syntax {
             document: i + 1,
-            reason: format!("not valid YAML: {e}"),
+            reason: cut(&format!("not valid YAML: {e}"), REASON_MAX),
         };
         let yaml = serde_yaml::Value::deserialize(doc).map_err(|e| syntax(e.to_string()))?;
         docs.push(serde_json::to_value(yaml).map_err(|e| syntax(e.to_string()))?);
@@ -123,8 +152,10 @@ fn expand(value: Value, document: usize, out: &mut Vec<(usize, Policy)>) -> Resu
                     return Err(ParseError::Unsupported {
                         document,
                         reason: format!(
-                            "no matches for kind {kind:?} in version {api:?}: expected \
-                             {API_VERSION} {KIND}, a List of them, or a Romana policy"
+                            "no matches for kind {} in version {}: expected \
+                             {API_VERSION} {KIND}, a List of them, or a Romana policy",
+                            quote(kind),
+                            quote(api)
                         ),
                     });
                 }
@@ -137,7 +168,7 @@ fn expand(value: Value, document: usize, out: &mut Vec<(usize, Policy)>) -> Resu
                 let policy: NetworkPolicy =
                     serde_json::from_value(Value::Object(map)).map_err(|e| ParseError::Syntax {
                         document,
-                        reason: format!("NetworkPolicy {name:?}: {e}"),
+                        reason: cut(&format!("NetworkPolicy {}: {e}", quote(&name)), REASON_MAX),
                     })?;
                 out.push((document, Policy::Kubernetes(policy)));
                 return Ok(());
@@ -153,14 +184,17 @@ fn expand(value: Value, document: usize, out: &mut Vec<(usize, Policy)>) -> Resu
             let policy: RomanaPolicy =
                 serde_json::from_value(Value::Object(map)).map_err(|e| ParseError::Syntax {
                     document,
-                    reason: format!("policy {name:?}: {e}"),
+                    reason: cut(&format!("policy {}: {e}", quote(&name)), REASON_MAX),
                 })?;
             out.push((document, Policy::Romana(policy)));
             Ok(())
         }
         other => Err(ParseError::Syntax {
             document,
-            reason: format!("expected a policy object, found {other}"),
+            reason: format!(
+                "expected a policy object, found {}",
+                cut(&other.to_string(), 40)
+            ),
         }),
     }
 }

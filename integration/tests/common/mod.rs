@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod refused;
+
 use romana_integration::{ControlPlane, Service};
 use romana_proto::pb;
 use tonic::transport::Channel;

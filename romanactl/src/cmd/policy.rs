@@ -304,6 +304,10 @@ impl Request {
                 if document.trim().is_empty() {
                     return Err(Error::Usage(format!("{} holds no policy", source(&file))));
                 }
+                // The service's own bounds, checked here too so that a 100 MB file is not
+                // uploaded only to be refused.
+                romana_core::policy::bounds::check_bounds(&document)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", source(&file))))?;
                 Request::Apply(pb::ApplyPoliciesRequest {
                     document,
                     policies: Vec::new(),
@@ -391,6 +395,16 @@ mod tests {
                 dry_run: true,
             })
         );
+    }
+
+    #[test]
+    fn apply_of_a_too_large_or_too_deep_document_is_a_usage_error() {
+        let deep = format!("a: {}", "[".repeat(100_000));
+        let err = mk_request(&["apply", "-f", "-"], &deep).unwrap_err();
+        assert!(err.contains("stdin: line 1 nests"), "{err}");
+        let big = "#".repeat((1 << 20) + 1);
+        let err = mk_request(&["apply", "-f", "-"], &big).unwrap_err();
+        assert!(err.contains("at most 1048576 bytes"), "{err}");
     }
 
     #[test]
