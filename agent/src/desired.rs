@@ -26,10 +26,11 @@ use crate::nft::{Family, NftProgram};
 use crate::state::ClusterState;
 
 /// The route protocol number marking our routes (`ip route show proto 124`), shared with
-/// the CNI plugin through `romana_core::datapath`: the plugin adds an endpoint's /32 with
-/// it, and the agent adopts that route as its own instead of seeing a conflict. Routes with
-/// any other protocol are never touched, and after a restart every route with this one in
-/// the main table is ours to keep or sweep. 124 is in neither iproute2's `rt_protos` nor
+/// the CNI plugin through `romana_core::datapath`. The /32 (/128) to a local endpoint is the
+/// agent's alone: the plugin never adds it, so an endpoint is routed only once the agent
+/// has programmed its isolation (fail closed). Routes with any other protocol are never
+/// touched, and after a restart every route with this one in the main table is ours to
+/// keep or sweep. 124 is in neither iproute2's `rt_protos` nor
 /// the kernel's `RTPROT_*` list (0-4, 8-18, 42, 99, 186-192); operators may name it with
 /// `echo "124 romana" > /etc/iproute2/rt_protos.d/romana.conf`.
 pub use romana_core::datapath::ROUTE_PROTOCOL;
