@@ -355,6 +355,7 @@ impl Reconciler {
         }
         failed.extend(want.problems.iter().cloned());
         failed.extend(left.conflicts.iter().cloned());
+        let now = unix_now();
         let status = AgentStatus {
             host: self.config.host.clone(),
             revision: state.revision(),
@@ -366,8 +367,8 @@ impl Reconciler {
             converged,
             blocked: left.blocked.clone(),
             problems: failed.clone(),
-            applied_at: unix_now(),
-            alive_at: unix_now(),
+            applied_at: now,
+            alive_at: now,
         };
         self.write_status(status).await;
         Ok(Round {
@@ -375,6 +376,18 @@ impl Reconciler {
             blocked: left.blocked.len(),
             failed,
         })
+    }
+
+    /// Rewrites the last status with a fresh `alive_at`, so that the CNI plugin's STATUS
+    /// and operators can tell a running agent from a dead one.
+    async fn heartbeat(&mut self) {
+        if let Some(last) = self.last_status.clone() {
+            let status = AgentStatus {
+                alive_at: unix_now(),
+                ..last
+            };
+            self.write_status(status).await;
+        }
     }
 
     async fn write_status(&mut self, status: AgentStatus) {
@@ -389,20 +402,6 @@ impl Reconciler {
         match writer.put(&status).await {
             Ok(()) => self.last_status = Some(status),
             Err(e) => tracing::warn!(error = %e, "cannot write the agent status; will retry"),
-        }
-    }
-}
-
-impl Reconciler {
-    /// Rewrites the last status with a fresh `alive_at`, so that the CNI plugin's STATUS
-    /// and operators can tell a running agent from a dead one.
-    async fn heartbeat(&mut self) {
-        if let Some(last) = self.last_status.clone() {
-            let status = AgentStatus {
-                alive_at: unix_now(),
-                ..last
-            };
-            self.write_status(status).await;
         }
     }
 }

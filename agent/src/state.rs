@@ -78,8 +78,8 @@ pub struct Unreadable {
     pub error: String,
 }
 
-/// Longest decode error kept in the state (and so in the status record).
-const MAX_ERROR_CHARS: usize = 200;
+/// Longest decode error kept in the state (and so in the status record), in bytes.
+const MAX_ERROR_BYTES: usize = 200;
 
 // === impl ClusterState ===
 
@@ -238,7 +238,7 @@ impl ClusterState {
                 let mut changed = self.remove(&r);
                 let unreadable = Unreadable {
                     tenant: owning_tenant(&r),
-                    error: source.to_string().chars().take(MAX_ERROR_CHARS).collect(),
+                    error: romana_core::text::cut(&source.to_string(), MAX_ERROR_BYTES),
                 };
                 changed |=
                     self.unreadable.insert(kv.key.clone(), unreadable.clone()) != Some(unreadable);

@@ -41,14 +41,20 @@ pub fn cluster() -> ClusterBuilder {
     ClusterBuilder {
         racks: 1,
         hosts_per_rack: 2,
-        config: pb::ClusterConfig {
-            address_space: "10.0.0.0/8".into(),
-            host_bits: 8,
-            rack_bits: 2,
-            tenant_bits: 4,
-            segment_bits: 4,
-            ..Default::default()
-        },
+        config: default_layout(),
+    }
+}
+
+/// The layout a [`cluster()`] gets unless told otherwise: the MISSION example's bits
+/// (8 host, 2 of them rack, 4 tenant, 4 segment) in 10.0.0.0/8.
+pub fn default_layout() -> pb::ClusterConfig {
+    pb::ClusterConfig {
+        address_space: "10.0.0.0/8".into(),
+        host_bits: 8,
+        rack_bits: 2,
+        tenant_bits: 4,
+        segment_bits: 4,
+        ..Default::default()
     }
 }
 

@@ -178,8 +178,8 @@ async fn hosts_write_only_their_status_and_services_work_under_etcd_auth() {
     assert!(left.items.is_empty(), "the lease revoked: {:?}", left.items);
 }
 
-/// The agent's status under a lease (as a leased status key will be): grant, put, keep
-/// alive and revoke all work for the host's own key.
+/// A host identity may also keep its own status key under a lease (etcd asks no key
+/// permission for leases): grant, put, keep alive and revoke all work for that key.
 async fn leased_status_write(pki: &Pki, etcd: &EtcdServer, keys: &Keys) {
     let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
     let tls = etcd_client::TlsOptions::new()

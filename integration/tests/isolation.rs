@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use romana_core::{ClusterConfig, Layout};
-use romana_integration::cluster::binary;
+use romana_integration::cluster::{binary, default_layout};
 use romana_integration::{cluster, eventually, require_netns, Cluster};
 use romana_proto::pb;
 
@@ -79,21 +79,10 @@ fn assert_forgeries_dropped(c: &Cluster, cases: &[(&str, IpAddr, &str, &str)]) {
     }
 }
 
-fn v4_layout() -> pb::ClusterConfig {
-    pb::ClusterConfig {
-        address_space: "10.0.0.0/8".into(),
-        host_bits: 8,
-        rack_bits: 2,
-        tenant_bits: 4,
-        segment_bits: 4,
-        ..Default::default()
-    }
-}
-
 #[test]
 fn forged_sources_are_dropped_on_the_same_host_and_across_hosts_ipv4() {
     require_netns!("nft", "ping", "etcdctl");
-    let layout = v4_layout();
+    let layout = default_layout();
     cluster()
         .racks(2)
         .hosts(2)

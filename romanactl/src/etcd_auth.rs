@@ -153,17 +153,10 @@ pub async fn connect(
     if let Some(plain) = endpoints.iter().find(|e| !e.starts_with("https://")) {
         return Err(EtcdAuthError::Plaintext(plain.chars().take(64).collect()));
     }
-    let mut config = etcd_client::TlsOptions::new();
-    if let Some(ca) = &tls.ca {
-        config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
-    }
-    if let Some((cert, key)) = &tls.identity {
-        config = config.identity(etcd_client::Identity::from_pem(cert, key));
-    }
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(std::time::Duration::from_secs(3))
         .with_timeout(std::time::Duration::from_secs(10))
-        .with_tls(config);
+        .with_tls(tls.client_options());
     Client::connect(endpoints, Some(options))
         .await
         .map_err(|error| EtcdAuthError::Connect {

@@ -62,6 +62,18 @@ pub struct EtcdTls {
 }
 
 impl EtcdTls {
+    /// The client's TLS settings: trust `ca`, present `identity`.
+    pub fn client_options(&self) -> etcd_client::TlsOptions {
+        let mut config = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        config
+    }
+
     /// Reads the PEM files named by `--etcd-ca`, `--etcd-cert`, `--etcd-key`; `Ok(None)` when
     /// none is given. Errors name the flag.
     pub fn from_files(
@@ -115,14 +127,7 @@ impl Store {
             // delivers again; with this etcd cancels it and the watcher moves on.
             .with_require_leader(true);
         if let Some(tls) = tls {
-            let mut config = etcd_client::TlsOptions::new();
-            if let Some(ca) = &tls.ca {
-                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
-            }
-            if let Some((cert, key)) = &tls.identity {
-                config = config.identity(etcd_client::Identity::from_pem(cert, key));
-            }
-            options = options.with_tls(config);
+            options = options.with_tls(tls.client_options());
         }
         let client = Client::connect(endpoints, Some(options))
             .await
