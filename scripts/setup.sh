@@ -13,6 +13,8 @@ command -v cc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
+# deploy/systemd's units are checked with `systemd-analyze verify`.
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 # The CNI plugin's tests drive it through libcni (a small Go program built offline against
 # Debian's packaged libcni) chained with the reference plugins.
 command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)

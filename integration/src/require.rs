@@ -66,6 +66,7 @@ fn package_of(tool: &str) -> String {
         "etcdctl" => "etcd-client (apt-get install -y etcd-client)".into(),
         "etcd" => "etcd-server (apt-get install -y etcd-server)".into(),
         "go" => "golang-go (apt-get install -y golang-go)".into(),
+        "systemd-analyze" => "systemd (apt-get install -y systemd)".into(),
         other => format!("the package that provides `{other}`"),
     }
 }
