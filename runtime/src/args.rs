@@ -45,8 +45,8 @@ pub struct ServiceArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// URL other processes should use to reach this service (registered in etcd).
-    /// Defaults to http://<listen address> (https:// when serving TLS), with 127.0.0.1 for
-    /// an unspecified address.
+    /// Defaults to http://<listen address> (https:// when serving TLS); for 0.0.0.0 or ::,
+    /// the address this machine's default route leaves from (127.0.0.1 without one).
     #[arg(long, env = "ROMANA_ADVERTISE")]
     pub advertise: Option<String>,
 
@@ -212,18 +212,44 @@ impl ServiceArgs {
     }
 
     /// The URL to register for a listener bound to `local`.
+    /// The URL registered with root: `--advertise`, else the listening address, where "every
+    /// address" (0.0.0.0, ::) stands for the address this machine's default route leaves from,
+    /// which other machines can reach.
     pub fn advertised_url(&self, local: SocketAddr) -> String {
         if let Some(url) = &self.advertise {
             return url.clone();
         }
         let ip = if local.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
+            outward_ip(local.ip()).unwrap_or_else(|| {
+                tracing::warn!(
+                    "listening on every address but no route leads off this machine; \
+                     registering 127.0.0.1, which only this machine can reach (give --advertise)"
+                );
+                std::net::IpAddr::from([127, 0, 0, 1])
+            })
         } else {
             local.ip()
         };
         let scheme = if self.serves_tls() { "https" } else { "http" };
         format!("{scheme}://{}", SocketAddr::new(ip, local.port()))
     }
+}
+
+/// The source address the kernel picks towards the rest of the world, found by connecting a
+/// UDP socket (which sends nothing) to a documentation address of `family`'s family.
+fn outward_ip(family: std::net::IpAddr) -> Option<std::net::IpAddr> {
+    let (bind, probe): (SocketAddr, SocketAddr) = if family.is_ipv4() {
+        (([0, 0, 0, 0], 0).into(), ([192, 0, 2, 1], 9).into())
+    } else {
+        (
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            (std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
+        )
+    };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(probe).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
 #[cfg(test)]
@@ -318,7 +344,7 @@ mod tests {
 
     #[test]
     fn advertised_scheme_follows_tls() {
-        let local = SocketAddr::from(([0, 0, 0, 0], 9600));
+        let local = SocketAddr::from(([127, 0, 0, 1], 9600));
         assert_eq!(
             args(&["--insecure"]).advertised_url(local),
             "http://127.0.0.1:9600"
@@ -327,5 +353,13 @@ mod tests {
             args(&["--tls-cert", "c", "--tls-key", "k"]).advertised_url(local),
             "https://127.0.0.1:9600"
         );
+        // Every address: one other machines can reach, never 127.0.0.1 while a route exists.
+        let any = SocketAddr::from(([0, 0, 0, 0], 9600));
+        let url = args(&["--insecure"]).advertised_url(any);
+        match outward_ip(any.ip()) {
+            Some(ip) => assert_eq!(url, format!("http://{ip}:9600")),
+            None => assert_eq!(url, "http://127.0.0.1:9600"),
+        }
+        assert!(!url.contains("0.0.0.0"), "{url}");
     }
 }
