@@ -32,6 +32,7 @@ use crate::ControlPlane;
 pub struct ClusterBuilder {
     racks: u32,
     hosts_per_rack: u32,
+    etcd_members: usize,
     config: pb::ClusterConfig,
 }
 
@@ -41,6 +42,7 @@ pub fn cluster() -> ClusterBuilder {
     ClusterBuilder {
         racks: 1,
         hosts_per_rack: 2,
+        etcd_members: 1,
         config: default_layout(),
     }
 }
@@ -99,6 +101,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Run etcd as a cluster of `members` (1 by default); agents get every member.
+    pub fn etcd_members(mut self, members: usize) -> Self {
+        self.etcd_members = members;
+        self
+    }
+
     pub fn layout(mut self, config: pb::ClusterConfig) -> Self {
         self.config = config;
         self
@@ -127,7 +135,11 @@ impl ClusterBuilder {
     }
 
     async fn build(self, mut lab: Lab) -> anyhow::Result<Cluster> {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await?;
+        let plane = ControlPlane::builder()
+            .on(lab.mgmt_ip())
+            .etcd_members(self.etcd_members)
+            .start()
+            .await?;
         let mut root = pb::root_client::RootClient::new(channel(&plane.root_url()).await?);
         root.init_config(pb::InitConfigRequest {
             config: Some(self.config.clone()),

@@ -39,8 +39,8 @@ pub mod truth;
 
 pub use capture::Capture;
 pub use cluster::{cluster, Cluster};
-pub use control_plane::{ControlPlane, Service};
-pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
+pub use control_plane::{ControlPlane, ControlPlaneBuilder, Service};
+pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles, MemberStatus};
 pub use netns::{Lab, Netns};
 pub use pki::Pki;
 pub use process::{free_port, ServiceProcess};
