@@ -65,6 +65,10 @@ pub struct HostNs {
     pub name: String,
     pub rack: u32,
     pub ip: IpAddr,
+    /// Its address on the management network (where etcd and the services are).
+    pub mgmt_ip: IpAddr,
+    /// Its port on the rack's leaf bridge (`h{i}` in the leaf namespace).
+    pub leaf_port: String,
     pub ns: Netns,
     agent: Option<Child>,
 }
@@ -191,7 +195,7 @@ impl ClusterBuilder {
             for i in 0..self.hosts_per_rack {
                 let name = format!("r{r}h{i}");
                 let ns = Netns::create(&name)?;
-                lab.attach(&ns)?;
+                let mgmt_ip = lab.attach(&ns)?;
                 ns.sysctl("net.ipv4.ip_forward=1")?;
                 let ip: IpAddr = format!("192.168.{r}.{}", 11 + i).parse()?;
                 let port = format!("h{i}");
@@ -222,6 +226,8 @@ impl ClusterBuilder {
                     name,
                     rack: r,
                     ip,
+                    mgmt_ip,
+                    leaf_port: port,
                     ns,
                     agent: None,
                 });
