@@ -465,11 +465,21 @@ impl Cluster {
             };
             attempt().unwrap_or(false)
         })?;
-        if ok {
-            let _ = server.join();
+        if !ok {
+            // Blocked: the server still waits in accept(). Its own namespace reaches it, and
+            // that connection ends it, so the port is free for the next check.
+            server_ns.run(|| async move {
+                let addr = std::net::SocketAddr::new(address, 7777);
+                if let Ok(mut s) =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = s.write_all(b"close");
+                    let _ = s.read_exact(&mut [0u8; 5]);
+                }
+            })?;
         }
-        // When blocked, the server thread stays in accept(); its listener socket is closed
-        // with the endpoint's namespace at teardown.
+        let _ = server.join();
         Ok(ok)
     }
 

@@ -158,7 +158,9 @@ pub async fn fresh(cluster: &Cluster, host: &str) -> anyhow::Result<Dataplane> {
     .context("the fresh agent failed")?;
     let name = spare.name().to_string();
     let plane = tokio::task::spawn_blocking(move || read(&name)).await??;
-    // Routes name the interfaces, which are the host's names; nothing else differs.
+    if plane.nft.is_empty() {
+        bail!("the fresh agent for {host} made no nft table");
+    }
     Ok(plane)
 }
 
@@ -212,6 +214,88 @@ pub async fn converged(
     }
 }
 
+/// Reads of a dataplane, each with the time it started, kept when it changed.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Instant, anyhow::Result<Dataplane>)>>>;
+
+/// `host`'s dataplane read every 50 ms from [`Recorder::start`] on, kept when it changes,
+/// so that the time it first matched a reference computed later can be told exactly.
+pub struct Recorder {
+    host: String,
+    ns: String,
+    started: Instant,
+    seen: Seen,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    pub fn start(cluster: &Cluster, host: &str) -> Recorder {
+        let ns = cluster.host(host).ns.name().to_string();
+        let seen: Seen = Default::default();
+        let (n, s) = (ns.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let name = n.clone();
+                let at = Instant::now();
+                let read = tokio::task::spawn_blocking(move || read(&name))
+                    .await
+                    .unwrap_or_else(|e| Err(e.into()));
+                {
+                    let mut seen = s.lock().expect("not poisoned");
+                    let same = matches!((seen.last(), &read), (Some((_, Ok(a))), Ok(b)) if a == b);
+                    if !same {
+                        seen.push((at, read));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Recorder {
+            host: host.to_string(),
+            ns,
+            started: Instant::now(),
+            seen,
+            task,
+        }
+    }
+
+    /// Waits until the dataplane equals `want` and returns how long after `since` it has
+    /// been equal without interruption (the start of the last change that made it equal).
+    pub async fn converged(
+        &self,
+        want: &Dataplane,
+        since: Instant,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let seen = self.seen.lock().expect("not poisoned");
+                if let Some((at, Ok(last))) = seen.last() {
+                    if last == want {
+                        return Ok(at.saturating_duration_since(since));
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let have = read(&self.ns)?;
+                bail!(
+                    "{} did not converge within {timeout:?} (recording since {:?} ago): {}",
+                    self.host,
+                    self.started.elapsed(),
+                    have.diff(want).unwrap_or_else(|| "equal only now".into())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Every host's dataplane is exactly its fresh agent's; returns the slowest host's time
 /// after `since`.
 pub async fn all_converged(
@@ -241,6 +325,12 @@ impl Cluster {
     /// Undoes [`Cluster::cut_uplink`].
     pub fn restore_uplink(&self, host: &str) -> anyhow::Result<()> {
         self.set_uplink(host, "up")
+    }
+
+    /// What `host`'s agent logged so far, across restarts.
+    pub fn agent_log(&self, host: &str) -> String {
+        let path = std::env::temp_dir().join(format!("{}-agent.log", self.host(host).ns.name()));
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     fn set_uplink(&self, host: &str, state: &str) -> anyhow::Result<()> {
