@@ -89,7 +89,8 @@ struct RawNetConf {
 pub struct NetConf {
     pub cni_version: String,
     pub name: String,
-    /// root-service's URL; every other service is found through it.
+    /// root-service's URL, or several separated by commas (tried in turn); every other
+    /// service is found through it.
     pub root: String,
     host: Option<String>,
     tenant: Option<String>,
@@ -151,10 +152,14 @@ impl NetConf {
                 "is required (root-service's URL, e.g. http://127.0.0.1:9600)",
             )
         })?;
-        if !(root.starts_with("http://") || root.starts_with("https://")) {
+        let roots: Vec<&str> = root.split(',').map(str::trim).collect();
+        if let Some(bad) = roots
+            .iter()
+            .find(|r| !(r.starts_with("http://") || r.starts_with("https://")))
+        {
             return Err(invalid(
                 "root",
-                &format!("{} is not an http:// or https:// URL", quote(&root)),
+                &format!("{} is not an http:// or https:// URL", quote(bad)),
             ));
         }
         let host = optional_name("host", raw.host, validate_host_name)?;
@@ -164,7 +169,8 @@ impl NetConf {
             return Err(invalid("prevResult", "must be a JSON object"));
         }
         let tls = client_tls(raw.tls_ca, raw.tls_cert, raw.tls_key)?;
-        if root.starts_with("https://") && tls.as_ref().is_none_or(|t| t.ca.is_none()) {
+        let any_https = roots.iter().any(|r| r.starts_with("https://"));
+        if any_https && tls.as_ref().is_none_or(|t| t.ca.is_none()) {
             return Err(invalid(
                 "tlsCA",
                 "is required for an https:// root (the CA that signed the services' certificates)",
@@ -432,10 +438,14 @@ mod tests {
 
     #[test]
     fn bad_configs_say_which_field() {
-        let cases: [(&str, &str); 6] = [
+        let cases: [(&str, &str); 7] = [
             (r#"{"cniVersion": "1.0.0", "name": "n"}"#, "root"),
             (r#"{"name": "n", "root": "http://r:1"}"#, "cniVersion"),
             (r#"{"cniVersion": "1.0.0", "root": "http://r:1"}"#, "name"),
+            (
+                r#"{"cniVersion": "1.0.0", "name": "n", "root": "http://r:1,r:2"}"#,
+                "root",
+            ),
             (
                 r#"{"cniVersion": "1.0.0", "name": "n", "root": "r:1"}"#,
                 "root",

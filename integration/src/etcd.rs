@@ -183,16 +183,34 @@ impl EtcdServer {
         }
     }
 
-    /// Freezes etcd (SIGSTOP): its sockets stay open and nothing answers, as a hung member.
-    pub fn pause(&self) -> anyhow::Result<()> {
-        let pid = self.pid().context("etcd is not running")?;
-        crate::process::signal(pid, "STOP").context("freezing etcd")
+    /// Freezes etcd (SIGSTOP): its connections stay open and nothing answers, as on a hung
+    /// machine. [`EtcdServer::resume`] undoes it.
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        self.signal("-STOP")
     }
 
-    /// Thaws a member frozen by [`EtcdServer::pause`] (SIGCONT).
-    pub fn resume(&self) -> anyhow::Result<()> {
-        let pid = self.pid().context("etcd is not running")?;
-        crate::process::signal(pid, "CONT").context("thawing etcd")
+    /// Lets a paused etcd run again (SIGCONT).
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.pid() else {
+            bail!("etcd {} is not running", self.name);
+        };
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Whether this member is the raft leader now, from its `/metrics`.
+    pub fn is_leader(&self) -> bool {
+        http_get(self.ip, self.client_port, "/metrics")
+            .is_some_and(|page| page.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
     }
 
     /// Starts the stopped process again on the same ports and data, and waits until it serves
@@ -382,16 +400,21 @@ pub(crate) fn free_ports_vec(n: usize) -> anyhow::Result<Vec<u16>> {
 
 /// etcd's `/health` over plain HTTP/1.0, so the harness needs no HTTP client.
 fn healthy(ip: IpAddr, port: u16) -> bool {
-    let check = || -> std::io::Result<bool> {
+    http_get(ip, port, "/health").is_some_and(|r| r.contains(r#""health":"true""#))
+}
+
+/// A plain HTTP/1.0 GET of `path`, bounded in time; `None` if etcd does not answer.
+fn http_get(ip: IpAddr, port: u16, path: &str) -> Option<String> {
+    let get = || -> std::io::Result<String> {
         let addr = SocketAddr::new(ip, port);
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        Ok(response.contains(r#""health":"true""#))
+        Ok(response)
     };
-    check().unwrap_or(false)
+    get().ok()
 }
 
 fn kill_and_wait(child: &mut Child) {

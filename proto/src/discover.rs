@@ -119,6 +119,13 @@ pub enum DiscoverError {
         root: String,
         tried: Vec<Attempt>,
     },
+    /// Several root-service URLs were given and none could list the service. Retryable.
+    #[error(
+        "no {kind}-service could be found through any of the {} root-services given: {}",
+        .tried.len(),
+        .tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NoRoot { kind: String, tried: Vec<Attempt> },
 }
 
 /// One instance that was tried and did not connect.
@@ -144,8 +151,66 @@ pub async fn channel_with(
     channel_with_tls(root, kind, timeouts, None).await
 }
 
-/// [`channel_with`], with TLS for `https://` URLs (root's and the instances').
+/// [`channel_with`], with TLS for `https://` URLs (root's and the instances'). `roots` may
+/// list several root-service URLs separated by commas: each is tried in turn until one
+/// answers, and every URL is checked before any is tried.
 pub async fn channel_with_tls(
+    roots: &str,
+    kind: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, DiscoverError> {
+    let urls: Vec<&str> = roots
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(DiscoverError::BadUrl {
+            url: roots.to_string(),
+            reason: "no URL given".into(),
+        });
+    }
+    for url in &urls {
+        endpoint(url, timeouts, tls).map_err(|failure| root_error(url, failure))?;
+    }
+    let mut tried = Vec::with_capacity(urls.len());
+    for url in &urls {
+        match through_root(url, kind, timeouts, tls).await {
+            Ok(channel) => return Ok(channel),
+            Err(e) if urls.len() == 1 || !e.is_retryable() => return Err(e),
+            Err(e) => {
+                tried.push(Attempt {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(DiscoverError::NoRoot {
+        kind: kind.to_string(),
+        tried,
+    })
+}
+
+fn root_error(root: &str, failure: ConnectFailure) -> DiscoverError {
+    match failure {
+        ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
+            url: root.to_string(),
+            reason,
+        },
+        ConnectFailure::NoTlsCa => DiscoverError::NoTlsCa {
+            root: root.to_string(),
+        },
+        ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
+            root: root.to_string(),
+            source,
+        },
+    }
+}
+
+/// A channel to `kind` as one root-service at `root` lists it.
+async fn through_root(
     root: &str,
     kind: &str,
     timeouts: Timeouts,
@@ -153,19 +218,7 @@ pub async fn channel_with_tls(
 ) -> Result<Channel, DiscoverError> {
     let root_channel = connect(root, timeouts, tls)
         .await
-        .map_err(|failure| match failure {
-            ConnectFailure::BadUrl(reason) => DiscoverError::BadUrl {
-                url: root.to_string(),
-                reason,
-            },
-            ConnectFailure::NoTlsCa => DiscoverError::NoTlsCa {
-                root: root.to_string(),
-            },
-            ConnectFailure::Unreachable(source) => DiscoverError::RootUnreachable {
-                root: root.to_string(),
-                source,
-            },
-        })?;
+        .map_err(|failure| root_error(root, failure))?;
     if kind == "root" {
         return Ok(root_channel);
     }
@@ -251,6 +304,18 @@ async fn connect(
     timeouts: Timeouts,
     tls: Option<&ClientTls>,
 ) -> Result<Channel, ConnectFailure> {
+    endpoint(url, timeouts, tls)?
+        .connect()
+        .await
+        .map_err(ConnectFailure::Unreachable)
+}
+
+/// The endpoint for `url`, checked without connecting.
+fn endpoint(
+    url: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Endpoint, ConnectFailure> {
     let endpoint =
         Endpoint::from_shared(url.to_string()).map_err(|e| ConnectFailure::BadUrl(causes(&e)))?;
     // A URL without a scheme parses (as a relative URI) but can never connect; say so
@@ -273,10 +338,7 @@ async fn connect(
             .tls_config(config)
             .map_err(ConnectFailure::Unreachable)?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(ConnectFailure::Unreachable)
+    Ok(endpoint)
 }
 
 // === impl ConnectFailure ===
@@ -306,6 +368,7 @@ impl DiscoverError {
                     | tonic::Code::DeadlineExceeded
             ),
             DiscoverError::RootUnreachable { .. }
+            | DiscoverError::NoRoot { .. }
             | DiscoverError::NotRegistered { .. }
             | DiscoverError::Unreachable { .. } => true,
         }

@@ -368,4 +368,34 @@ async fn a_registration_that_accepts_but_never_answers_is_skipped_for_a_live_one
         )),
         "{err}"
     );
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_root_in_a_comma_list_is_skipped_for_the_next() {
+    let dead = mk_dead_url().await;
+    let root = mk_root(FakeRoot {
+        config: Some(mk_config()),
+        ..Default::default()
+    })
+    .await;
+    let roots = format!("{dead},{root}");
+    let table = romanactl(&roots, &["config", "show"]).await.ok();
+    assert!(table.starts_with("ADDRESS-SPACE"), "{table}");
+
+    // Every root dead: one line naming each.
+    let other_dead = mk_dead_url().await;
+    let line = romanactl(&format!("{dead}, {other_dead}"), &["ipam", "list"])
+        .await
+        .error();
+    assert!(
+        line.starts_with(
+            "error: no ipam-service could be found through any of the 2 root-services"
+        ),
+        "{line}"
+    );
+    assert!(line.contains(&dead) && line.contains(&other_dead), "{line}");
+    // A bad URL anywhere in the list is refused before anything is tried.
+    let line = romanactl(&format!("{root},127.0.0.1:1"), &["config", "show"])
+        .await
+        .error();
+    assert!(line.contains("is not a usable URL"), "{line}");
 }

@@ -11,7 +11,7 @@ pub enum StoreError {
     Unavailable { endpoints: String, detail: String },
 
     /// etcd answered with an error that a retry will not fix.
-    #[error("etcd {op} of {key} failed")]
+    #[error("etcd {op} of {key} failed: {}", describe(.source))]
     Etcd {
         op: &'static str,
         key: String,
@@ -82,7 +82,7 @@ impl StoreError {
         if is_transient(&source) {
             StoreError::Unavailable {
                 endpoints: endpoints.to_string(),
-                detail: format!("{op} {key}: {source}"),
+                detail: format!("{op} {key}: {}", describe(&source)),
             }
         } else {
             StoreError::Etcd {
@@ -97,7 +97,7 @@ impl StoreError {
 /// Whether the same request may succeed later. etcd dying mid-stream shows up as `Unknown`
 /// ("h2 protocol error"), not `Unavailable`; a leader election as `Unavailable` with an
 /// etcdserver message; a lost stream sender as `WatchError`.
-fn is_transient(e: &etcd_client::Error) -> bool {
+pub(crate) fn is_transient(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::TransportError(_)
         | etcd_client::Error::IoError(_)
@@ -108,6 +108,42 @@ fn is_transient(e: &etcd_client::Error) -> bool {
         ),
         _ => false,
     }
+}
+
+/// One readable line for an etcd-client error: etcd's own message, or the chain of causes
+/// of a transport failure, without the status's metadata and details.
+pub(crate) fn describe(e: &etcd_client::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |text: String| {
+        let text = text.trim().to_string();
+        // hyper and tonic repeat their cause inside their own message.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            push(if status.message().is_empty() {
+                format!("{:?}", status.code())
+            } else {
+                status.message().to_string()
+            });
+            std::error::Error::source(status)
+        }
+        etcd_client::Error::TransportError(t) => {
+            push(t.to_string());
+            std::error::Error::source(t)
+        }
+        other => {
+            push(other.to_string());
+            None
+        }
+    };
+    while let Some(c) = cause {
+        push(c.to_string());
+        cause = c.source();
+    }
+    parts.join(": ")
 }
 
 /// etcd's answer to a read at a revision older than the last compaction.
@@ -147,7 +183,10 @@ mod tests {
             "etcdserver: key is not provided",
         ));
         assert!(!bad.is_retryable());
-        assert_eq!(bad.to_string(), "etcd get of /k failed");
+        assert_eq!(
+            bad.to_string(),
+            "etcd get of /k failed: etcdserver: key is not provided"
+        );
         assert!(is_compacted(&status(
             Code::OutOfRange,
             "etcdserver: mvcc: required revision has been compacted"

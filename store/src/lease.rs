@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::errors::StoreError;
-use crate::store::{encode, Store};
+use crate::members::Pinned;
+use crate::store::{encode, Resend, Store};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -80,7 +81,13 @@ impl Registration {
     pub async fn revoke(self) -> Result<(), StoreError> {
         self.task.abort();
         let id = self.lease.load(Ordering::SeqCst);
-        match self.store.client().lease_client().revoke(id).await {
+        let revoked = self
+            .store
+            .run("lease revoke", &self.key, Resend::Always, |c| async move {
+                c.lease_client().revoke(id).await
+            })
+            .await;
+        match revoked {
             Ok(_) => Ok(()),
             // Already expired: the record is gone, which is what revoke is for.
             Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::NotFound => Ok(()),
@@ -111,16 +118,21 @@ async fn grant_and_put(
     ttl_secs: i64,
     lease: &AtomicI64,
 ) -> Result<(), StoreError> {
-    let client = store.client();
-    let granted = client
-        .lease_client()
-        .grant(ttl_secs, None)
+    // A lease granted twice costs nothing: the unused one expires after the TTL.
+    let granted = store
+        .run("lease grant", key, Resend::Always, |c| async move {
+            c.lease_client().grant(ttl_secs, None).await
+        })
         .await
         .map_err(|e| store.err("lease grant", key, e))?;
-    lease.store(granted.id(), Ordering::SeqCst);
-    client
-        .kv_client()
-        .put(key, value, Some(PutOptions::new().with_lease(granted.id())))
+    let id = granted.id();
+    lease.store(id, Ordering::SeqCst);
+    // Putting the same record under the same lease twice is the same as once.
+    store
+        .run("put", key, Resend::Always, |c| async move {
+            let options = PutOptions::new().with_lease(id);
+            c.kv_client().put(key, value, Some(options)).await
+        })
         .await
         .map_err(|e| store.err("put", key, e))?;
     Ok(())
@@ -163,7 +175,21 @@ async fn keep_alive(
 
 /// Keeps lease `id` alive until the stream breaks or etcd says the lease is gone.
 async fn hold(store: &Store, id: i64, period: Duration) -> Lost {
-    let (mut keeper, mut stream) = match store.client().lease_client().keep_alive(id).await {
+    let pinned = store.pick();
+    tokio::select! {
+        lost = hold_on(store, &pinned, id, period) => lost,
+        _ = pinned.taken_out() => Lost::Broken(format!(
+            "etcd member {} stopped answering", pinned.url
+        )),
+    }
+}
+
+async fn hold_on(store: &Store, pinned: &Pinned, id: i64, period: Duration) -> Lost {
+    let broken = |e: etcd_client::Error| {
+        store.failed_on(pinned, &e);
+        Lost::Broken(crate::errors::describe(&e))
+    };
+    let (mut keeper, mut stream) = match pinned.client.clone().lease_client().keep_alive(id).await {
         Ok(pair) => pair,
         // etcd-client's word for a first answer with TTL <= 0.
         Err(etcd_client::Error::LeaseKeepAliveError(msg)) if msg.contains("not found") => {
@@ -172,18 +198,18 @@ async fn hold(store: &Store, id: i64, period: Duration) -> Lost {
         Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::NotFound => {
             return Lost::Expired
         }
-        Err(e) => return Lost::Broken(e.to_string()),
+        Err(e) => return broken(e),
     };
     loop {
         sleep(period).await;
         if let Err(e) = keeper.keep_alive().await {
-            return Lost::Broken(e.to_string());
+            return broken(e);
         }
         match timeout(period * 2, stream.message()).await {
             Ok(Ok(Some(resp))) if resp.ttl() > 0 => {}
             Ok(Ok(Some(_))) => return Lost::Expired,
             Ok(Ok(None)) => return Lost::Broken("keep-alive stream closed".into()),
-            Ok(Err(e)) => return Lost::Broken(e.to_string()),
+            Ok(Err(e)) => return broken(e),
             Err(_) => return Lost::Broken("no keep-alive answer in time".into()),
         }
     }

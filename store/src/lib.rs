@@ -20,6 +20,7 @@ mod endpoints;
 mod errors;
 pub mod keys;
 mod lease;
+mod members;
 mod store;
 mod txn;
 mod watch;

@@ -2,6 +2,7 @@
 //! conditional write goes through [`crate::Txn`], so "create", "update" and "delete if" are
 //! one etcd round trip each and report conflicts the same way.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use romana_core::ServiceRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::errors::{is_compacted, StoreError};
+use crate::errors::{is_compacted, is_transient, StoreError};
 use crate::keys::{Key, Keys, Prefix};
 use crate::lease::Registration;
+use crate::members::{member_failed, never_sent, Members, Pinned};
 use crate::txn::Txn;
 use crate::watch::{Kv, Watcher};
 
@@ -20,10 +22,13 @@ use crate::watch::{Kv, Watcher};
 const PAGE_SIZE: i64 = 500;
 /// A list restarts from scratch when compaction overtakes it between pages; this bounds that.
 const LIST_ATTEMPTS: usize = 3;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longer than etcd's own request timeout (5 s + election) so that etcd, not we, reports a
-/// stuck proposal, but short enough that no call hangs forever on a silent peer.
+/// stuck proposal, but short enough that no call hangs forever on a silent peer. With several
+/// members, probes abandon calls on a silent member much sooner (see `members`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Before a read goes to the next member after an election-time error from etcd.
+const CLUSTER_BUSY_PAUSE: Duration = Duration::from_millis(100);
 /// HTTP/2 pings while a stream is open: a watch on a dead network breaks instead of going
 /// silent. etcd refuses pings closer than 5 s apart (`--grpc-keepalive-min-time`).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -32,7 +37,7 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A handle on etcd under one key layout. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    members: Arc<Members>,
     keys: Keys,
     endpoints: Arc<str>,
 }
@@ -95,6 +100,14 @@ impl EtcdTls {
     }
 }
 
+/// Whether a call may be sent again to another member after a failure that leaves its
+/// outcome unknown. Reads may; writes only when the request provably never left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resend {
+    Always,
+    IfNeverSent,
+}
+
 /// Every value under a prefix as of one store revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing<T> {
@@ -129,11 +142,21 @@ impl Store {
         if let Some(tls) = tls {
             options = options.with_tls(tls.client_options());
         }
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|e| StoreError::from_etcd("connect", &joined, &joined, e))?;
+        if endpoints.is_empty() {
+            return Err(StoreError::Unavailable {
+                endpoints: String::new(),
+                detail: "no etcd endpoint was given".into(),
+            });
+        }
+        let mut clients = Vec::with_capacity(endpoints.len());
+        for url in endpoints {
+            let client = Client::connect([url], Some(options.clone()))
+                .await
+                .map_err(|e| StoreError::from_etcd("connect", url, &joined, e))?;
+            clients.push((url.clone(), client));
+        }
         Ok(Store {
-            client,
+            members: Members::new(clients, keys.prefix().to_string()),
             keys,
             endpoints: joined.into(),
         })
@@ -143,8 +166,77 @@ impl Store {
         &self.keys
     }
 
-    pub(crate) fn client(&self) -> Client {
-        self.client.clone()
+    /// The URL of the etcd member this store sends its calls to now.
+    pub fn etcd_member(&self) -> String {
+        self.members.current_url()
+    }
+
+    /// The member the next call should go to.
+    pub(crate) fn pick(&self) -> Pinned {
+        self.members.pick()
+    }
+
+    /// Reports a failed call on `pinned`'s member; takes the member out when the error says
+    /// the member, not the cluster, is the problem.
+    pub(crate) fn failed_on(&self, pinned: &Pinned, e: &etcd_client::Error) {
+        if member_failed(e) {
+            self.members
+                .take_out(pinned.index, &crate::errors::describe(e));
+        }
+    }
+
+    /// Runs one unary call on a member, failing over as `resend` allows: a call whose member
+    /// fails (or is taken out while the call waits) is sent to the next member when that
+    /// cannot do it twice; otherwise it fails as [`StoreError::Unavailable`] and the next
+    /// call goes elsewhere.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        key: &str,
+        resend: Resend,
+        mut call: F,
+    ) -> Result<T, etcd_client::Error>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let pinned = self.pick();
+            let outcome = tokio::select! {
+                outcome = call(pinned.client.clone()) => outcome,
+                _ = pinned.taken_out() => Err(etcd_client::Error::GRpcStatus(
+                    tonic::Status::unavailable(format!(
+                        "etcd member {} stopped answering during the call", pinned.url
+                    )),
+                )),
+            };
+            let e = match outcome {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            self.failed_on(&pinned, &e);
+            let again = attempts < self.members.len()
+                && match resend {
+                    Resend::Always => is_transient(&e),
+                    Resend::IfNeverSent => member_failed(&e) && never_sent(&e),
+                };
+            if !again {
+                return Err(e);
+            }
+            if !member_failed(&e) {
+                // The cluster, not the member, is busy (an election): give it a moment.
+                tokio::time::sleep(CLUSTER_BUSY_PAUSE).await;
+            }
+            tracing::debug!(
+                op,
+                key,
+                member = %pinned.url,
+                error = %crate::errors::describe(&e),
+                "etcd call failed on one member; sending it to the next"
+            );
+        }
     }
 
     pub(crate) fn endpoints(&self) -> &str {
@@ -160,9 +252,9 @@ impl Store {
         key: &Key<T>,
     ) -> Result<Option<Versioned<T>>, StoreError> {
         let resp = self
-            .client
-            .kv_client()
-            .get(key.path(), None)
+            .run("get", key.path(), Resend::Always, |c| async move {
+                c.kv_client().get(key.path(), None).await
+            })
             .await
             .map_err(|e| self.err("get", key.path(), e))?;
         resp.kvs().first().map(versioned).transpose()
@@ -203,7 +295,6 @@ impl Store {
 
     async fn try_list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
         let end = prefix_end(prefix.as_bytes());
-        let mut kv = self.client.kv_client();
         let mut start = prefix.as_bytes().to_vec();
         // 0 (the newest) for the first page, then the first page's revision.
         let mut revision = 0;
@@ -213,16 +304,23 @@ impl Store {
                 .with_range(end.clone())
                 .with_limit(PAGE_SIZE)
                 .with_revision(revision);
-            let mut resp = kv.get(start.clone(), Some(options)).await.map_err(|e| {
-                if revision > 0 && is_compacted(&e) {
-                    StoreError::Compacted {
-                        requested: revision,
-                        compacted: 0,
+            let page_start = &start;
+            let mut resp = self
+                .run("list", prefix, Resend::Always, |c| {
+                    let options = options.clone();
+                    async move { c.kv_client().get(page_start.clone(), Some(options)).await }
+                })
+                .await
+                .map_err(|e| {
+                    if revision > 0 && is_compacted(&e) {
+                        StoreError::Compacted {
+                            requested: revision,
+                            compacted: 0,
+                        }
+                    } else {
+                        self.err("list", prefix, e)
                     }
-                } else {
-                    self.err("list", prefix, e)
-                }
-            })?;
+                })?;
             if revision == 0 {
                 revision = header_revision(resp.header());
             }
@@ -244,9 +342,10 @@ impl Store {
     pub async fn put<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<i64, StoreError> {
         let bytes = encode(key.path(), value)?;
         let resp = self
-            .client
-            .kv_client()
-            .put(key.path(), bytes, None)
+            .run("put", key.path(), Resend::IfNeverSent, |c| {
+                let bytes = bytes.clone();
+                async move { c.kv_client().put(key.path(), bytes, None).await }
+            })
             .await
             .map_err(|e| self.err("put", key.path(), e))?;
         Ok(header_revision(resp.header()))
@@ -255,9 +354,9 @@ impl Store {
     /// `true` if the key existed.
     pub async fn delete<T>(&self, key: &Key<T>) -> Result<bool, StoreError> {
         let resp = self
-            .client
-            .kv_client()
-            .delete(key.path(), None)
+            .run("delete", key.path(), Resend::IfNeverSent, |c| async move {
+                c.kv_client().delete(key.path(), None).await
+            })
             .await
             .map_err(|e| self.err("delete", key.path(), e))?;
         Ok(resp.deleted() > 0)
@@ -293,11 +392,12 @@ impl Store {
 
     /// The current store revision.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        let options = GetOptions::new().with_count_only();
+        let prefix = self.keys.prefix();
         let resp = self
-            .client
-            .kv_client()
-            .get(self.keys.prefix(), Some(options))
+            .run("revision", prefix, Resend::Always, |c| async move {
+                let options = GetOptions::new().with_count_only();
+                c.kv_client().get(prefix, Some(options)).await
+            })
             .await
             .map_err(|e| self.err("revision", self.keys.prefix(), e))?;
         Ok(header_revision(resp.header()))
@@ -306,16 +406,18 @@ impl Store {
     /// Discards history up to `revision` and waits until it is physically gone. Compacting
     /// an already compacted revision succeeds: the history is gone either way.
     pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
-        let options = CompactionOptions::new().with_physical();
+        let what = format!("revision {revision}");
+        // Compacting twice is harmless, so a compaction may go to another member.
         match self
-            .client
-            .kv_client()
-            .compact(revision, Some(options))
+            .run("compact", &what, Resend::Always, |c| async move {
+                let options = CompactionOptions::new().with_physical();
+                c.kv_client().compact(revision, Some(options)).await
+            })
             .await
         {
             Ok(_) => Ok(()),
             Err(e) if is_compacted(&e) => Ok(()),
-            Err(e) => Err(self.err("compact", &format!("revision {revision}"), e)),
+            Err(e) => Err(self.err("compact", &what, e)),
         }
     }
 

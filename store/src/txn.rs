@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::errors::StoreError;
 use crate::keys::{Key, Prefix};
-use crate::store::{encode, header_revision, Store};
+use crate::store::{encode, header_revision, Resend, Store};
 
 /// Builder of one conditional multi-key write; nothing is sent before [`Txn::commit`].
 #[must_use = "a Txn does nothing until commit()"]
@@ -161,16 +161,15 @@ impl Txn {
             .when(compares)
             .and_then(self.ops)
             .or_else(reads);
+        let key = self.first_key.as_deref().unwrap_or("(empty txn)");
         let resp = self
             .store
-            .client()
-            .kv_client()
-            .txn(txn)
+            .run("txn", key, Resend::IfNeverSent, |c| {
+                let txn = txn.clone();
+                async move { c.kv_client().txn(txn).await }
+            })
             .await
-            .map_err(|e| {
-                let key = self.first_key.as_deref().unwrap_or("(empty txn)");
-                self.store.err("txn", key, e)
-            })?;
+            .map_err(|e| self.store.err("txn", key, e))?;
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }

@@ -17,6 +17,7 @@ use etcd_client::{EventType, KeyValue, WatchOptions, WatchResponse, WatchStream}
 use serde::de::DeserializeOwned;
 
 use crate::errors::StoreError;
+use crate::members::Pinned;
 use crate::store::{decode, Store};
 
 /// A raw key and value seen by a watch; decode it once its [`crate::KeyRef`] is known.
@@ -56,7 +57,8 @@ enum State {
     Unlisted,
     /// Everything up to `last_revision` was handed out; no stream is open.
     Disconnected,
-    Watching(Box<WatchStream>),
+    /// A stream open on one member, abandoned when that member is taken out.
+    Watching(Box<WatchStream>, Box<Pinned>),
 }
 
 // === impl Kv ===
@@ -134,20 +136,38 @@ impl Watcher {
                 let options = WatchOptions::new()
                     .with_prefix()
                     .with_start_revision(self.last_revision + 1);
-                let stream = self
-                    .store
-                    .client()
-                    .watch_client()
-                    .watch(self.prefix.as_str(), Some(options))
-                    .await
-                    .map_err(|e| self.store.err("watch", &self.prefix, e))?;
-                self.state = State::Watching(Box::new(stream));
+                let pinned = self.store.pick();
+                let mut client = pinned.client.watch_client();
+                let opened = tokio::select! {
+                    opened = client.watch(self.prefix.as_str(), Some(options)) => opened,
+                    _ = pinned.taken_out() => {
+                        return Err(self.broken(format!(
+                            "etcd member {} stopped answering", pinned.url
+                        )));
+                    }
+                };
+                let stream = opened.map_err(|e| {
+                    self.store.failed_on(&pinned, &e);
+                    self.store.err("watch", &self.prefix, e)
+                })?;
+                self.state = State::Watching(Box::new(stream), Box::new(pinned));
             }
-            State::Watching(mut stream) => {
-                let resp = match stream.message().await {
+            State::Watching(mut stream, pinned) => {
+                let message = tokio::select! {
+                    message = stream.message() => message,
+                    _ = pinned.taken_out() => {
+                        return Err(self.broken(format!(
+                            "etcd member {} stopped answering", pinned.url
+                        )));
+                    }
+                };
+                let resp = match message {
                     Ok(Some(resp)) => resp,
                     Ok(None) => return Err(self.broken("the stream was closed".to_string())),
-                    Err(e) => return Err(self.store.err("watch", &self.prefix, e)),
+                    Err(e) => {
+                        self.store.failed_on(&pinned, &e);
+                        return Err(self.store.err("watch", &self.prefix, e));
+                    }
                 };
                 if resp.canceled() {
                     if resp.compact_revision() > 0 {
@@ -165,7 +185,7 @@ impl Watcher {
                     );
                 }
                 self.queue(&resp);
-                self.state = State::Watching(stream);
+                self.state = State::Watching(stream, pinned);
             }
         }
         Ok(())
@@ -201,7 +221,7 @@ impl std::fmt::Debug for Watcher {
         let state = match self.state {
             State::Unlisted => "unlisted",
             State::Disconnected => "disconnected",
-            State::Watching(_) => "watching",
+            State::Watching(..) => "watching",
         };
         f.debug_struct("Watcher")
             .field("prefix", &self.prefix)

@@ -88,6 +88,11 @@ impl EtcdCluster {
         &self.members
     }
 
+    /// The index of the member whose client URL is `url`.
+    pub fn index_of(&self, url: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.endpoint() == url)
+    }
+
     /// The index of the member that leads, as the running members report it (they must
     /// agree); `None` while there is no leader or no running member answers.
     pub fn leader(&self) -> Option<usize> {

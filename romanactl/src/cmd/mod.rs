@@ -26,8 +26,10 @@ pub const DEFAULT_ROOT: &str = "http://127.0.0.1:9600";
 #[derive(Debug, Parser)]
 #[command(name = "romanactl", version, about, propagate_version = true)]
 pub struct Cli {
-    /// root-service URL; every other service is found through it.
-    #[arg(long, global = true, env = "ROMANA_ROOT", default_value = DEFAULT_ROOT)]
+    /// root-service URL, or several separated by commas, tried in turn; every other service
+    /// is found through it.
+    #[arg(long, global = true, env = "ROMANA_ROOT", default_value = DEFAULT_ROOT,
+          value_name = "URL[,URL...]")]
     pub root: String,
 
     /// Output format.

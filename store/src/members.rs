@@ -1,0 +1,210 @@
+//! Failover between etcd members. etcd-client balances one channel over every endpoint and
+//! keeps sending calls to a member that is down (each fails until the member returns), so the
+//! store holds one client per member and pins calls to one member at a time, as etcd's Go
+//! client does. A member is taken out when a call on it fails in transport, when it says it
+//! has no leader, or when it leaves a probe unanswered; calls and streams in flight on it are
+//! abandoned at once instead of waiting out the request timeout, and new calls go to the next
+//! member. Probes bring it back when it answers again.
+//!
+//! Errors that etcd itself reports while the member is fine ("leader changed", a proposal
+//! timeout during an election) do not take a member out: every member would answer the same.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use etcd_client::{Client, GetOptions};
+use tokio::sync::watch;
+use tonic::Code;
+
+/// How often each member is asked whether it serves, when there is more than one.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// A linearizable read of one key answers in milliseconds on a member with a leader; a member
+/// silent this long is paused, partitioned or overloaded, and the others are better.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+pub(crate) struct Members {
+    members: Vec<Member>,
+    /// The member new calls go to.
+    current: AtomicUsize,
+}
+
+struct Member {
+    url: String,
+    client: Client,
+    healthy: AtomicBool,
+    /// Bumped each time the member is taken out; calls and streams on it watch it.
+    taken_out: watch::Sender<u64>,
+}
+
+/// A call's hold on the member it runs on.
+pub(crate) struct Pinned {
+    pub index: usize,
+    pub client: Client,
+    pub url: String,
+    taken_out: watch::Receiver<u64>,
+}
+
+// === impl Members ===
+
+impl Members {
+    /// One client per URL (none contacts etcd yet), and, for several members, the probe task,
+    /// which ends when the last store handle is dropped. `probe_key` is read by the probes.
+    pub(crate) fn new(clients: Vec<(String, Client)>, probe_key: String) -> Arc<Members> {
+        // Spread processes over the members rather than all on the first.
+        let first = std::process::id() as usize % clients.len().max(1);
+        let members = Arc::new(Members {
+            members: clients
+                .into_iter()
+                .map(|(url, client)| Member {
+                    url,
+                    client,
+                    healthy: AtomicBool::new(true),
+                    taken_out: watch::Sender::new(0),
+                })
+                .collect(),
+            current: AtomicUsize::new(first),
+        });
+        if members.len() > 1 {
+            tokio::spawn(probe(Arc::downgrade(&members), probe_key));
+        }
+        members
+    }
+
+    /// The URL of the member new calls go to.
+    pub(crate) fn current_url(&self) -> String {
+        self.pick().url
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The member for the next call: the current one if healthy, else the next healthy one
+    /// (which becomes current); with none healthy, the current one, whose error is as good
+    /// as any.
+    pub(crate) fn pick(&self) -> Pinned {
+        let n = self.members.len();
+        let start = self.current.load(Ordering::Acquire);
+        let chosen = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.members[i].healthy.load(Ordering::Acquire))
+            .unwrap_or(start);
+        if chosen != start {
+            // Another call may have moved on already; either choice is healthy.
+            let _ =
+                self.current
+                    .compare_exchange(start, chosen, Ordering::AcqRel, Ordering::Acquire);
+        }
+        let member = &self.members[chosen];
+        Pinned {
+            index: chosen,
+            client: member.client.clone(),
+            url: member.url.clone(),
+            taken_out: member.taken_out.subscribe(),
+        }
+    }
+
+    /// Stops sending calls to member `index` and abandons those in flight on it. With one
+    /// member there is nowhere else to go, so nothing changes.
+    pub(crate) fn take_out(&self, index: usize, why: &str) {
+        if self.members.len() < 2 {
+            return;
+        }
+        let member = &self.members[index];
+        if member.healthy.swap(false, Ordering::AcqRel) {
+            member.taken_out.send_modify(|n| *n += 1);
+            let next = self.pick();
+            tracing::warn!(
+                member = %member.url,
+                next = %next.url,
+                why,
+                "etcd member taken out; calls go to another member"
+            );
+        }
+    }
+
+    fn bring_back(&self, index: usize) {
+        let member = &self.members[index];
+        if !member.healthy.swap(true, Ordering::AcqRel) {
+            tracing::info!(member = %member.url, "etcd member answers again");
+        }
+    }
+}
+
+// === impl Pinned ===
+
+impl Pinned {
+    /// Resolves when the member is taken out (never, if the store is gone).
+    pub(crate) async fn taken_out(&self) {
+        let mut taken_out = self.taken_out.clone();
+        if taken_out.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Whether `e` says the member itself is unusable, rather than the cluster busy: transport
+/// failures, a stream cut mid-way (`Unknown`, h2 protocol error), our own deadline, or a member
+/// without a leader (partitioned from the quorum, or quorum lost).
+pub(crate) fn member_failed(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => {
+            let message = status.message();
+            let from_etcd = message.starts_with("etcdserver:");
+            match status.code() {
+                Code::Unavailable => !from_etcd || message.contains("no leader"),
+                Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => !from_etcd,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether the request cannot have reached etcd (no connection was made), so that even a
+/// write may be sent to another member without doing it twice.
+pub(crate) fn never_sent(e: &etcd_client::Error) -> bool {
+    let text = crate::errors::describe(e);
+    [
+        "error trying to connect",
+        "tcp connect error",
+        "Connection refused",
+        "connect timed out",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Asks every member in turn, forever, whether it serves; ends with the store.
+async fn probe(members: Weak<Members>, key: String) {
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(live) = members.upgrade() else {
+            return;
+        };
+        let checks = live.members.iter().map(|m| {
+            let mut kv = m.client.kv_client();
+            let key = key.clone();
+            async move {
+                let options = GetOptions::new().with_keys_only();
+                tokio::time::timeout(PROBE_TIMEOUT, kv.get(key, Some(options))).await
+            }
+        });
+        let answers = futures::future::join_all(checks).await;
+        for (index, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Ok(Ok(_)) => live.bring_back(index),
+                Ok(Err(e)) if member_failed(&e) => {
+                    live.take_out(index, &crate::errors::describe(&e));
+                }
+                // etcd answered; whatever it said, the member serves.
+                Ok(Err(_)) => live.bring_back(index),
+                Err(_) => live.take_out(index, "no answer to a probe in time"),
+            }
+        }
+    }
+}
