@@ -368,6 +368,7 @@ async fn a_registration_that_accepts_but_never_answers_is_skipped_for_a_live_one
         )),
         "{err}"
     );
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_root_in_a_comma_list_is_skipped_for_the_next() {
