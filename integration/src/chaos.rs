@@ -165,6 +165,11 @@ impl Summary {
             .iter()
             .map(|f| run.in_flight_at(f.at).to_string())
             .collect();
+        let new_failed: Vec<String> = run
+            .faults
+            .iter()
+            .map(|f| run.new_operations_failed_after(f.at).to_string())
+            .collect();
         let failing: Vec<String> = run
             .faults
             .iter()
@@ -187,6 +192,10 @@ impl Summary {
             .field("failed_by_kind", format!("{{{}}}", kinds.join(", ")))
             .field("unknown_outcomes", unknown)
             .field("in_flight_at_fault", format!("[{}]", in_flight.join(", ")))
+            .field(
+                "new_ops_failed_after_fault",
+                format!("[{}]", new_failed.join(", ")),
+            )
             .field("failing_for", format!("[{}]", failing.join(", ")))
     }
 

@@ -116,6 +116,11 @@ async fn killing_the_busy_ipam_replica_fails_at_most_the_calls_in_flight() {
         "{} calls failed, more than the {in_flight} in flight at the kill: {failed:#?}\n{line}",
         failed.len()
     );
+    assert_eq!(
+        run.new_operations_failed_after(at),
+        0,
+        "an operation that started after the kill failed: discovery must skip the dead replica\n{line}"
+    );
     assert!(
         inv.hold(),
         "{line}\nviolations: {:#?}\nunresolved: {:?}",
@@ -202,6 +207,11 @@ async fn a_replica_frozen_past_its_lease_is_passed_over_then_registers_and_serve
         failed.len() <= in_flight,
         "{} calls failed, more than the {in_flight} in flight at the SIGSTOP: {failed:#?}\n{line}",
         failed.len()
+    );
+    assert_eq!(
+        run.new_operations_failed_after(stopped),
+        0,
+        "an operation that started after the SIGSTOP failed: discovery must pass the frozen replica over\n{line}"
     );
     assert!(
         inv.hold(),

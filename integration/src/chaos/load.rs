@@ -439,6 +439,14 @@ impl Run {
             .count()
     }
 
+    /// Failed first attempts of operations that started after `at`: failures that being
+    /// in flight at the fault (or retrying one that was) does not explain.
+    pub fn new_operations_failed_after(&self, at: Duration) -> usize {
+        self.failed()
+            .filter(|c| c.attempt == 0 && c.start > at)
+            .count()
+    }
+
     /// Calls that started in `[from, to)` and succeeded.
     pub fn succeeded_between(&self, from: Duration, to: Duration) -> usize {
         self.calls
