@@ -272,3 +272,94 @@ async fn with_two_etcd_members_down_calls_fail_fast_and_clearly_and_recover_with
         inv.unresolved
     );
 }
+
+/// The namespaced datacenter on the same 3-member etcd: the leader is killed, a policy
+/// change made during the election must still reach every agent, and once the member is
+/// back the next change too; each time every agent ends exactly as a fresh agent would.
+#[test]
+fn agents_follow_policy_changes_while_the_etcd_leader_is_killed() {
+    use romana_integration::chaos::converge;
+    use romana_integration::{cluster, eventually, require_netns, Cluster};
+    require_netns!("nft", "ping");
+    const CONVERGE: Duration = Duration::from_secs(20);
+    async fn gate(c: &Cluster, ingress: &str) -> Option<i64> {
+        let document = format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: gate, namespace: t1}}\nspec:\n  podSelector: {{matchLabels: {{role: db}}}}\n  ingress: {ingress}\n"
+        );
+        let mut policies = c.policies().await.ok()?;
+        let applied = policies
+            .apply_policies(pb::ApplyPoliciesRequest {
+                document,
+                ..Default::default()
+            })
+            .await;
+        Some(applied.ok()?.into_inner().revision)
+    }
+    async fn label(c: &Cluster, endpoint: &str, role: &str) -> anyhow::Result<()> {
+        c.ipam()
+            .await?
+            .update_endpoint(pb::UpdateEndpointRequest {
+                endpoint: c.endpoint(endpoint).id.clone(),
+                set_labels: [("role".to_string(), role.to_string())].into(),
+                remove_labels: vec![],
+            })
+            .await?;
+        Ok(())
+    }
+    cluster()
+        .racks(1)
+        .hosts(2)
+        .etcd_members(3)
+        .run(|mut c| async move {
+            c.tenants()
+                .await?
+                .add_tenant(pb::AddTenantRequest {
+                    name: "t1".into(),
+                    ..Default::default()
+                })
+                .await?;
+            c.add_endpoint("a", "r0h0", "t1", "default").await?;
+            c.add_endpoint("b", "r0h1", "t1", "default").await?;
+            label(&c, "a", "web").await?;
+            label(&c, "b", "db").await?;
+            converge::all_converged(&c, Instant::now(), CONVERGE).await?;
+            assert!(c.tcp("a", "b")?, "no policy yet");
+
+            let leader = tokio::task::block_in_place(|| {
+                let leader = c.plane.etcd().wait_leader(Duration::from_secs(10))?;
+                c.plane.etcd_mut().member(leader).kill();
+                anyhow::Ok(leader)
+            })?;
+            let killed = Instant::now();
+            eventually(
+                "the deny gate applied during the election",
+                CONVERGE,
+                || gate(&c, "[]"),
+            )
+            .await?;
+            let applied_after = killed.elapsed();
+            let during = converge::all_converged(&c, killed, CONVERGE).await?;
+            assert!(!c.tcp("a", "b")?, "the deny gate is enforced");
+
+            let restarted = tokio::task::block_in_place(|| {
+                let started = Instant::now();
+                c.plane.etcd_mut().member(leader).start_again()?;
+                anyhow::Ok(started)
+            })?;
+            eventually("the web gate applied", CONVERGE, || {
+                gate(&c, "[{from: [{podSelector: {matchLabels: {role: web}}}]}]")
+            })
+            .await?;
+            let after = converge::all_converged(&c, restarted, CONVERGE).await?;
+            assert!(c.tcp("a", "b")?, "web -> db once the gate allows it");
+            chaos::Summary::new("agents-etcd-leader-kill")
+                .field("faults", format!("[kill -9 etcd leader {leader}, restart]"))
+                .field("policy_applied_after_kill", chaos::secs(applied_after))
+                .field("agents_equal_fresh_after_kill", chaos::secs(during))
+                .field("agents_equal_fresh_after_restart", chaos::secs(after))
+                .field("traffic", "as policy says (3 checks)")
+                .print();
+            Ok(())
+        })
+        .unwrap();
+}
