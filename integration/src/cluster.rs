@@ -32,6 +32,7 @@ use crate::ControlPlane;
 pub struct ClusterBuilder {
     racks: u32,
     hosts_per_rack: u32,
+    etcd_members: usize,
     config: pb::ClusterConfig,
 }
 
@@ -41,6 +42,7 @@ pub fn cluster() -> ClusterBuilder {
     ClusterBuilder {
         racks: 1,
         hosts_per_rack: 2,
+        etcd_members: 1,
         config: default_layout(),
     }
 }
@@ -63,6 +65,10 @@ pub struct HostNs {
     pub name: String,
     pub rack: u32,
     pub ip: IpAddr,
+    /// Its address on the management network (where etcd and the services are).
+    pub mgmt_ip: IpAddr,
+    /// Its port on the rack's leaf bridge (`h{i}` in the leaf namespace).
+    pub leaf_port: String,
     pub ns: Netns,
     agent: Option<Child>,
 }
@@ -99,6 +105,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Run etcd as a cluster of `members` (1 by default); agents get every member.
+    pub fn etcd_members(mut self, members: usize) -> Self {
+        self.etcd_members = members;
+        self
+    }
+
     pub fn layout(mut self, config: pb::ClusterConfig) -> Self {
         self.config = config;
         self
@@ -127,7 +139,11 @@ impl ClusterBuilder {
     }
 
     async fn build(self, mut lab: Lab) -> anyhow::Result<Cluster> {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await?;
+        let plane = ControlPlane::builder()
+            .on(lab.mgmt_ip())
+            .etcd_members(self.etcd_members)
+            .start()
+            .await?;
         let mut root = pb::root_client::RootClient::new(channel(&plane.root_url()).await?);
         root.init_config(pb::InitConfigRequest {
             config: Some(self.config.clone()),
@@ -179,7 +195,7 @@ impl ClusterBuilder {
             for i in 0..self.hosts_per_rack {
                 let name = format!("r{r}h{i}");
                 let ns = Netns::create(&name)?;
-                lab.attach(&ns)?;
+                let mgmt_ip = lab.attach(&ns)?;
                 ns.sysctl("net.ipv4.ip_forward=1")?;
                 let ip: IpAddr = format!("192.168.{r}.{}", 11 + i).parse()?;
                 let port = format!("h{i}");
@@ -210,6 +226,8 @@ impl ClusterBuilder {
                     name,
                     rack: r,
                     ip,
+                    mgmt_ip,
+                    leaf_port: port,
                     ns,
                     agent: None,
                 });
@@ -447,11 +465,21 @@ impl Cluster {
             };
             attempt().unwrap_or(false)
         })?;
-        if ok {
-            let _ = server.join();
+        if !ok {
+            // Blocked: the server still waits in accept(). Its own namespace reaches it, and
+            // that connection ends it, so the port is free for the next check.
+            server_ns.run(|| async move {
+                let addr = std::net::SocketAddr::new(address, 7777);
+                if let Ok(mut s) =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = s.write_all(b"close");
+                    let _ = s.read_exact(&mut [0u8; 5]);
+                }
+            })?;
         }
-        // When blocked, the server thread stays in accept(); its listener socket is closed
-        // with the endpoint's namespace at teardown.
+        let _ = server.join();
         Ok(ok)
     }
 

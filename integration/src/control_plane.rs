@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::etcd::EtcdServer;
+use crate::etcd::EtcdCluster;
 
 /// The services a control plane runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,20 +57,42 @@ pub struct ControlPlane {
     ip: IpAddr,
     running: Vec<Running>,
     store: Store,
-    etcd: EtcdServer,
+    etcd: EtcdCluster,
 }
 
-impl ControlPlane {
-    /// Starts etcd and one instance of every service on loopback, and waits until all are
-    /// registered.
-    pub async fn start() -> anyhow::Result<ControlPlane> {
-        ControlPlane::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+/// How a [`ControlPlane`] starts: [`ControlPlane::builder`].
+#[derive(Clone, Debug)]
+pub struct ControlPlaneBuilder {
+    ip: IpAddr,
+    etcd_members: usize,
+    services: Vec<Service>,
+}
+
+impl ControlPlaneBuilder {
+    /// Listen on `ip`: an address of the current network namespace that other namespaces
+    /// reach (see [`crate::netns::Lab`]). Loopback by default.
+    pub fn on(mut self, ip: IpAddr) -> Self {
+        self.ip = ip;
+        self
     }
 
-    /// Like [`ControlPlane::start`], listening on `ip`: an address of the current network
-    /// namespace that other namespaces reach (see [`crate::netns::Lab`]).
-    pub async fn start_on(ip: IpAddr) -> anyhow::Result<ControlPlane> {
-        let etcd = tokio::task::spawn_blocking(move || EtcdServer::start_on(ip)).await??;
+    /// Run etcd as a cluster of `members` (1 by default), for tests of member failures.
+    /// Services and [`ControlPlane::store`] are given every member's endpoint.
+    pub fn etcd_members(mut self, members: usize) -> Self {
+        self.etcd_members = members;
+        self
+    }
+
+    /// Do not run `service` in-process (a test runs its binary instead, say).
+    pub fn without(mut self, service: Service) -> Self {
+        self.services.retain(|s| *s != service);
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<ControlPlane> {
+        let (ip, members) = (self.ip, self.etcd_members);
+        let etcd =
+            tokio::task::spawn_blocking(move || EtcdCluster::start_on(ip, members)).await??;
         let store = Store::connect(&etcd.endpoints(), Keys::default()).await?;
         let mut plane = ControlPlane {
             ip,
@@ -78,10 +100,33 @@ impl ControlPlane {
             store,
             etcd,
         };
-        for service in Service::ALL {
+        for service in self.services {
             plane.start_service(service).await?;
         }
         Ok(plane)
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and one instance of every service on loopback, and waits until all are
+    /// registered.
+    pub async fn start() -> anyhow::Result<ControlPlane> {
+        ControlPlane::builder().start().await
+    }
+
+    /// Like [`ControlPlane::start`], listening on `ip`: an address of the current network
+    /// namespace that other namespaces reach (see [`crate::netns::Lab`]).
+    pub async fn start_on(ip: IpAddr) -> anyhow::Result<ControlPlane> {
+        ControlPlane::builder().on(ip).start().await
+    }
+
+    /// One etcd member and every service on loopback unless told otherwise.
+    pub fn builder() -> ControlPlaneBuilder {
+        ControlPlaneBuilder {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            etcd_members: 1,
+            services: Service::ALL.to_vec(),
+        }
     }
 
     /// Starts one more instance of `service` (a replica) and returns its URL once it is
@@ -117,7 +162,9 @@ impl ControlPlane {
         Ok(url)
     }
 
-    async fn wait_registered(&self, service: Service, url: &str) -> anyhow::Result<()> {
+    /// Waits until an instance of `service` at `url` is registered (and so discoverable
+    /// through root), for up to 20 s.
+    pub async fn wait_registered(&self, service: Service, url: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let prefix = self.store.keys().services_of(service.kind());
         loop {
@@ -143,7 +190,7 @@ impl ControlPlane {
             .iter()
             .find(|r| r.service == service)
             .map(|r| r.url.clone())
-            .expect("every service is started by ControlPlane::start")
+            .unwrap_or_else(|| panic!("{} runs in-process on this plane", service.kind()))
     }
 
     /// URLs of every running instance of `service`.
@@ -159,8 +206,19 @@ impl ControlPlane {
         &self.store
     }
 
-    pub fn etcd(&self) -> &EtcdServer {
+    /// The etcd members (one unless built with [`ControlPlaneBuilder::etcd_members`]).
+    pub fn etcd(&self) -> &EtcdCluster {
         &self.etcd
+    }
+
+    /// The etcd members, to stop, kill, freeze or restart them.
+    pub fn etcd_mut(&mut self) -> &mut EtcdCluster {
+        &mut self.etcd
+    }
+
+    /// The address etcd and the services listen on.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
     pub fn etcd_endpoints(&self) -> Vec<String> {

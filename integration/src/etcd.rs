@@ -25,8 +25,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tempfile::TempDir;
 
+mod cluster;
+
+pub use cluster::{EtcdCluster, MemberStatus};
+
 const ETCD: &str = "/usr/bin/etcd";
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub(crate) const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 3;
@@ -53,11 +57,6 @@ pub struct EtcdTlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-/// A cluster of etcd members on loopback.
-pub struct EtcdCluster {
-    members: Vec<EtcdServer>,
 }
 
 // === impl EtcdServer ===
@@ -317,82 +316,10 @@ impl std::fmt::Debug for EtcdServer {
     }
 }
 
-// === impl EtcdCluster ===
-
-impl EtcdCluster {
-    /// Starts `size` members and waits until every one of them serves.
-    pub fn start(size: usize) -> anyhow::Result<EtcdCluster> {
-        if size == 0 {
-            bail!("an etcd cluster needs at least one member");
-        }
-        retry_start(|| {
-            let ports = free_ports_vec(size * 2)?;
-            let names: Vec<String> = (0..size).map(|i| format!("etcd{i}")).collect();
-            let initial_cluster = names
-                .iter()
-                .zip(ports.chunks(2))
-                .map(|(name, p)| format!("{name}=http://127.0.0.1:{}", p[1]))
-                .collect::<Vec<_>>()
-                .join(",");
-            let token = unique_token();
-            let mut members = Vec::with_capacity(size);
-            for (name, p) in names.into_iter().zip(ports.chunks(2)) {
-                let mut member = EtcdServer::new(name, p[0], p[1], initial_cluster.clone())?;
-                member.token = token.clone();
-                members.push(member);
-            }
-            let mut cluster = EtcdCluster { members };
-            // All members must run before any can elect a leader and report healthy.
-            for member in &mut cluster.members {
-                member.spawn()?;
-            }
-            for member in &mut cluster.members {
-                member.wait_ready()?;
-            }
-            Ok(cluster)
-        })
-    }
-
-    /// Every member's client URL, stopped members included: a client must cope with them.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(EtcdServer::endpoint).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    pub fn member(&mut self, index: usize) -> &mut EtcdServer {
-        &mut self.members[index]
-    }
-
-    /// The index of the member that leads now, if one does.
-    pub fn leader(&self) -> Option<usize> {
-        self.members.iter().position(EtcdServer::is_leader)
-    }
-
-    /// The index of the member whose client URL is `url`.
-    pub fn index_of(&self, url: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.endpoint() == url)
-    }
-}
-
-// Members drop (and are killed) in order; no Drop impl is needed beyond theirs.
-
-impl std::fmt::Debug for EtcdCluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.members).finish()
-    }
-}
-
 // === helpers ===
 
 /// Runs `start` again on new ports when a port race is the reason it failed.
-fn retry_start<T>(mut start: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn retry_start<T>(mut start: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -417,7 +344,7 @@ fn check_installed() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unique_token() -> String {
+pub(crate) fn unique_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "romana-test-{}-{}",
@@ -443,7 +370,7 @@ fn healthy_tls(endpoint: &str, tls: &EtcdTlsFiles) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn url(ip: IpAddr, port: u16) -> String {
+pub(crate) fn url(ip: IpAddr, port: u16) -> String {
     format!("http://{}", SocketAddr::new(ip, port))
 }
 
@@ -454,7 +381,7 @@ pub(crate) fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
     Ok(std::array::from_fn(|i| ports[i]))
 }
 
-fn free_ports_vec(n: usize) -> anyhow::Result<Vec<u16>> {
+pub(crate) fn free_ports_vec(n: usize) -> anyhow::Result<Vec<u16>> {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let given = given.get_or_insert_with(HashSet::new);

@@ -17,6 +17,8 @@
 //!   SIGTERM, and [`free_port`].
 //! - [`require`]: whether a test needing root and tools runs, skips (outside CI) or fails
 //!   (under `CI=true`): [`require_netns!`] at the top of every such test.
+//! - [`chaos`]: faults under load and what must still hold: the ipam load generator,
+//!   invariants read from etcd, agent convergence against a fresh agent, summary lines.
 //! - [`capture`]: [`Capture`], tcpdump in a namespace bounded in packets and time, and
 //!   [`capture::check_routed_icmp`], which fails on any tunnelled packet.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod chaos;
 pub mod cluster;
 pub mod control_plane;
 pub mod etcd;
@@ -39,8 +42,8 @@ pub mod truth;
 
 pub use capture::Capture;
 pub use cluster::{cluster, Cluster};
-pub use control_plane::{ControlPlane, Service};
-pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles};
+pub use control_plane::{ControlPlane, ControlPlaneBuilder, Service};
+pub use etcd::{EtcdCluster, EtcdServer, EtcdTlsFiles, MemberStatus};
 pub use netns::{Lab, Netns};
 pub use pki::Pki;
 pub use process::{free_port, ServiceProcess};

@@ -161,6 +161,17 @@ impl Lab {
         Ok(IpAddr::V4(ip))
     }
 
+    /// The management switch's port (in [`Lab::mgmt`]) of the namespace attached with
+    /// management address `ip`.
+    pub fn port_of(&self, ip: IpAddr) -> anyhow::Result<String> {
+        match ip {
+            IpAddr::V4(v4) if v4.octets()[..3] == Self::MGMT_IP.octets()[..3] => {
+                Ok(format!("m{}", v4.octets()[3]))
+            }
+            _ => bail!("{ip} is not an address of this management network"),
+        }
+    }
+
     /// Runs the test body inside the management namespace.
     pub fn run<T, Fut>(&self, f: impl FnOnce() -> Fut + Send) -> anyhow::Result<T>
     where

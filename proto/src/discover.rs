@@ -1,7 +1,10 @@
 //! Finding a service through root. Clients are configured with root's URL only; every other
 //! service registers itself with root (in etcd, under a lease), so its address can change
 //! between two calls. [`channel`] asks root for the instances of one kind and returns a
-//! connection to the first that answers.
+//! connection to the first that answers: one that accepts a connection and answers a gRPC
+//! health check within the connect timeout. A registration outlives its process until the
+//! lease expires, and a frozen or wedged process still accepts TCP connections (the kernel
+//! does), so a connect alone would hand out a channel on which every call hangs.
 //!
 //! Every step has a deadline: a client that hangs on a dead address is worse than one that
 //! fails with a message naming the address.
@@ -247,12 +250,9 @@ async fn through_root(
 
     let mut tried = Vec::with_capacity(urls.len());
     for url in urls {
-        match connect(&url, timeouts, tls).await {
+        match connect_answering(&url, timeouts, tls).await {
             Ok(channel) => return Ok(channel),
-            Err(failure) => tried.push(Attempt {
-                reason: failure.reason(),
-                url,
-            }),
+            Err(reason) => tried.push(Attempt { reason, url }),
         }
     }
     Err(DiscoverError::Unreachable {
@@ -266,6 +266,37 @@ enum ConnectFailure {
     BadUrl(String),
     NoTlsCa,
     Unreachable(tonic::transport::Error),
+}
+
+/// [`connect`], then one health check (service `""`, the whole server) within the connect
+/// timeout; the error is why the instance is passed over. A server without the health
+/// service answers UNIMPLEMENTED, which proves it answers: that is all this asks.
+async fn connect_answering(
+    url: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, String> {
+    use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+    let channel = connect(url, timeouts, tls)
+        .await
+        .map_err(|failure| failure.reason())?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let check = health.check(HealthCheckRequest {
+        service: String::new(),
+    });
+    match tokio::time::timeout(timeouts.connect, check).await {
+        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(channel),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Ok(channel),
+        Ok(Ok(r)) => Err(format!(
+            "health check says {}",
+            r.get_ref().status().as_str_name()
+        )),
+        Ok(Err(status)) => Err(format!("health check failed: {}", status_text(&status))),
+        Err(_) => Err(format!(
+            "connected, but no answer to a health check within {:?}",
+            timeouts.connect
+        )),
+    }
 }
 
 async fn connect(

@@ -316,6 +316,60 @@ async fn hung_root_times_out_instead_of_hanging() {
     );
 }
 
+/// A frozen process's registration outlives it, and the kernel still accepts connections
+/// for it: discovery must see that it does not answer and move on, not hand out a channel
+/// on which every call waits for the request timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_that_accepts_but_never_answers_is_skipped_for_a_live_one() {
+    let fake = FakeRoot {
+        config: Some(mk_config()),
+        ..Default::default()
+    };
+    let silent = mk_silent_url().await;
+    fake.services
+        .lock()
+        .unwrap()
+        .push(mk_instance("mirror", &silent));
+    let root = mk_root_also_as(fake, &["mirror"]).await;
+    let timeouts = discover::Timeouts {
+        connect: std::time::Duration::from_millis(300),
+        request: std::time::Duration::from_secs(5),
+    };
+    let started = std::time::Instant::now();
+    let channel = discover::channel_with(&root, "mirror", timeouts)
+        .await
+        .unwrap();
+    let config = pb::root_client::RootClient::new(channel)
+        .get_config(pb::GetConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(config, mk_config());
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the silent instance cost {took:?}, more than its health-check deadline"
+    );
+
+    // Alone, it is reported as connected but silent.
+    let fake = FakeRoot::default();
+    fake.services
+        .lock()
+        .unwrap()
+        .push(mk_instance("ipam", &silent));
+    let root = mk_root(fake).await;
+    let err = discover::channel_with(&root, "ipam", timeouts)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().ends_with(&format!(
+            "{silent}: connected, but no answer to a health check within 300ms"
+        )),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_root_in_a_comma_list_is_skipped_for_the_next() {
     let dead = mk_dead_url().await;
