@@ -119,7 +119,8 @@ fn cost(calls: &Calls, fault: Instant, faulted: Instant) -> Cost {
     }
 }
 
-/// Runs the load for 2 s, injects `fault` on the cluster, runs 4 s more, and checks the cost
+/// Runs the load for 2 s, injects `fault` on the cluster, runs until 500 more calls started
+/// (at most 20 s), and checks the cost
 /// and that every write that succeeded is in etcd.
 async fn under_load<F>(scenario: &str, fault: F) -> EtcdCluster
 where
@@ -133,7 +134,20 @@ where
     let fault_at = Instant::now();
     fault(&mut cluster, &store);
     let faulted = Instant::now();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Until the live members have served a good number of calls (an election on a loaded
+    // machine can take seconds), within a bound.
+    let deadline = faulted + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.started > faulted)
+            .count()
+            < 500
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.send_replace(true);
     for task in tasks {
         task.await.expect("load client");

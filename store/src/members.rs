@@ -9,7 +9,7 @@
 //! Errors that etcd itself reports while the member is fine ("leader changed", a proposal
 //! timeout during an election) do not take a member out: every member would answer the same.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -29,10 +29,21 @@ pub(crate) struct Members {
     current: AtomicUsize,
 }
 
+/// How a member failed, from better to worse: one without a leader is alive and serves again
+/// once an election ends, so it is preferred to one that cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Down {
+    NoLeader = 1,
+    Unreachable = 2,
+}
+
+const SERVING: u8 = 0;
+
 struct Member {
     url: String,
     client: Client,
-    healthy: AtomicBool,
+    /// `SERVING` or a [`Down`] as u8.
+    state: AtomicU8,
     /// Bumped each time the member is taken out; calls and streams on it watch it.
     taken_out: watch::Sender<u64>,
 }
@@ -59,7 +70,7 @@ impl Members {
                 .map(|(url, client)| Member {
                     url,
                     client,
-                    healthy: AtomicBool::new(true),
+                    state: AtomicU8::new(SERVING),
                     taken_out: watch::Sender::new(0),
                 })
                 .collect(),
@@ -80,15 +91,17 @@ impl Members {
         self.members.len()
     }
 
-    /// The member for the next call: the current one if healthy, else the next healthy one
-    /// (which becomes current); with none healthy, the current one, whose error is as good
-    /// as any.
+    /// The member for the next call: the current one if serving, else the next serving one
+    /// (which becomes current); with none serving, the next one in the best state: during an
+    /// election a member without a leader beats one that is dead.
     pub(crate) fn pick(&self) -> Pinned {
         let n = self.members.len();
         let start = self.current.load(Ordering::Acquire);
+        let state = |i: usize| self.members[i].state.load(Ordering::Acquire);
+        let best = (0..n).map(state).min().unwrap_or(SERVING);
         let chosen = (0..n)
             .map(|k| (start + k) % n)
-            .find(|&i| self.members[i].healthy.load(Ordering::Acquire))
+            .find(|&i| state(i) == best)
             .unwrap_or(start);
         if chosen != start {
             // Another call may have moved on already; either choice is healthy.
@@ -105,28 +118,34 @@ impl Members {
         }
     }
 
-    /// Stops sending calls to member `index` and abandons those in flight on it. With one
+    /// Stops sending calls to member `index` while another serves; an unreachable member's
+    /// calls in flight are abandoned (one without a leader may still finish them). With one
     /// member there is nowhere else to go, so nothing changes.
-    pub(crate) fn take_out(&self, index: usize, why: &str) {
+    pub(crate) fn take_out(&self, index: usize, down: Down, why: &str) {
         if self.members.len() < 2 {
             return;
         }
         let member = &self.members[index];
-        if member.healthy.swap(false, Ordering::AcqRel) {
-            member.taken_out.send_modify(|n| *n += 1);
-            let next = self.pick();
-            tracing::warn!(
-                member = %member.url,
-                next = %next.url,
-                why,
-                "etcd member taken out; calls go to another member"
-            );
+        let before = member.state.swap(down as u8, Ordering::AcqRel);
+        if before == down as u8 {
+            return;
         }
+        if down == Down::Unreachable {
+            member.taken_out.send_modify(|n| *n += 1);
+        }
+        let next = self.pick();
+        tracing::warn!(
+            member = %member.url,
+            next = %next.url,
+            ?down,
+            why,
+            "etcd member taken out; calls go to another member"
+        );
     }
 
     fn bring_back(&self, index: usize) {
         let member = &self.members[index];
-        if !member.healthy.swap(true, Ordering::AcqRel) {
+        if member.state.swap(SERVING, Ordering::AcqRel) != SERVING {
             tracing::info!(member = %member.url, "etcd member answers again");
         }
     }
@@ -148,18 +167,31 @@ impl Pinned {
 /// failures, a stream cut mid-way (`Unknown`, h2 protocol error), our own deadline, or a member
 /// without a leader (partitioned from the quorum, or quorum lost).
 pub(crate) fn member_failed(e: &etcd_client::Error) -> bool {
+    failure(e).is_some()
+}
+
+/// How `e` says the member failed, if it does (see [`member_failed`]).
+pub(crate) fn failure(e: &etcd_client::Error) -> Option<Down> {
     match e {
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+            Some(Down::Unreachable)
+        }
         etcd_client::Error::GRpcStatus(status) => {
             let message = status.message();
             let from_etcd = message.starts_with("etcdserver:");
             match status.code() {
-                Code::Unavailable => !from_etcd || message.contains("no leader"),
-                Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => !from_etcd,
-                _ => false,
+                Code::Unavailable if from_etcd && message.contains("no leader") => {
+                    Some(Down::NoLeader)
+                }
+                Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+                    if !from_etcd =>
+                {
+                    Some(Down::Unreachable)
+                }
+                _ => None,
             }
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -199,11 +231,12 @@ async fn probe(members: Weak<Members>, key: String) {
             match answer {
                 Ok(Ok(_)) => live.bring_back(index),
                 Ok(Err(e)) if member_failed(&e) => {
-                    live.take_out(index, &crate::errors::describe(&e));
+                    let down = failure(&e).unwrap_or(Down::Unreachable);
+                    live.take_out(index, down, &crate::errors::describe(&e));
                 }
                 // etcd answered; whatever it said, the member serves.
                 Ok(Err(_)) => live.bring_back(index),
-                Err(_) => live.take_out(index, "no answer to a probe in time"),
+                Err(_) => live.take_out(index, Down::Unreachable, "no answer to a probe in time"),
             }
         }
     }

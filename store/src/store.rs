@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::errors::{is_compacted, is_transient, StoreError};
 use crate::keys::{Key, Keys, Prefix};
 use crate::lease::Registration;
-use crate::members::{member_failed, never_sent, Members, Pinned};
+use crate::members::{failure, member_failed, never_sent, Members, Pinned};
 use crate::txn::Txn;
 use crate::watch::{Kv, Watcher};
 
@@ -179,9 +179,9 @@ impl Store {
     /// Reports a failed call on `pinned`'s member; takes the member out when the error says
     /// the member, not the cluster, is the problem.
     pub(crate) fn failed_on(&self, pinned: &Pinned, e: &etcd_client::Error) {
-        if member_failed(e) {
+        if let Some(down) = failure(e) {
             self.members
-                .take_out(pinned.index, &crate::errors::describe(e));
+                .take_out(pinned.index, down, &crate::errors::describe(e));
         }
     }
 
