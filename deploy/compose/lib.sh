@@ -32,6 +32,14 @@ else
 fi
 compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_DIR/docker-compose.yml" "$@"; }
 
+# quiet COMMAND...: runs COMMAND; its output is shown only if it fails.
+quiet() {
+    local out rc=0
+    out=$("$@" 2>&1) || rc=$?
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" >&2
+    return "$rc"
+}
+
 # Whether any container of the cluster exists (running or not).
 cluster_exists() {
     [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null)" ]

@@ -61,7 +61,7 @@ make_certs() {
 make_certs
 
 echo "==> etcd: 3 members, then etcd users and roles (romanactl etcd-auth setup)"
-compose up -d "${ETCD[@]}" ctl
+quiet compose up -d "${ETCD[@]}" ctl
 wait_healthy 90 "${ETCD[@]}"
 hosts_flags=()
 for h in "${HOST_NAMES[@]}"; do hosts_flags+=(--host "$h"); done
@@ -70,7 +70,7 @@ docker exec romana-ctl romanactl etcd-auth setup --etcd-endpoints "$ETCD_ENDPOIN
     --etcd-key /etc/romana/pki/client-key.pem "${hosts_flags[@]}" | sed 's/^/    /'
 
 echo "==> services (2 replicas each), routers, hosts: compose up -d"
-compose up -d
+quiet compose up -d
 wait_healthy 120 "${ETCD[@]}" "${SERVICES[@]}" ctl "${ROUTERS[@]}"
 
 echo "==> layout and hosts"
