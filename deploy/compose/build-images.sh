@@ -88,7 +88,7 @@ done
 cp -r deploy/compose/container "$stage/container"
 cp deploy/compose/Dockerfile "$stage/Dockerfile"
 docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$IMAGE" "$stage" 2>&1 >/dev/null \
-    | { grep -v -e "legacy builder is deprecated" -e "buildx component" -e "docs.docker.com/go/buildx" || true; } >&2
+    | { grep -v -e "^$" -e "legacy builder is deprecated" -e "buildx component" -e "docs.docker.com/go/buildx" || true; } >&2
 took
 echo "==> images ready in $(( $(date +%s) - total_start )) s: $IMAGE ($(docker image inspect \
     -f '{{.Size}}' "$IMAGE" | awk '{ printf "%d MB", $1 / 1000000 }'))"
