@@ -25,7 +25,8 @@ fi
 
 echo "==> certificates in $CERTS_DIR (a development CA; romanactl certs)"
 make_certs() {
-    local ca="$CERTS_DIR/ca" bin="$REPO_DIR/target/release/romanactl" kind r h n
+    local ca="$CERTS_DIR/ca" kind r h n bin
+    bin="$REPO_DIR/target/$([ "${ROMANA_COMPOSE_PROFILE:-release}" = dev ] && echo debug || echo release)/romanactl"
     rm -rf "$CERTS_DIR"
     mkdir -p "$CERTS_DIR"
     "$bin" certs init "$ca" >/dev/null
