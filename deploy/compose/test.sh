@@ -34,8 +34,10 @@ cleanup() {
     "$COMPOSE_DIR/down.sh" || true
     exit "$rc"
 }
+child=""
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# An interrupt stops the running step at once (timeout passes the signal on), then cleanup.
+trap '[ -z "$child" ] || kill -TERM "$child" 2>/dev/null; wait; exit 130' INT TERM
 
 # step SECONDS NAME COMMAND...: runs COMMAND, killed (with its children) after SECONDS.
 step() {
@@ -43,7 +45,11 @@ step() {
     shift 2
     echo "==> compose test: $name"
     t0=$(date +%s)
-    timeout -k 10 "$limit" "$@" || rc=$?
+    # In the background so that a signal to this script is handled while the step runs.
+    timeout -k 10 "$limit" "$@" &
+    child=$!
+    wait "$child" || rc=$?
+    child=""
     if [ "$rc" -ne 0 ]; then
         [ "$rc" -eq 124 ] && echo "error: $name did not finish within $limit s" >&2
         echo "error: compose test step failed: $name (exit $rc)" >&2
