@@ -36,6 +36,9 @@ pub enum Error {
         call: &'static str,
         field: &'static str,
     },
+    /// `romanactl health`: instances that do not answer SERVING, each with its answer.
+    #[error("not serving: {0}")]
+    Unhealthy(String),
     /// Output that serde could not encode.
     #[error("cannot encode the output as {format}: {reason}")]
     Encode {

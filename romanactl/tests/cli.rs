@@ -750,3 +750,46 @@ async fn host_status_shows_what_each_agent_last_applied() {
         "error: not found: host h9 does not exist"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_asks_instances_directly() {
+    let (plane, root) = mk_plane().await;
+    let topology = plane.url(romana_integration::Service::Topology);
+
+    // Without a URL: root itself.
+    let table = romanactl(&root, &["health"]).await.ok();
+    assert_eq!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [root.as_str(), "serving"]
+    );
+
+    let json = romanactl(
+        &root,
+        &["health", &topology, "--service", "topology", "-o", "json"],
+    )
+    .await
+    .json();
+    assert_eq!(json, json!([{"url": topology, "status": "serving"}]));
+
+    // A kind the instance does not serve, and an instance that is not there: one line
+    // naming each URL that failed, exit 1.
+    let line = romanactl(&root, &["health", &topology, "--service", "ipam"])
+        .await
+        .error();
+    assert!(
+        line.starts_with(&format!("error: not serving: {topology}: ")),
+        "{line}"
+    );
+    let dead = "http://127.0.0.1:1";
+    let line = romanactl(&root, &["health", &root, dead]).await.error();
+    assert!(
+        line.starts_with(&format!("error: not serving: {dead}: ")),
+        "{line}"
+    );
+    assert!(!line.contains(&format!("{root}:")), "{line}");
+}

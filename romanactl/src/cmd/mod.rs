@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod config;
 pub mod etcd_auth;
+pub mod health;
 pub mod host;
 pub mod ipam;
 pub mod policy;
@@ -82,6 +83,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Layout, registered services and counts of what the cluster holds.
     Status(status::Status),
+    /// Whether service instances serve (the gRPC health service), asked directly by URL.
+    Health(health::Health),
     /// A development CA and client/server certificates (local files; no service is called).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -113,6 +116,7 @@ impl Command {
             Command::Topology(c) => c.apply(ctx).await,
             Command::Policy(c) => c.apply(ctx).await,
             Command::Status(c) => c.apply(ctx).await,
+            Command::Health(c) => c.apply(ctx).await,
             Command::Certs(c) => c.apply(),
             Command::EtcdAuth(c) => c.apply().await,
         }
