@@ -79,6 +79,38 @@ root_failover() {
         }
     done
 }
+# One etcd member cut off the network (as a partition: its address vanishes, nothing answers)
+# under a stream of romanactl calls: at most the call in flight at the cut fails; after the
+# heal the member rejoins and every call succeeds.
+etcd_partition() {
+    local net="${PROJECT}_mgmt" ip failed=0 i
+    ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$net\").IPAddress}}" romana-etcd1)
+    calls() {
+        local n=0 j
+        for j in $(seq 1 "$1"); do
+            "$COMPOSE_DIR/romanactl" --timeout 20 ipam list >/dev/null 2>/tmp/romana-partition.err \
+                || { n=$((n + 1)); sed 's/^/      failed: /' /tmp/romana-partition.err; }
+        done
+        echo "$n"
+    }
+    docker network disconnect "$net" romana-etcd1
+    echo "    etcd1 ($ip) disconnected from $net"
+    failed=$(calls 20 | tee /dev/stderr | tail -1)
+    echo "    20 calls during the partition: $failed failed"
+    docker network connect --ip "$ip" "$net" romana-etcd1
+    for i in $(seq 1 60); do
+        [ "$(docker inspect -f '{{.State.Health.Status}}' romana-etcd1)" = healthy ] && break
+        sleep 1
+    done
+    echo "    etcd1 reconnected: $(docker inspect -f '{{.State.Health.Status}}' romana-etcd1) after ${i}s"
+    local after
+    after=$(calls 10 | tail -1)
+    echo "    10 calls after the heal: $after failed"
+    [ "$failed" -le 1 ] || { echo "error: $failed calls failed during an etcd partition" >&2; return 1; }
+    [ "$after" -eq 0 ] || { echo "error: $after calls failed after the heal" >&2; return 1; }
+}
+step 240 "an etcd member partitioned and healed under romanactl calls" \
+    bash -c ". '$COMPOSE_DIR/lib.sh'; $(declare -f etcd_partition); etcd_partition"
 # Last: it needs romanactl's --root list failover (from main's proto/src/discover.rs).
 step 120 "a root replica stopped: host status through the other one" \
     bash -c ". '$COMPOSE_DIR/lib.sh'; $(declare -f root_failover); root_failover"
