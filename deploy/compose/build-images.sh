@@ -94,8 +94,13 @@ for b in "${BINARIES[@]}"; do
 done
 cp -r deploy/compose/container "$stage/container"
 cp deploy/compose/Dockerfile "$stage/Dockerfile"
+previous=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$IMAGE" "$stage" 2>&1 >/dev/null \
     | { grep -v -e "^$" -e "legacy builder is deprecated" -e "buildx component" -e "docs.docker.com/go/buildx" || true; } >&2
+# The image this one replaced would be left untagged: remove it (unless a container uses it).
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+    docker rmi "$previous" >/dev/null 2>&1 || true
+fi
 took
 echo "==> images ready in $(( $(date +%s) - total_start )) s: $IMAGE ($(docker image inspect \
     -f '{{.Size}}' "$IMAGE" | awk '{ printf "%d MB", $1 / 1000000 }'))"
