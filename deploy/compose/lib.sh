@@ -9,10 +9,8 @@ IMAGE=romana:dev
 
 # Both root replicas, as romanactl's --root takes them (tried in turn).
 ROOT_LIST="https://root1:9600,https://root2:9600"
-# The root that the scripts, the CNI plugin and the health checks use. A --root list needs
-# romanactl's root failover (proto/src/discover.rs on main); until this branch has it, the
-# first replica alone. Set ROMANA_ROOT="$ROOT_LIST" to use both.
-export ROMANA_ROOT="${ROMANA_ROOT:-https://root1:9600}"
+# The roots that the scripts, the CNI plugin and the health checks use: both replicas.
+export ROMANA_ROOT="${ROMANA_ROOT:-$ROOT_LIST}"
 
 ETCD_ENDPOINTS="https://etcd1:2379,https://etcd2:2379,https://etcd3:2379"
 ETCD=(etcd1 etcd2 etcd3)
