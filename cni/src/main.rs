@@ -12,6 +12,8 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("ROMANA_CNI_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // The runtime captures stderr into its logs: colour only at a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Variables that are not UTF-8 cannot be CNI's; skip them rather than panic.
     let vars = std::env::vars_os()

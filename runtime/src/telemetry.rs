@@ -56,7 +56,12 @@ pub fn init(service_name: &str, otlp_endpoint: Option<&str>) -> Telemetry {
         return Telemetry::default();
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let (provider, otel_error) = match otlp_endpoint.map(|e| provider(service_name, e)) {
         None => (None, None),
         Some(Ok(p)) => (Some(p), None),
