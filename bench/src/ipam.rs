@@ -1,113 +1,250 @@
-//! `ipam`: address allocation through ipam-service against the floor of what etcd itself
-//! does per allocation (one conditional create), both at the same concurrency.
+//! `ipam`: address allocation and release through ipam-service against the floor of what
+//! etcd itself does per operation (one conditional create, one delete), at the same
+//! concurrency in the same run:
+//! - a concurrency sweep (default 1, 16, 64) over allocations spread across hosts;
+//! - a fill curve: one segment on one host filled step by step, after the same segment was
+//!   filled on other hosts (which must not slow this host down);
+//! - release at the highest concurrency.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use romana_integration::{ControlPlane, Service};
 use romana_proto::pb;
+use romana_store::Store;
 use tonic::transport::Channel;
 
-use crate::measure::{measure, print_ratios, ratio};
+use crate::measure::{measure, print_ratios, ratio, Run};
 
-pub async fn ipam(n: usize, concurrency: usize, hosts: usize) -> anyhow::Result<()> {
-    let plane = ControlPlane::start().await?;
-    let channel =
-        |url: String| async move { anyhow::Ok(Channel::from_shared(url)?.connect().await?) };
-    let mut root = pb::root_client::RootClient::new(channel(plane.root_url()).await?);
-    root.init_config(pb::InitConfigRequest {
-        config: Some(pb::ClusterConfig {
-            address_space: "10.0.0.0/8".into(),
-            host_bits: 8,
-            tenant_bits: 4,
-            segment_bits: 4,
-            ..Default::default()
-        }),
-    })
-    .await?;
-    let mut topology =
-        pb::topology_client::TopologyClient::new(channel(plane.url(Service::Topology)).await?);
-    for h in 0..hosts {
-        topology
-            .add_host(pb::AddHostRequest {
-                name: format!("h{h}"),
-                ip: format!("192.168.0.{}", h + 1),
-                rack: None,
-            })
+/// What `romana-bench ipam` runs.
+pub struct IpamBench {
+    pub allocations: usize,
+    pub concurrency: Vec<usize>,
+    pub hosts: usize,
+    /// Endpoints per fill step, and steps.
+    pub fill_step: usize,
+    pub fill_steps: usize,
+}
+
+struct Bench {
+    _plane: ControlPlane,
+    store: Store,
+    ipam: pb::ipam_client::IpamClient<Channel>,
+    /// Distinct baseline keys across all runs.
+    baseline_keys: Arc<AtomicUsize>,
+}
+
+pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
+    let bench = Bench::start(b.hosts + 1).await?;
+    let mut ratios = Vec::new();
+    println!(
+        "ipam: {} allocations per run over {} hosts, release build recommended",
+        b.allocations, b.hosts
+    );
+
+    // The sweep.
+    let mut last_ids = Vec::new();
+    let mut last_keys = Vec::new();
+    for &c in &b.concurrency {
+        let (base, keys) = bench.creates(b.allocations, c).await?;
+        let hosts: Vec<String> = (0..b.hosts).map(|h| format!("h{h}")).collect();
+        let (run, ids) = bench
+            .allocations(&format!("c{c}"), b.allocations, c, &hosts)
             .await?;
+        println!("  concurrency {c:>3}");
+        println!(
+            "    etcd conditional create  {}",
+            base.describe(b.allocations)
+        );
+        println!(
+            "    ipam Allocate            {}",
+            run.describe(b.allocations)
+        );
+        ratios.push((
+            format!("alloc_c{c}"),
+            ratio(run.rate(b.allocations), base.rate(b.allocations)),
+        ));
+        ratios.push((
+            format!("alloc_c{c}_p99"),
+            ratio(run.ms(0.99), base.ms(0.99)),
+        ));
+        last_ids = ids;
+        last_keys = keys;
     }
-    let mut tenants =
-        pb::tenants_client::TenantsClient::new(channel(plane.url(Service::Tenant)).await?);
-    tenants
-        .add_tenant(pb::AddTenantRequest {
-            name: "bench".into(),
-            ..Default::default()
+
+    // Release at the highest concurrency, of what the last sweep step allocated.
+    let c = b.concurrency.iter().copied().max().unwrap_or(16);
+    let n = last_ids.len().min(last_keys.len());
+    let base = bench.deletes(&last_keys[..n], c).await?;
+    let run = bench.releases(&last_ids[..n], c).await?;
+    println!("  release, concurrency {c}");
+    println!("    etcd delete              {}", base.describe(n));
+    println!("    ipam Release             {}", run.describe(n));
+    ratios.push((format!("release_c{c}"), ratio(run.rate(n), base.rate(n))));
+
+    // The fill curve: the same segment filled on another host first, then on this one.
+    let other = format!("h{}", b.hosts);
+    let filled = b.fill_step * b.fill_steps;
+    bench
+        .allocations("other", filled, 16, std::slice::from_ref(&other))
+        .await?;
+    println!("  fill curve (one segment on h0, {filled} endpoints of it on {other} already), concurrency 1");
+    let mut worst: f64 = 0.0;
+    for step in 0..b.fill_steps {
+        let base = bench.creates(b.fill_step, 1).await?.0;
+        let run = bench
+            .allocations(&format!("fill{step}"), b.fill_step, 1, &["h0".to_string()])
+            .await?
+            .0;
+        let r = ratio(run.ms(0.5), base.ms(0.5));
+        worst = worst.max(r);
+        println!(
+            "    {:>5} -> {:>5} in use: p50 {:>6.2} ms vs etcd {:>6.2} ms ({r:.2}x)",
+            step * b.fill_step,
+            (step + 1) * b.fill_step,
+            run.ms(0.5),
+            base.ms(0.5)
+        );
+    }
+    ratios.push(("fill_p50_worst".into(), worst));
+    print_ratios(&ratios);
+    Ok(())
+}
+
+// === impl Bench ===
+
+impl Bench {
+    async fn start(hosts: usize) -> anyhow::Result<Bench> {
+        let plane = ControlPlane::start().await?;
+        let channel =
+            |url: String| async move { anyhow::Ok(Channel::from_shared(url)?.connect().await?) };
+        let mut root = pb::root_client::RootClient::new(channel(plane.root_url()).await?);
+        // Segments of 16 endpoint bits, so one segment can hold the whole fill curve.
+        root.init_config(pb::InitConfigRequest {
+            config: Some(pb::ClusterConfig {
+                address_space: "10.0.0.0/8".into(),
+                host_bits: 4,
+                tenant_bits: 2,
+                segment_bits: 2,
+                ..Default::default()
+            }),
         })
         .await?;
-    // A segment holds 253 addresses per host in this layout.
-    let per_segment = 253 * hosts;
-    let segments = n.div_ceil(per_segment);
-    for s in 1..segments {
-        tenants
-            .add_segment(pb::AddSegmentRequest {
-                tenant: "bench".into(),
-                name: format!("s{s}"),
-            })
-            .await?;
-    }
-
-    // Baseline: the one etcd round trip an allocation cannot avoid, a conditional create.
-    let store = plane.store().clone();
-    let baseline = measure(n, concurrency, move |i| {
-        let store = store.clone();
-        async move {
-            let key = store.keys().address(std::net::IpAddr::from([
-                10,
-                200,
-                (i / 256) as u8,
-                (i % 256) as u8,
-            ]));
-            store.create(&key, &format!("baseline-{i}")).await?;
-            Ok(())
+        let mut topology =
+            pb::topology_client::TopologyClient::new(channel(plane.url(Service::Topology)).await?);
+        for h in 0..hosts {
+            topology
+                .add_host(pb::AddHostRequest {
+                    name: format!("h{h}"),
+                    ip: format!("192.168.0.{}", h + 1),
+                    rack: None,
+                })
+                .await?;
         }
-    })
-    .await?;
-
-    let ipam = pb::ipam_client::IpamClient::new(channel(plane.url(Service::Ipam)).await?);
-    let measured = measure(n, concurrency, move |i| {
-        let mut ipam = ipam.clone();
-        async move {
-            let segment = if i / per_segment == 0 {
-                "default".to_string()
-            } else {
-                format!("s{}", i / per_segment)
-            };
-            ipam.allocate(pb::AllocateRequest {
-                endpoint: format!("ep-{i}"),
-                host: format!("h{}", i % hosts),
-                tenant: "bench".into(),
-                segment,
+        let mut tenants =
+            pb::tenants_client::TenantsClient::new(channel(plane.url(Service::Tenant)).await?);
+        tenants
+            .add_tenant(pb::AddTenantRequest {
+                name: "bench".into(),
                 ..Default::default()
             })
             .await?;
-            Ok(())
-        }
-    })
-    .await?;
+        let ipam = pb::ipam_client::IpamClient::new(channel(plane.url(Service::Ipam)).await?);
+        Ok(Bench {
+            store: plane.store().clone(),
+            _plane: plane,
+            ipam,
+            baseline_keys: Arc::new(AtomicUsize::new(0)),
+        })
+    }
 
-    println!("ipam allocation, {n} operations, concurrency {concurrency}, {hosts} hosts");
-    println!(
-        "  baseline (etcd conditional create)  {}",
-        baseline.describe(n)
-    );
-    println!(
-        "  ipam-service Allocate               {}",
-        measured.describe(n)
-    );
-    print_ratios(&[
-        (
-            "throughput".into(),
-            ratio(measured.rate(n), baseline.rate(n)),
-        ),
-        ("p50".into(), ratio(measured.ms(0.5), baseline.ms(0.5))),
-        ("p99".into(), ratio(measured.ms(0.99), baseline.ms(0.99))),
-    ]);
-    Ok(())
+    /// The baseline of an allocation: one conditional create of a fresh key. Returns the run
+    /// and the keys' addresses.
+    async fn creates(&self, n: usize, concurrency: usize) -> anyhow::Result<(Run, Vec<IpAddr>)> {
+        let first = self.baseline_keys.fetch_add(n, Ordering::Relaxed);
+        let addresses: Vec<IpAddr> = (first..first + n)
+            .map(|i| IpAddr::from([11, (i >> 16) as u8, (i >> 8) as u8, i as u8]))
+            .collect();
+        let store = self.store.clone();
+        let list = Arc::new(addresses.clone());
+        let run = measure(n, concurrency, move |i| {
+            let (store, list) = (store.clone(), list.clone());
+            async move {
+                store
+                    .create(&store.keys().address(list[i]), &format!("baseline-{i}"))
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+        Ok((run, addresses))
+    }
+
+    /// The baseline of a release: one delete.
+    async fn deletes(&self, addresses: &[IpAddr], concurrency: usize) -> anyhow::Result<Run> {
+        let store = self.store.clone();
+        let list = Arc::new(addresses.to_vec());
+        measure(addresses.len(), concurrency, move |i| {
+            let (store, list) = (store.clone(), list.clone());
+            async move {
+                store.delete(&store.keys().address(list[i])).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// `n` allocations of fresh endpoints round-robin over `hosts`; returns their ids.
+    async fn allocations(
+        &self,
+        tag: &str,
+        n: usize,
+        concurrency: usize,
+        hosts: &[String],
+    ) -> anyhow::Result<(Run, Vec<String>)> {
+        let ids: Vec<String> = (0..n).map(|i| format!("ep-{tag}-{i}")).collect();
+        let (ipam, hosts, list) = (
+            self.ipam.clone(),
+            Arc::new(hosts.to_vec()),
+            Arc::new(ids.clone()),
+        );
+        let run = measure(n, concurrency, move |i| {
+            let (mut ipam, hosts, list) = (ipam.clone(), hosts.clone(), list.clone());
+            async move {
+                ipam.allocate(pb::AllocateRequest {
+                    endpoint: list[i].clone(),
+                    host: hosts[i % hosts.len()].clone(),
+                    tenant: "bench".into(),
+                    segment: "default".into(),
+                    ..Default::default()
+                })
+                .await?;
+                Ok(())
+            }
+        })
+        .await?;
+        Ok((run, ids))
+    }
+
+    async fn releases(&self, ids: &[String], concurrency: usize) -> anyhow::Result<Run> {
+        let (ipam, list) = (self.ipam.clone(), Arc::new(ids.to_vec()));
+        measure(ids.len(), concurrency, move |i| {
+            let (mut ipam, list) = (ipam.clone(), list.clone());
+            async move {
+                let released = ipam
+                    .release(pb::ReleaseRequest {
+                        target: Some(pb::release_request::Target::Endpoint(list[i].clone())),
+                    })
+                    .await?;
+                anyhow::ensure!(
+                    released.into_inner().endpoint.is_some(),
+                    "release of {} found nothing",
+                    list[i]
+                );
+                Ok(())
+            }
+        })
+        .await
+    }
 }

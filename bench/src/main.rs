@@ -20,17 +20,24 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Allocation rate and latency through ipam-service vs raw etcd creates.
+    /// Allocation and release through ipam-service vs etcd creates and deletes: a
+    /// concurrency sweep, release, and a fill curve.
     Ipam {
-        /// Allocations per side.
+        /// Allocations per side and concurrency.
         #[arg(long, default_value_t = 2000)]
         allocations: usize,
-        /// Concurrent clients per side.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Hosts the allocations are spread over (one segment each).
+        /// Concurrent clients per side, a comma-separated sweep.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        concurrency: Vec<usize>,
+        /// Hosts the sweep's allocations are spread over.
         #[arg(long, default_value_t = 4)]
         hosts: usize,
+        /// Endpoints added per step of the fill curve.
+        #[arg(long, default_value_t = 500)]
+        fill_step: usize,
+        /// Steps of the fill curve.
+        #[arg(long, default_value_t = 8)]
+        fill_steps: usize,
     },
 }
 
@@ -41,6 +48,17 @@ async fn main() -> anyhow::Result<()> {
             allocations,
             concurrency,
             hosts,
-        } => ipam::ipam(allocations, concurrency, hosts).await,
+            fill_step,
+            fill_steps,
+        } => {
+            ipam::ipam(ipam::IpamBench {
+                allocations,
+                concurrency,
+                hosts,
+                fill_step,
+                fill_steps,
+            })
+            .await
+        }
     }
 }

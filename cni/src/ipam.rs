@@ -76,16 +76,24 @@ impl Ipam {
 
     /// Every endpoint of `host`.
     pub async fn list_host(&mut self, host: &str) -> Result<Vec<pb::Endpoint>, CniError> {
-        self.client
-            .list_endpoints(pb::ListEndpointsRequest {
-                host: host.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().endpoints)
-            .map_err(|status| CniError::Ipam {
-                step: format!("listing the endpoints of host {host}"),
-                status,
-            })
+        let client = &self.client;
+        romana_proto::pages::all_endpoints(|page_token| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .list_endpoints(pb::ListEndpointsRequest {
+                        host: host.to_string(),
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+        .await
+        .map_err(|status| CniError::Ipam {
+            step: format!("listing the endpoints of host {host}"),
+            status,
+        })
     }
 }

@@ -22,14 +22,31 @@ where
     T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
 {
     let (start, end) = (*range.start(), *range.end());
+    if start > end {
+        return Vec::new();
+    }
+    first_free_sorted(used.range(start..=end).copied(), range, n)
+}
+
+/// [`first_free`] over used numbers given in ascending order (values outside `range` are
+/// ignored), so a caller can stream them from wherever they are kept without collecting.
+pub fn first_free_sorted<T>(
+    used: impl Iterator<Item = T>,
+    range: RangeInclusive<T>,
+    n: usize,
+) -> Vec<T>
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
+{
+    let (start, end) = (*range.start(), *range.end());
     let mut free = Vec::with_capacity(n);
     if start > end {
         return free;
     }
-    let mut taken = used.range(start..=end).peekable();
+    let mut taken = used.skip_while(|u| *u < start).peekable();
     let mut candidate = start;
     while free.len() < n {
-        if taken.next_if_eq(&&candidate).is_none() {
+        if taken.next_if_eq(&candidate).is_none() {
             free.push(candidate);
         }
         if candidate == end {
@@ -94,6 +111,14 @@ mod tests {
                 }
                 None => prop_assert!((0..=end).all(|m| used.contains(&m))),
             }
+        }
+
+        #[test]
+        fn sorted_stream_gives_the_same_answer(used in proptest::collection::btree_set(0u32..64, 0..64), start in 0u32..8, end in 0u32..64, n in 1usize..8) {
+            prop_assert_eq!(
+                first_free_sorted(used.iter().copied(), start..=end, n),
+                first_free(&used, start..=end, n)
+            );
         }
     }
 }

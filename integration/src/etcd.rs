@@ -213,6 +213,21 @@ impl EtcdServer {
             .is_some_and(|page| page.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
     }
 
+    /// How many KV requests (Range, Put, DeleteRange, Txn, Compact) this member has
+    /// started, from its `/metrics`: what a test counts to bound the etcd cost of a call.
+    pub fn kv_requests(&self) -> Option<u64> {
+        let page = http_get(self.ip, self.client_port, "/metrics")?;
+        let total = page
+            .lines()
+            .filter(|l| {
+                l.starts_with("grpc_server_started_total{")
+                    && l.contains(r#"grpc_service="etcdserverpb.KV""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Some(total as u64)
+    }
+
     /// Starts the stopped process again on the same ports and data, and waits until it serves
     /// (for a cluster member: until it has a leader again).
     pub fn start_again(&mut self) -> anyhow::Result<()> {

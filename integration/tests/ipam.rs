@@ -24,29 +24,6 @@ fn release_address(a: &str) -> pb::ReleaseRequest {
     }
 }
 
-/// 10.0.0.0/8, 8/4/4: host h1 (index 0, 10.0.0.0/16) and h2 (index 1), tenant t (number 0)
-/// with segments default (0) and web (1).
-async fn mk_ipam_cluster() -> (romana_integration::ControlPlane, Clients) {
-    let (plane, mut c) = mk_cluster(mk_config("10.0.0.0/8", 0, 8, 4, 4)).await;
-    c.topology
-        .add_host(mk_host("h1", "192.168.0.11", None))
-        .await
-        .unwrap();
-    c.topology
-        .add_host(mk_host("h2", "192.168.0.12", None))
-        .await
-        .unwrap();
-    c.tenants.add_tenant(mk_tenant("t")).await.unwrap();
-    c.tenants
-        .add_segment(pb::AddSegmentRequest {
-            tenant: "t".into(),
-            name: "web".into(),
-        })
-        .await
-        .unwrap();
-    (plane, c)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn allocation_by_names_is_lowest_free_and_idempotent_per_endpoint() {
     let (plane, mut c) = mk_ipam_cluster().await;
@@ -417,70 +394,6 @@ async fn release_by_id_or_address_is_idempotent_and_frees_the_address() {
         .unwrap()
         .into_inner();
     assert_eq!(again.address, "10.0.0.2");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn list_filters_by_host_tenant_and_segment_and_orders_by_address() {
-    let (_plane, mut c) = mk_ipam_cluster().await;
-    for (id, host, seg) in [
-        ("e3", "h2", "web"),
-        ("e1", "h1", "web"),
-        ("e2", "h1", "default"),
-    ] {
-        c.ipam.allocate(mk_alloc(id, host, "t", seg)).await.unwrap();
-    }
-    let list = |host: &str, segment: &str| pb::ListEndpointsRequest {
-        host: host.into(),
-        tenant: String::new(),
-        segment: segment.into(),
-    };
-    let ids =
-        |r: pb::ListEndpointsResponse| r.endpoints.into_iter().map(|e| e.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(c
-            .ipam
-            .list_endpoints(list("", ""))
-            .await
-            .unwrap()
-            .into_inner()),
-        ["e2", "e1", "e3"]
-    );
-    assert_eq!(
-        ids(c
-            .ipam
-            .list_endpoints(list("h1", ""))
-            .await
-            .unwrap()
-            .into_inner()),
-        ["e2", "e1"]
-    );
-    assert_eq!(
-        ids(c
-            .ipam
-            .list_endpoints(list("", "web"))
-            .await
-            .unwrap()
-            .into_inner()),
-        ["e1", "e3"]
-    );
-    let one = c
-        .ipam
-        .get_endpoint(pb::GetEndpointRequest {
-            endpoint: "e3".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(one.address, "10.1.1.2");
-    assert_status(
-        c.ipam
-            .get_endpoint(pb::GetEndpointRequest {
-                endpoint: "nope".into(),
-            })
-            .await,
-        Code::NotFound,
-        "endpoint nope",
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

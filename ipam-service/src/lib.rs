@@ -4,20 +4,26 @@
 //! handed out twice however many replicas race. Allocation is idempotent per endpoint id;
 //! releasing something unknown succeeds.
 //!
+//! Allocation costs one etcd transaction when nothing races: placement and free addresses
+//! come from a watched copy ([`cache`]) that the transaction's compares keep honest.
+//!
 //! # Layout
+//! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
 //! - [`run`]: serve on a listener until shutdown.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod placement;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
-use romana_core::{alloc::first_free, Endpoint, Layout, NamedPort};
+use romana_core::{alloc::first_free_sorted, ClusterConfig, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
 use romana_runtime::authz::{caller, may, require};
@@ -25,11 +31,12 @@ use romana_runtime::{
     check_label_count, check_labels, check_name, check_ports, check_removed_labels, current_layout,
     invalid, store_status, Serving, Shutdown,
 };
-use romana_store::{Store, StoreError, Versioned};
+use romana_store::{EndpointIndex, Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use placement::Placement;
+use cache::{Cache, Reservation};
+use placement::{Placement, Read, Source};
 
 /// Attempts before an allocation that keeps losing races gives up with ABORTED.
 const MAX_ATTEMPTS: usize = 64;
@@ -38,8 +45,16 @@ const MAX_ATTEMPTS: usize = 64;
 /// that racing allocators stop colliding while the segment still fills from the bottom.
 const SPREAD: usize = 16;
 
+/// Endpoints per ListEndpoints page unless the caller asks for fewer, and the most it may.
+const DEFAULT_PAGE: usize = 500;
+const MAX_PAGE: usize = 5000;
+
+/// How long a call waits for the cache's first complete copy after the service starts.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct IpamService {
     store: Store,
+    cache: Cache,
 }
 
 /// Serves ipam-service on `listener` until `shutdown`.
@@ -63,6 +78,7 @@ pub async fn run_tls(
     let routes = tonic::service::Routes::new(
         ipam_server::IpamServer::new(IpamService {
             store: store.clone(),
+            cache: Cache::start(&store),
         })
         .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
     );
@@ -108,38 +124,43 @@ impl IpamService {
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         check_ports(&ports)?;
+        if !self.cache.wait_synced(SYNC_TIMEOUT).await {
+            return Err(Status::unavailable(
+                "ipam-service has not finished reading the cluster's addresses from etcd; retry",
+            ));
+        }
         let keys = self.store.keys();
-        let (_, layout) = current_layout(&self.store).await?;
-        // Addresses other allocators won since we last listed the segment.
-        let mut lost: BTreeSet<IpAddr> = BTreeSet::new();
-        // Placement read and checked against existing endpoints; kept across attempts that
-        // only lost an address, since nothing it was read from changed.
+        // After a transaction found a placement record changed, read etcd, not the copy.
+        let mut fresh = false;
+        // Another allocator won the address we chose: pick among the lowest few from now on.
+        let mut lost_race = false;
+        // Placement kept across attempts that only lost an address: nothing it was read from
+        // changed.
         let mut resolved = None;
         for _ in 0..MAX_ATTEMPTS {
+            let (config, layout) = self.layout(fresh).await?;
             let (placement, requested) = match resolved.take() {
                 Some(r) => r,
                 None => {
-                    let (placement, requested) =
-                        placement::resolve(&self.store, &layout, &req).await?;
+                    let src = Source {
+                        store: &self.store,
+                        cache: (!fresh).then_some(&self.cache),
+                    };
+                    let (placement, requested) = placement::resolve(&src, &layout, &req).await?;
                     // The host and tenant are known only now (a CIDR or an address names them).
                     require(
                         who,
                         endpoint_action(Verb::Allocate, &req.endpoint, &placement),
                     )?;
-                    if let Some(existing) = self
-                        .store
-                        .get(&keys.endpoint(&req.endpoint))
-                        .await
-                        .map_err(store_status)?
-                    {
-                        return same_allocation(&existing.value, &placement, requested, &layout);
-                    }
                     (placement, requested)
                 }
             };
-            let address = match requested {
-                Some(a) => a,
-                None => self.choose_address(&layout, &placement, &lost).await?,
+            let (address, reservation) = match requested {
+                Some(a) => (a, None),
+                None => {
+                    let r = self.choose_address(&layout, &placement, lost_race)?;
+                    (r.address, Some(r))
+                }
             };
             let endpoint = Endpoint {
                 id: req.endpoint.clone(),
@@ -162,12 +183,32 @@ impl IpamService {
                     &keys.segment(&endpoint.tenant, &endpoint.segment),
                     placement.segment.mod_revision,
                 )
+                // The layout only changes while no host exists, so this rarely fails, but a
+                // cached layout must never place an endpoint by a layout that is gone.
+                .expect_unchanged(&keys.config(), config.mod_revision)
                 .commit()
                 .await;
             match result {
                 Ok(_) => {
+                    if let Some(r) = reservation {
+                        r.claimed();
+                    }
                     tracing::debug!(endpoint = %endpoint.id, %address, placement = %placement.describe(), "allocated");
                     return Ok(endpoint_to_pb(&endpoint, &layout));
+                }
+                // The id is held: a retry of the same allocation gets the same answer.
+                Err(StoreError::Conflict { key, .. })
+                    if key == keys.endpoint(&req.endpoint).path() =>
+                {
+                    let existing = self
+                        .store
+                        .get(&keys.endpoint(&req.endpoint))
+                        .await
+                        .map_err(store_status)?;
+                    if let Some(existing) = existing {
+                        return same_allocation(&existing.value, &placement, requested, &layout);
+                    }
+                    // Released in between: try again.
                 }
                 Err(StoreError::Conflict { key, .. }) if key == keys.address(address).path() => {
                     if requested.is_some() {
@@ -181,12 +222,12 @@ impl IpamService {
                             "address {address} is already held by endpoint {holder}"
                         )));
                     }
-                    lost.insert(address);
+                    self.cache.taken(address);
+                    lost_race = true;
                     resolved = Some((placement, requested));
                 }
-                // The id was taken concurrently (checked at the top of the next attempt), or
-                // the host/tenant/segment changed: read everything again.
-                Err(StoreError::Conflict { .. }) => {}
+                // The host, tenant, segment or layout changed: read them again from etcd.
+                Err(StoreError::Conflict { .. }) => fresh = true,
                 Err(e) => return Err(store_status(e)),
             }
         }
@@ -196,52 +237,46 @@ impl IpamService {
         )))
     }
 
-    /// A free address of the placement's segment: the lowest, or after a lost race one of the
-    /// lowest few.
-    async fn choose_address(
+    /// The cluster layout: the cached copy unless `fresh`.
+    async fn layout(&self, fresh: bool) -> Result<(Read<ClusterConfig>, Layout), Status> {
+        match self.cache.layout() {
+            Some(cached) if !fresh => Ok(cached),
+            _ => {
+                let (config, layout) = current_layout(&self.store).await?;
+                Ok((config.into(), layout))
+            }
+        }
+    }
+
+    /// Reserves a free address of the placement's segment: the lowest, or after a lost race
+    /// one of the lowest few.
+    fn choose_address(
         &self,
         layout: &Layout,
         placement: &Placement,
-        lost: &BTreeSet<IpAddr>,
-    ) -> Result<IpAddr, Status> {
-        let keys = self.store.keys();
-        let index =
-            self.store
-                .list(&keys.segment_endpoints_of(
-                    &placement.tenant.value.name,
-                    &placement.segment.value.name,
-                ))
-                .await
-                .map_err(store_status)?;
-        // The per-segment index spans every host; keep this host's part of it.
-        let used: BTreeSet<u128> = index
-            .items
-            .iter()
-            .map(|e| e.value)
-            .chain(lost.iter().copied())
-            .filter(|a| placement.cidr.contains(a))
-            .filter_map(|a| layout.decode(a).map(|d| d.endpoint))
-            .collect();
-        // Uncontended, the lowest free address: predictable for operators and tests.
-        let free = first_free(
-            &used,
-            layout.assignable_endpoints(),
-            if lost.is_empty() { 1 } else { SPREAD },
-        );
-        let Some(&endpoint) = free.choose(&mut rand::rng()) else {
-            let assignable = layout.assignable_endpoints();
-            return Err(Status::resource_exhausted(format!(
-                "{} is full: all {} assignable addresses are in use",
-                placement.describe(),
-                assignable.end() - assignable.start() + 1
-            )));
-        };
+        lost_race: bool,
+    ) -> Result<Reservation, Status> {
         let d = layout
             .decode(placement.cidr.network())
             .expect("segment CIDR is ours");
-        layout
-            .endpoint_address(d.host, d.tenant, d.segment, endpoint)
-            .map_err(|e| Status::internal(e.to_string()))
+        let assignable = layout.assignable_endpoints();
+        // Uncontended, the lowest free address: predictable for operators and tests.
+        let n = if lost_race { SPREAD } else { 1 };
+        let reserved = self.cache.reserve(placement.cidr, |used| {
+            let numbers = used.filter_map(|a| layout.decode(a).map(|d| d.endpoint));
+            let free = first_free_sorted(numbers, assignable.clone(), n);
+            let &endpoint = free.choose(&mut rand::rng())?;
+            layout
+                .endpoint_address(d.host, d.tenant, d.segment, endpoint)
+                .ok()
+        });
+        reserved.ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "{} is full: all {} assignable addresses are in use",
+                placement.describe(),
+                assignable.end() - assignable.start() + 1
+            ))
+        })
     }
 
     async fn release(
@@ -259,7 +294,7 @@ impl IpamService {
             None => {}
         }
         let keys = self.store.keys();
-        let (_, layout) = current_layout(&self.store).await?;
+        let (_, layout) = self.layout(false).await?;
         for _ in 0..MAX_ATTEMPTS {
             let id = match &req.target {
                 Some(pb::release_request::Target::Endpoint(id)) => id.clone(),
@@ -295,6 +330,7 @@ impl IpamService {
             )?;
             match self.store.release_endpoint(&endpoint).await {
                 Ok(_) => {
+                    self.cache.freed(endpoint.value.address);
                     tracing::debug!(endpoint = %id, address = %endpoint.value.address, "released");
                     return Ok(pb::ReleaseResponse {
                         endpoint: Some(endpoint_to_pb(&endpoint.value, &layout)),
@@ -318,7 +354,7 @@ impl IpamService {
         check_labels(&req.set_labels)?;
         check_removed_labels(&req.remove_labels)?;
         let keys = self.store.keys();
-        let (_, layout) = current_layout(&self.store).await?;
+        let (_, layout) = self.layout(false).await?;
         for _ in 0..MAX_ATTEMPTS {
             let current = self
                 .store
@@ -364,34 +400,86 @@ impl IpamService {
         )))
     }
 
+    /// One page of endpoints matching the filters, read from the narrowest index they
+    /// allow; the server reads on until the page is full or the index ends, so a filter
+    /// that matches little costs etcd reads, not client round trips or memory.
     async fn list(
         &self,
         who: &Identity,
         req: pb::ListEndpointsRequest,
-    ) -> Result<Vec<pb::Endpoint>, Status> {
-        let (_, layout) = current_layout(&self.store).await?;
-        let listing = self
-            .store
-            .list(&self.store.keys().endpoints())
-            .await
-            .map_err(store_status)?;
+    ) -> Result<pb::ListEndpointsResponse, Status> {
+        for (kind, name) in [
+            ("host", &req.host),
+            ("tenant", &req.tenant),
+            ("segment", &req.segment),
+        ] {
+            if !name.is_empty() {
+                check_name(kind, name)?;
+            }
+        }
+        check_labels(&req.labels)?;
+        let size = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n if n > MAX_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} is over the limit of {MAX_PAGE}"
+                )))
+            }
+            n => n,
+        };
+        if !req.page_token.is_empty() {
+            let parts: Vec<&str> = req.page_token.split('/').collect();
+            if parts.len() > 2 || parts.iter().any(|p| check_name("endpoint", p).is_err()) {
+                return Err(Status::invalid_argument(format!(
+                    "page_token {} is not one this service handed out",
+                    romana_core::text::quote(&req.page_token)
+                )));
+            }
+        }
+        let index = if !req.host.is_empty() {
+            EndpointIndex::Host(&req.host)
+        } else if !req.segment.is_empty() && !req.tenant.is_empty() {
+            EndpointIndex::Segment {
+                tenant: &req.tenant,
+                segment: &req.segment,
+            }
+        } else if !req.tenant.is_empty() {
+            EndpointIndex::Tenant(&req.tenant)
+        } else {
+            EndpointIndex::All
+        };
+        let (_, layout) = self.layout(false).await?;
         let matches = |filter: &str, value: &str| filter.is_empty() || filter == value;
-        let mut endpoints: Vec<Endpoint> = listing
-            .items
-            .into_iter()
-            .map(|e| e.value)
-            .filter(|e| {
-                matches(&req.host, &e.host)
-                    && matches(&req.tenant, &e.tenant)
-                    && matches(&req.segment, &e.segment)
-                    && may(who, Action::read(endpoint_object(e)))
-            })
-            .collect();
-        endpoints.sort_by_key(|e| e.address);
-        Ok(endpoints
-            .iter()
-            .map(|e| endpoint_to_pb(e, &layout))
-            .collect())
+        let mut endpoints = Vec::new();
+        let mut after = req.page_token.clone();
+        let next_page_token = loop {
+            let page = self
+                .store
+                .endpoints_page(index, &after, size - endpoints.len())
+                .await
+                .map_err(store_status)?;
+            endpoints.extend(
+                page.endpoints
+                    .iter()
+                    .filter(|e| {
+                        matches(&req.host, &e.host)
+                            && matches(&req.tenant, &e.tenant)
+                            && matches(&req.segment, &e.segment)
+                            && req.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                            && may(who, Action::read(endpoint_object(e)))
+                    })
+                    .map(|e| endpoint_to_pb(e, &layout)),
+            );
+            match page.next {
+                Some(next) if endpoints.len() >= size => break next,
+                Some(next) => after = next,
+                None => break String::new(),
+            }
+        };
+        Ok(pb::ListEndpointsResponse {
+            endpoints,
+            next_page_token,
+        })
     }
 }
 
@@ -472,7 +560,7 @@ impl ipam_server::Ipam for IpamService {
         let who = caller(&request)?;
         let id = request.into_inner().endpoint;
         check_name("endpoint", &id)?;
-        let (_, layout) = current_layout(&self.store).await?;
+        let (_, layout) = self.layout(false).await?;
         let endpoint: Versioned<Endpoint> = self
             .store
             .get(&self.store.keys().endpoint(&id))
@@ -488,7 +576,8 @@ impl ipam_server::Ipam for IpamService {
         request: Request<pb::ListEndpointsRequest>,
     ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
         let who = caller(&request)?;
-        let endpoints = self.list(&who, request.into_inner()).await?;
-        Ok(Response::new(pb::ListEndpointsResponse { endpoints }))
+        self.list(&who, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

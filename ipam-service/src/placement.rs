@@ -12,14 +12,32 @@ use romana_runtime::{invalid, store_status};
 use romana_store::{Store, Versioned};
 use tonic::Status;
 
+use crate::cache::Cache;
+
 /// The segment name used when a request names a tenant but no segment.
 pub const DEFAULT_SEGMENT: &str = "default";
 
+/// A record and the revision an allocation must find it unchanged at.
+#[derive(Clone, Debug)]
+pub struct Read<T> {
+    pub value: T,
+    pub mod_revision: i64,
+}
+
+impl<T> From<Versioned<T>> for Read<T> {
+    fn from(v: Versioned<T>) -> Read<T> {
+        Read {
+            value: v.value,
+            mod_revision: v.mod_revision,
+        }
+    }
+}
+
 /// A resolved placement, with the revisions the allocation must find unchanged.
 pub struct Placement {
-    pub host: Versioned<Host>,
-    pub tenant: Versioned<Tenant>,
-    pub segment: Versioned<Segment>,
+    pub host: Read<Host>,
+    pub tenant: Read<Tenant>,
+    pub segment: Read<Segment>,
     /// The segment CIDR on the host.
     pub cidr: IpNet,
 }
@@ -33,9 +51,81 @@ impl Placement {
     }
 }
 
+/// Where placement records are read: the watched copy when it knows them, else etcd. A
+/// fresh source (after a transaction found a record changed) reads etcd only.
+pub struct Source<'a> {
+    pub store: &'a Store,
+    pub cache: Option<&'a Cache>,
+}
+
+impl Source<'_> {
+    async fn host(&self, name: &str) -> Result<Option<Read<Host>>, Status> {
+        if let Some(h) = self.cache.and_then(|c| c.host(name)) {
+            return Ok(Some(h));
+        }
+        let keys = self.store.keys();
+        let got = self.store.get(&keys.host(name)).await;
+        Ok(got.map_err(store_status)?.map(Read::from))
+    }
+
+    async fn tenant(&self, name: &str) -> Result<Option<Read<Tenant>>, Status> {
+        if let Some(t) = self.cache.and_then(|c| c.tenant(name)) {
+            return Ok(Some(t));
+        }
+        let keys = self.store.keys();
+        let got = self.store.get(&keys.tenant(name)).await;
+        Ok(got.map_err(store_status)?.map(Read::from))
+    }
+
+    async fn segment(&self, tenant: &str, name: &str) -> Result<Option<Read<Segment>>, Status> {
+        if let Some(s) = self.cache.and_then(|c| c.segment(tenant, name)) {
+            return Ok(Some(s));
+        }
+        let keys = self.store.keys();
+        let got = self.store.get(&keys.segment(tenant, name)).await;
+        Ok(got.map_err(store_status)?.map(Read::from))
+    }
+
+    /// The names behind layout numbers.
+    async fn names(&self, d: Decoded) -> Result<(String, String, String), Status> {
+        if let Some(cache) = self.cache {
+            if let Some(host) = cache.host_by_index(d.host) {
+                if let Some(tenant) = cache.tenant_by_id(d.tenant) {
+                    if let Some(segment) = cache.segment_by_id(&tenant.value.name, d.segment) {
+                        return Ok((host.value.name, tenant.value.name, segment.value.name));
+                    }
+                }
+            }
+        }
+        let keys = self.store.keys();
+        let store = self.store;
+        let host = store
+            .get(&keys.host_index(d.host))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("no host has index {}", d.host)))?;
+        let tenant = store
+            .get(&keys.tenant_id(d.tenant))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("no tenant has number {}", d.tenant)))?;
+        let segment = store
+            .get(&keys.segment_id(&tenant.value, d.segment))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "tenant {} has no segment number {}",
+                    tenant.value, d.segment
+                ))
+            })?;
+        Ok((host.value, tenant.value, segment.value))
+    }
+}
+
 /// Resolves the placement of an allocation request and the specific address, if any.
 pub async fn resolve(
-    store: &Store,
+    src: &Source<'_>,
     layout: &Layout,
     req: &pb::AllocateRequest,
 ) -> Result<(Placement, Option<IpAddr>), Status> {
@@ -60,10 +150,10 @@ pub async fn resolve(
         } else {
             &req.segment
         };
-        by_names(store, layout, &req.host, &req.tenant, segment).await?
+        by_names(src, layout, &req.host, &req.tenant, segment).await?
     } else if let Some(cidr) = cidr {
         let d = segment_of_cidr(layout, cidr)?;
-        by_numbers(store, layout, d).await?
+        by_numbers(src, layout, d).await?
     } else if let Some(a) = address {
         let d = layout.decode(a).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -71,7 +161,7 @@ pub async fn resolve(
                 layout.address_space()
             ))
         })?;
-        by_numbers(store, layout, d).await?
+        by_numbers(src, layout, d).await?
     } else {
         return Err(Status::invalid_argument(
             "no placement: give host + tenant (+ segment), a segment cidr, or an address",
@@ -124,27 +214,23 @@ fn segment_of_cidr(layout: &Layout, cidr: IpNet) -> Result<Decoded, Status> {
 }
 
 async fn by_names(
-    store: &Store,
+    src: &Source<'_>,
     layout: &Layout,
     host: &str,
     tenant: &str,
     segment: &str,
 ) -> Result<Placement, Status> {
-    let keys = store.keys();
-    let host = store
-        .get(&keys.host(host))
-        .await
-        .map_err(store_status)?
+    let host = src
+        .host(host)
+        .await?
         .ok_or_else(|| Status::not_found(format!("host {host} does not exist")))?;
-    let tenant = store
-        .get(&keys.tenant(tenant))
-        .await
-        .map_err(store_status)?
+    let tenant = src
+        .tenant(tenant)
+        .await?
         .ok_or_else(|| Status::not_found(format!("tenant {tenant} does not exist")))?;
-    let segment = store
-        .get(&keys.segment(&tenant.value.name, segment))
-        .await
-        .map_err(store_status)?
+    let segment = src
+        .segment(&tenant.value.name, segment)
+        .await?
         .ok_or_else(|| {
             Status::not_found(format!(
                 "segment {segment} of tenant {} does not exist",
@@ -162,27 +248,7 @@ async fn by_names(
     })
 }
 
-async fn by_numbers(store: &Store, layout: &Layout, d: Decoded) -> Result<Placement, Status> {
-    let keys = store.keys();
-    let host = store
-        .get(&keys.host_index(d.host))
-        .await
-        .map_err(store_status)?
-        .ok_or_else(|| Status::not_found(format!("no host has index {}", d.host)))?;
-    let tenant = store
-        .get(&keys.tenant_id(d.tenant))
-        .await
-        .map_err(store_status)?
-        .ok_or_else(|| Status::not_found(format!("no tenant has number {}", d.tenant)))?;
-    let segment = store
-        .get(&keys.segment_id(&tenant.value, d.segment))
-        .await
-        .map_err(store_status)?
-        .ok_or_else(|| {
-            Status::not_found(format!(
-                "tenant {} has no segment number {}",
-                tenant.value, d.segment
-            ))
-        })?;
-    by_names(store, layout, &host.value, &tenant.value, &segment.value).await
+async fn by_numbers(src: &Source<'_>, layout: &Layout, d: Decoded) -> Result<Placement, Status> {
+    let (host, tenant, segment) = src.names(d).await?;
+    by_names(src, layout, &host, &tenant, &segment).await
 }

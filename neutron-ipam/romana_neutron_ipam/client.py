@@ -250,6 +250,20 @@ class Client:
     def tenants(self, method, request, **kw):
         return self.call("tenant", method, request, **kw)
 
+    def list_endpoints(self, max_pages=10000, **filters):
+        """Every endpoint matching ``filters`` (host, tenant, segment, labels), page by
+        page: ListEndpoints answers at most a page per call."""
+        found, token = [], ""
+        for _ in range(max_pages):
+            page = self.ipam("ListEndpoints",
+                             pb.ipam.ListEndpointsRequest(page_token=token, **filters))
+            found.extend(page.endpoints)
+            if not page.next_page_token:
+                return found
+            token = page.next_page_token
+        raise RpcFailure("ipam", "ListEndpoints", grpc.StatusCode.ABORTED,
+                         "the endpoint listing did not end after %d pages" % max_pages)
+
     def root(self, method, request, **kw):
         return self.call("root", method, request, **kw)
 

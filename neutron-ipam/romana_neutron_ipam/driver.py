@@ -200,9 +200,7 @@ class RomanaPool(ipam_base.Pool):
         # Neutron deallocates every port's address before deleting a subnet; release
         # whatever is still labelled with the subnet (a leak after a crash) anyway.
         try:
-            listing = self.client.ipam("ListEndpoints", pb.ipam.ListEndpointsRequest())
-            leftovers = [e for e in listing.endpoints
-                         if e.labels.get(LABEL_SUBNET) == subnet_id]
+            leftovers = self.client.list_endpoints(labels={LABEL_SUBNET: subnet_id})
             for e in leftovers:
                 LOG.warning("romana: subnet %s removed; releasing leftover endpoint %s (%s)",
                             subnet_id, e.id, e.address)

@@ -271,8 +271,14 @@ class Neutron:
     def endpoints(self, **filters):
         from romana_neutron_ipam import pb
 
-        return list(self.cluster.ipam().ListEndpoints(
-            pb.ipam.ListEndpointsRequest(**filters), timeout=10).endpoints)
+        found, token = [], ""
+        while True:
+            page = self.cluster.ipam().ListEndpoints(
+                pb.ipam.ListEndpointsRequest(page_token=token, **filters), timeout=10)
+            found.extend(page.endpoints)
+            if not page.next_page_token:
+                return found
+            token = page.next_page_token
 
     def endpoints_of_port(self, port_id):
         from romana_neutron_ipam.driver import LABEL_PORT

@@ -8,11 +8,13 @@
 //!   are filled from a [`romana_core::Layout`].
 //! - [`discover`]: a channel to a service kind found through root's registry, with
 //!   connect and request timeouts; what clients (romanactl, the CNI plugin) use.
+//! - [`pages`]: reading a paginated listing to its end.
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled API, for gRPC reflection.
 #![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod discover;
+pub mod pages;
 
 /// Generated code of package `romana.v1`.
 pub mod pb {

@@ -25,6 +25,7 @@ mod store;
 mod txn;
 mod watch;
 
+pub use endpoints::{EndpointIndex, EndpointPage};
 pub use errors::StoreError;
 pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
 pub use lease::Registration;

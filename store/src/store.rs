@@ -467,7 +467,7 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, 
     })
 }
 
-fn versioned<T: DeserializeOwned>(kv: &KeyValue) -> Result<Versioned<T>, StoreError> {
+pub(crate) fn versioned<T: DeserializeOwned>(kv: &KeyValue) -> Result<Versioned<T>, StoreError> {
     let key = String::from_utf8_lossy(kv.key()).into_owned();
     Ok(Versioned {
         value: decode(&key, kv.value())?,
@@ -482,7 +482,7 @@ pub(crate) fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i
 }
 
 /// The end of the range holding every key that starts with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

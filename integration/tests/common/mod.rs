@@ -123,3 +123,26 @@ where
     let after = plane.store().revision().await.expect("revision");
     assert_eq!(before, after, "a refused request ({needle}) changed etcd");
 }
+
+/// 10.0.0.0/8, 8/4/4: host h1 (index 0, 10.0.0.0/16) and h2 (index 1), tenant t (number 0)
+/// with segments default (0) and web (1).
+pub async fn mk_ipam_cluster() -> (romana_integration::ControlPlane, Clients) {
+    let (plane, mut c) = mk_cluster(mk_config("10.0.0.0/8", 0, 8, 4, 4)).await;
+    c.topology
+        .add_host(mk_host("h1", "192.168.0.11", None))
+        .await
+        .unwrap();
+    c.topology
+        .add_host(mk_host("h2", "192.168.0.12", None))
+        .await
+        .unwrap();
+    c.tenants.add_tenant(mk_tenant("t")).await.unwrap();
+    c.tenants
+        .add_segment(pb::AddSegmentRequest {
+            tenant: "t".into(),
+            name: "web".into(),
+        })
+        .await
+        .unwrap();
+    (plane, c)
+}

@@ -142,15 +142,25 @@ impl IpamCommand {
                 tenant,
                 segment,
             }) => {
-                let endpoints = ipam
-                    .list_endpoints(pb::ListEndpointsRequest {
-                        host: host.unwrap_or_default(),
-                        tenant: tenant.unwrap_or_default(),
-                        segment: segment.unwrap_or_default(),
-                    })
-                    .await?
-                    .into_inner()
-                    .endpoints;
+                let filter = pb::ListEndpointsRequest {
+                    host: host.unwrap_or_default(),
+                    tenant: tenant.unwrap_or_default(),
+                    segment: segment.unwrap_or_default(),
+                    ..Default::default()
+                };
+                let mut endpoints = romana_proto::pages::all_endpoints(|page_token| {
+                    let (mut ipam, filter) = (ipam.clone(), filter.clone());
+                    async move {
+                        let req = pb::ListEndpointsRequest {
+                            page_token,
+                            ..filter
+                        };
+                        Ok(ipam.list_endpoints(req).await?.into_inner())
+                    }
+                })
+                .await?;
+                // Operators read endpoints in address order, whatever order pages come in.
+                endpoints.sort_by_key(|e| e.address.parse::<std::net::IpAddr>().ok());
                 let endpoints: Vec<view::Endpoint> =
                     endpoints.into_iter().map(Into::into).collect();
                 output::list(&endpoints, ctx.format)

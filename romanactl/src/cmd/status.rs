@@ -116,15 +116,22 @@ async fn count_tenants(ctx: &Ctx) -> (Result<u64, String>, Result<u64, String>) 
 
 async fn count_endpoints(ctx: &Ctx) -> Result<u64, String> {
     let endpoints = async {
-        let mut client = ctx.ipam().await?;
-        Ok::<_, Error>(
-            client
-                .list_endpoints(pb::ListEndpointsRequest::default())
-                .await?,
-        )
+        let client = ctx.ipam().await?;
+        let all = romana_proto::pages::all_endpoints(|page_token| {
+            let mut client = client.clone();
+            async move {
+                let req = pb::ListEndpointsRequest {
+                    page_token,
+                    page_size: 5000,
+                    ..Default::default()
+                };
+                Ok(client.list_endpoints(req).await?.into_inner())
+            }
+        })
+        .await?;
+        Ok::<_, Error>(all.len() as u64)
     };
-    let endpoints = endpoints.await.map_err(|e| e.line())?;
-    Ok(endpoints.into_inner().endpoints.len() as u64)
+    endpoints.await.map_err(|e| e.line())
 }
 
 /// One problem per cause: tenant-service being down fails two counts, and saying so twice

@@ -1,0 +1,415 @@
+//! What ipam-service keeps of etcd between calls: the layout, hosts, tenants, segments and
+//! every claimed address, each copied by a watch, so an allocation costs one etcd
+//! transaction instead of a read per name and a listing of the segment.
+//!
+//! Nothing here is trusted for correctness. An allocation's transaction compares the
+//! revisions its placement was read at and creates the address key only if it is absent, so
+//! a stale copy costs a retry (with fresh reads), never a duplicate or a wrong placement.
+//! A name the copy does not know yet (created a moment ago, watch still catching up) is read
+//! from etcd.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use romana_core::{ClusterConfig, Host, Layout, Segment, Tenant};
+use romana_store::{KeyRef, Kv, Store, WatchEvent};
+
+use crate::placement::Read;
+
+/// What one watch copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Config,
+    Hosts,
+    Tenants,
+    Segments,
+    Addresses,
+}
+
+const PARTS: [Part; 5] = [
+    Part::Config,
+    Part::Hosts,
+    Part::Tenants,
+    Part::Segments,
+    Part::Addresses,
+];
+
+/// The copy, shared by the handlers and the watch tasks; the tasks stop when it is dropped.
+pub struct Cache {
+    inner: Arc<Mutex<Inner>>,
+    /// True once every part has been listed.
+    synced: tokio::sync::watch::Receiver<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    config: Option<(Read<ClusterConfig>, Layout)>,
+    hosts: HashMap<String, Read<Host>>,
+    tenants: HashMap<String, Read<Tenant>>,
+    /// By (tenant, segment name).
+    segments: HashMap<(String, String), Read<Segment>>,
+    /// Every claimed address of the cluster, ordered so one segment's are one range.
+    addresses: BTreeSet<IpAddr>,
+    /// Chosen by an allocation of this replica whose transaction has not returned yet, so
+    /// concurrent allocations here never race each other for one address.
+    pending: BTreeSet<IpAddr>,
+    /// Parts whose listing has completed at least once (a re-list keeps the old copy
+    /// usable until the new one is complete: stale is safe, see the module docs).
+    synced: BTreeSet<usize>,
+}
+
+/// An address chosen for an allocation; dropping it without [`Reservation::claimed`] frees it
+/// for other allocations of this replica.
+pub struct Reservation {
+    inner: Arc<Mutex<Inner>>,
+    pub address: IpAddr,
+}
+
+// === impl Cache ===
+
+impl Cache {
+    /// Starts the watches; the copy fills in the background.
+    pub fn start(store: &Store) -> Cache {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let (synced_tx, synced) = tokio::sync::watch::channel(false);
+        let synced_tx = Arc::new(synced_tx);
+        let keys = store.keys();
+        let tasks = PARTS
+            .iter()
+            .enumerate()
+            .map(|(i, &part)| {
+                let prefix = match part {
+                    Part::Config => keys.config().path().to_string(),
+                    Part::Hosts => keys.hosts().path().to_string(),
+                    Part::Tenants => keys.tenants().path().to_string(),
+                    Part::Segments => keys.segments().path().to_string(),
+                    Part::Addresses => keys.addresses().path().to_string(),
+                };
+                tokio::spawn(copy(
+                    store.clone(),
+                    prefix,
+                    (i, part),
+                    inner.clone(),
+                    synced_tx.clone(),
+                ))
+            })
+            .collect();
+        Cache {
+            inner,
+            synced,
+            tasks,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// Waits until every part has been listed once; false if that takes over `timeout`
+    /// (etcd unreachable since the service started).
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let mut synced = self.synced.clone();
+        tokio::time::timeout(timeout, synced.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn layout(&self) -> Option<(Read<ClusterConfig>, Layout)> {
+        self.lock().config.clone()
+    }
+
+    pub fn host(&self, name: &str) -> Option<Read<Host>> {
+        self.lock().hosts.get(name).cloned()
+    }
+
+    pub fn host_by_index(&self, index: u32) -> Option<Read<Host>> {
+        let inner = self.lock();
+        inner
+            .hosts
+            .values()
+            .find(|h| h.value.index == index)
+            .cloned()
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<Read<Tenant>> {
+        self.lock().tenants.get(name).cloned()
+    }
+
+    pub fn tenant_by_id(&self, id: u32) -> Option<Read<Tenant>> {
+        let inner = self.lock();
+        inner.tenants.values().find(|t| t.value.id == id).cloned()
+    }
+
+    pub fn segment(&self, tenant: &str, name: &str) -> Option<Read<Segment>> {
+        let inner = self.lock();
+        inner
+            .segments
+            .get(&(tenant.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn segment_by_id(&self, tenant: &str, id: u32) -> Option<Read<Segment>> {
+        let inner = self.lock();
+        inner
+            .segments
+            .values()
+            .find(|s| s.value.tenant == tenant && s.value.id == id)
+            .cloned()
+    }
+
+    /// Picks a free address of `cidr` and holds it for this replica until the returned
+    /// reservation is dropped. `pick` chooses among the free endpoint numbers it is given
+    /// (the used ones in the segment, claimed or reserved here); `None` when it finds none.
+    pub fn reserve(
+        &self,
+        cidr: IpNet,
+        pick: impl FnOnce(&mut dyn Iterator<Item = IpAddr>) -> Option<IpAddr>,
+    ) -> Option<Reservation> {
+        let mut inner = self.lock();
+        let range = cidr.network()..=cidr.broadcast();
+        let Inner {
+            addresses, pending, ..
+        } = &*inner;
+        let mut used = merge(addresses.range(range.clone()), pending.range(range));
+        let address = pick(&mut used)?;
+        drop(used);
+        inner.pending.insert(address);
+        Some(Reservation {
+            inner: self.inner.clone(),
+            address,
+        })
+    }
+
+    /// Records that `address` is held (a lost race told us before the watch did).
+    pub fn taken(&self, address: IpAddr) {
+        self.lock().addresses.insert(address);
+    }
+
+    /// Records that `address` was released here, so the next allocation may reuse it at
+    /// once; a lagging watch event for its earlier claim is undone by the deletion's.
+    pub fn freed(&self, address: IpAddr) {
+        self.lock().addresses.remove(&address);
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+// === impl Reservation ===
+
+impl Reservation {
+    /// The transaction claimed the address: it is used, not merely reserved.
+    pub fn claimed(self) {
+        lock(&self.inner).addresses.insert(self.address);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        lock(&self.inner).pending.remove(&self.address);
+    }
+}
+
+// === the watch tasks ===
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A panic while holding the lock leaves a copy that is at worst stale, which is safe.
+    inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Two ordered address streams as one ordered stream (duplicates kept once).
+fn merge<'a>(
+    a: impl Iterator<Item = &'a IpAddr> + 'a,
+    b: impl Iterator<Item = &'a IpAddr> + 'a,
+) -> impl Iterator<Item = IpAddr> + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x <= y => {
+                if x == y {
+                    b.next();
+                }
+                a.next()
+            }
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => None,
+        };
+        next.copied()
+    })
+}
+
+async fn copy(
+    store: Store,
+    prefix: String,
+    (index, part): (usize, Part),
+    inner: Arc<Mutex<Inner>>,
+    synced: Arc<tokio::sync::watch::Sender<bool>>,
+) {
+    let mut watcher = store.watch(&prefix);
+    // Keys listed by the current (re)list, so that whatever it did not list is dropped when
+    // it completes; until then the previous copy keeps serving.
+    let mut listed: Option<Inner> = None;
+    let mut failures = 0u32;
+    loop {
+        let event = match watcher.next().await {
+            Ok(e) => {
+                failures = 0;
+                e
+            }
+            Err(e) => {
+                failures += 1;
+                let pause = Duration::from_millis(200 << failures.min(4));
+                tracing::warn!(%prefix, error = %e, ?pause, "ipam cache watch failed; retrying");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        match event {
+            WatchEvent::Init => listed = Some(Inner::default()),
+            WatchEvent::InitApply(kv) => {
+                if let Some(fresh) = listed.as_mut() {
+                    apply(fresh, &store, part, &kv);
+                }
+            }
+            WatchEvent::InitDone { .. } => {
+                let fresh = listed.take().unwrap_or_default();
+                let mut inner = lock(&inner);
+                adopt(&mut inner, fresh, part);
+                inner.synced.insert(index);
+                if inner.synced.len() == PARTS.len() {
+                    synced.send_replace(true);
+                }
+            }
+            WatchEvent::Apply(kv) => apply(&mut lock(&inner), &store, part, &kv),
+            WatchEvent::Delete { key, .. } => remove(&mut lock(&inner), &store, &key),
+        }
+    }
+}
+
+/// Replaces one part of `inner` with a complete listing of it.
+fn adopt(inner: &mut Inner, fresh: Inner, part: Part) {
+    match part {
+        Part::Config => inner.config = fresh.config,
+        Part::Hosts => inner.hosts = fresh.hosts,
+        Part::Tenants => inner.tenants = fresh.tenants,
+        Part::Segments => inner.segments = fresh.segments,
+        Part::Addresses => inner.addresses = fresh.addresses,
+    }
+}
+
+fn apply(inner: &mut Inner, store: &Store, part: Part, kv: &Kv) {
+    let rev = kv.mod_revision;
+    // A record that does not decode is skipped: a missing entry only sends that allocation
+    // to etcd, where the same record gets the error it deserves.
+    let skipped = |e: romana_store::StoreError| {
+        tracing::warn!(key = %kv.key, error = %e, "ipam cache skips a record it cannot read");
+    };
+    match (part, store.keys().parse(&kv.key)) {
+        (Part::Config, Some(KeyRef::Config)) => match kv.decode::<ClusterConfig>() {
+            Ok(config) => match config.layout() {
+                Ok(layout) => {
+                    inner.config = Some((
+                        Read {
+                            value: config,
+                            mod_revision: rev,
+                        },
+                        layout,
+                    ))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ipam cache: the stored layout is invalid");
+                    inner.config = None;
+                }
+            },
+            Err(e) => skipped(e),
+        },
+        (Part::Hosts, Some(KeyRef::Host(name))) => match kv.decode::<Host>() {
+            Ok(h) => {
+                inner.hosts.insert(
+                    name,
+                    Read {
+                        value: h,
+                        mod_revision: rev,
+                    },
+                );
+            }
+            Err(e) => skipped(e),
+        },
+        (Part::Tenants, Some(KeyRef::Tenant(name))) => match kv.decode::<Tenant>() {
+            Ok(t) => {
+                inner.tenants.insert(
+                    name,
+                    Read {
+                        value: t,
+                        mod_revision: rev,
+                    },
+                );
+            }
+            Err(e) => skipped(e),
+        },
+        (Part::Segments, Some(KeyRef::Segment { tenant, name })) => match kv.decode::<Segment>() {
+            Ok(s) => {
+                inner.segments.insert(
+                    (tenant, name),
+                    Read {
+                        value: s,
+                        mod_revision: rev,
+                    },
+                );
+            }
+            Err(e) => skipped(e),
+        },
+        (Part::Addresses, Some(KeyRef::Address(ip))) => {
+            inner.addresses.insert(ip);
+        }
+        _ => {}
+    }
+}
+
+fn remove(inner: &mut Inner, store: &Store, key: &str) {
+    match store.keys().parse(key) {
+        Some(KeyRef::Config) => inner.config = None,
+        Some(KeyRef::Host(name)) => {
+            inner.hosts.remove(&name);
+        }
+        Some(KeyRef::Tenant(name)) => {
+            inner.tenants.remove(&name);
+        }
+        Some(KeyRef::Segment { tenant, name }) => {
+            inner.segments.remove(&(tenant, name));
+        }
+        Some(KeyRef::Address(ip)) => {
+            inner.addresses.remove(&ip);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(v: &[u8]) -> Vec<IpAddr> {
+        v.iter().map(|&b| IpAddr::from([10, 0, 0, b])).collect()
+    }
+
+    #[test]
+    fn merge_keeps_order_and_drops_duplicates() {
+        let a = ips(&[1, 3, 5, 7]);
+        let b = ips(&[2, 3, 8]);
+        let merged: Vec<IpAddr> = merge(a.iter(), b.iter()).collect();
+        assert_eq!(merged, ips(&[1, 2, 3, 5, 7, 8]));
+        assert_eq!(merge(a.iter(), [].iter()).collect::<Vec<_>>(), a);
+        assert_eq!(merge([].iter(), b.iter()).collect::<Vec<_>>(), b);
+    }
+}
