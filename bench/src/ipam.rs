@@ -46,9 +46,13 @@ pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
     // The sweep.
     let mut last_ids = Vec::new();
     let mut last_keys = Vec::new();
+    let mut last_floor = String::new();
     for &c in &b.concurrency {
         let (base, keys) = bench.creates(b.allocations, c).await?;
         let hosts: Vec<String> = (0..b.hosts).map(|h| format!("h{h}")).collect();
+        let floor = bench
+            .claims(&format!("floor-c{c}"), b.allocations, c)
+            .await?;
         let (run, ids) = bench
             .allocations(&format!("c{c}"), b.allocations, c, &hosts)
             .await?;
@@ -56,6 +60,10 @@ pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
         println!(
             "    etcd conditional create  {}",
             base.describe(b.allocations)
+        );
+        println!(
+            "    etcd 4-key claim txn     {}",
+            floor.describe(b.allocations)
         );
         println!(
             "    ipam Allocate            {}",
@@ -69,19 +77,34 @@ pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
             format!("alloc_c{c}_p99"),
             ratio(run.ms(0.99), base.ms(0.99)),
         ));
+        ratios.push((
+            format!("alloc_c{c}_vs_claim_txn"),
+            ratio(run.rate(b.allocations), floor.rate(b.allocations)),
+        ));
         last_ids = ids;
         last_keys = keys;
+        last_floor = format!("floor-c{c}");
     }
 
-    // Release at the highest concurrency, of what the last sweep step allocated.
-    let c = b.concurrency.iter().copied().max().unwrap_or(16);
+    // Release of what the last sweep step allocated, at 16 (the row) if swept.
+    let c = if b.concurrency.contains(&16) {
+        16
+    } else {
+        b.concurrency.iter().copied().max().unwrap_or(16)
+    };
     let n = last_ids.len().min(last_keys.len());
     let base = bench.deletes(&last_keys[..n], c).await?;
+    let floor = bench.unclaims(&last_floor, n, c).await?;
     let run = bench.releases(&last_ids[..n], c).await?;
     println!("  release, concurrency {c}");
     println!("    etcd delete              {}", base.describe(n));
+    println!("    etcd read + 4-key txn    {}", floor.describe(n));
     println!("    ipam Release             {}", run.describe(n));
     ratios.push((format!("release_c{c}"), ratio(run.rate(n), base.rate(n))));
+    ratios.push((
+        format!("release_c{c}_vs_release_txn"),
+        ratio(run.rate(n), floor.rate(n)),
+    ));
 
     // The fill curve: the same segment filled on another host first, then on this one.
     let other = format!("h{}", b.hosts);
@@ -179,6 +202,52 @@ impl Bench {
         })
         .await?;
         Ok((run, addresses))
+    }
+
+    /// The floor of the data model: the transaction an allocation commits (endpoint,
+    /// address and both index entries created together), sent straight to etcd with
+    /// addresses chosen by the caller, so nothing is looked up or chosen.
+    async fn claims(&self, tag: &str, n: usize, concurrency: usize) -> anyhow::Result<Run> {
+        let first = self.baseline_keys.fetch_add(n, Ordering::Relaxed);
+        let store = self.store.clone();
+        let tag = Arc::new(tag.to_string());
+        measure(n, concurrency, move |i| {
+            let (store, tag) = (store.clone(), tag.clone());
+            async move {
+                let k = first + i;
+                let endpoint = romana_core::Endpoint {
+                    id: format!("{tag}-{i}"),
+                    address: IpAddr::from([11, (k >> 16) as u8, (k >> 8) as u8, k as u8]),
+                    host: "floor".into(),
+                    tenant: "floor".into(),
+                    segment: "floor".into(),
+                    labels: Default::default(),
+                    ports: Vec::new(),
+                };
+                store.claim_endpoint(&endpoint).commit().await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// The floor of a release: read the endpoint, delete its four keys in one transaction.
+    async fn unclaims(&self, tag: &str, n: usize, concurrency: usize) -> anyhow::Result<Run> {
+        let store = self.store.clone();
+        let tag = Arc::new(tag.to_string());
+        measure(n, concurrency, move |i| {
+            let (store, tag) = (store.clone(), tag.clone());
+            async move {
+                let key = store.keys().endpoint(&format!("{tag}-{i}"));
+                let endpoint = store
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("floor endpoint {tag}-{i} is missing"))?;
+                store.release_endpoint(&endpoint).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// The baseline of a release: one delete.

@@ -295,6 +295,10 @@ impl IpamService {
         }
         let keys = self.store.keys();
         let (_, layout) = self.layout(false).await?;
+        // The first read may be behind (it is cheaper under load): the release transaction
+        // compares the record's revision, and a miss or a lost compare reads again
+        // properly before anything is concluded.
+        let mut maybe_stale = true;
         for _ in 0..MAX_ATTEMPTS {
             let id = match &req.target {
                 Some(pb::release_request::Target::Endpoint(id)) => id.clone(),
@@ -316,12 +320,16 @@ impl IpamService {
                     ))
                 }
             };
-            let Some(endpoint) = self
-                .store
-                .get(&keys.endpoint(&id))
-                .await
-                .map_err(store_status)?
-            else {
+            let read = if maybe_stale {
+                self.store.get_maybe_stale(&keys.endpoint(&id)).await
+            } else {
+                self.store.get(&keys.endpoint(&id)).await
+            };
+            let Some(endpoint) = read.map_err(store_status)? else {
+                if maybe_stale {
+                    maybe_stale = false;
+                    continue;
+                }
                 return Ok(pb::ReleaseResponse { endpoint: None });
             };
             require(
@@ -336,7 +344,7 @@ impl IpamService {
                         endpoint: Some(endpoint_to_pb(&endpoint.value, &layout)),
                     });
                 }
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => maybe_stale = false,
                 Err(e) => return Err(store_status(e)),
             }
         }

@@ -251,9 +251,30 @@ impl Store {
         &self,
         key: &Key<T>,
     ) -> Result<Option<Versioned<T>>, StoreError> {
+        self.get_with(key, None).await
+    }
+
+    /// [`Store::get`] answered by the member asked, without confirming with the leader that
+    /// it is current: cheaper under write load, but possibly behind. Only for reads whose
+    /// result a transaction re-checks (a `mod_revision` compare), and never to conclude
+    /// that something does not exist.
+    pub async fn get_maybe_stale<T: DeserializeOwned>(
+        &self,
+        key: &Key<T>,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        self.get_with(key, Some(GetOptions::new().with_serializable()))
+            .await
+    }
+
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        key: &Key<T>,
+        options: Option<GetOptions>,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
         let resp = self
-            .run("get", key.path(), Resend::Always, |c| async move {
-                c.kv_client().get(key.path(), None).await
+            .run("get", key.path(), Resend::Always, |c| {
+                let options = options.clone();
+                async move { c.kv_client().get(key.path(), options).await }
             })
             .await
             .map_err(|e| self.err("get", key.path(), e))?;
