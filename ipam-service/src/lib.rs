@@ -9,12 +9,14 @@
 //!
 //! # Layout
 //! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
+//! - `listing`: ListEndpoints, page by page from the narrowest index.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
 //! - [`run`]: serve on a listener until shutdown.
 #![forbid(unsafe_code)]
 
 pub mod cache;
+mod listing;
 pub mod placement;
 
 use std::collections::BTreeMap;
@@ -26,12 +28,12 @@ use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::{alloc::first_free_sorted, ClusterConfig, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
-use romana_runtime::authz::{caller, may, require};
+use romana_runtime::authz::{caller, require};
 use romana_runtime::{
     check_label_count, check_labels, check_name, check_ports, check_removed_labels, current_layout,
     invalid, store_status, Serving, Shutdown,
 };
-use romana_store::{EndpointIndex, Store, StoreError, Versioned};
+use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -44,10 +46,6 @@ const MAX_ATTEMPTS: usize = 64;
 /// An allocator that lost a race picks at random among this many lowest free addresses, so
 /// that racing allocators stop colliding while the segment still fills from the bottom.
 const SPREAD: usize = 16;
-
-/// Endpoints per ListEndpoints page unless the caller asks for fewer, and the most it may.
-const DEFAULT_PAGE: usize = 500;
-const MAX_PAGE: usize = 5000;
 
 /// How long a call waits for the cache's first complete copy after the service starts.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,15 +97,7 @@ impl IpamService {
         req: pb::AllocateRequest,
     ) -> Result<pb::Endpoint, Status> {
         check_name("endpoint", &req.endpoint)?;
-        for (kind, name) in [
-            ("host", &req.host),
-            ("tenant", &req.tenant),
-            ("segment", &req.segment),
-        ] {
-            if !name.is_empty() {
-                check_name(kind, name)?;
-            }
-        }
+        check_place_names(&req.host, &req.tenant, &req.segment)?;
         check_labels(&req.labels)?;
         let labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
         if req.ports.len() > romana_core::labels::MAX_PORTS {
@@ -407,88 +397,16 @@ impl IpamService {
             req.endpoint
         )))
     }
+}
 
-    /// One page of endpoints matching the filters, read from the narrowest index they
-    /// allow; the server reads on until the page is full or the index ends, so a filter
-    /// that matches little costs etcd reads, not client round trips or memory.
-    async fn list(
-        &self,
-        who: &Identity,
-        req: pb::ListEndpointsRequest,
-    ) -> Result<pb::ListEndpointsResponse, Status> {
-        for (kind, name) in [
-            ("host", &req.host),
-            ("tenant", &req.tenant),
-            ("segment", &req.segment),
-        ] {
-            if !name.is_empty() {
-                check_name(kind, name)?;
-            }
+/// Host, tenant and segment names a request gives (each optional).
+fn check_place_names(host: &str, tenant: &str, segment: &str) -> Result<(), Status> {
+    for (kind, name) in [("host", host), ("tenant", tenant), ("segment", segment)] {
+        if !name.is_empty() {
+            check_name(kind, name)?;
         }
-        check_labels(&req.labels)?;
-        let size = match req.page_size as usize {
-            0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size {n} is over the limit of {MAX_PAGE}"
-                )))
-            }
-            n => n,
-        };
-        if !req.page_token.is_empty() {
-            let parts: Vec<&str> = req.page_token.split('/').collect();
-            if parts.len() > 2 || parts.iter().any(|p| check_name("endpoint", p).is_err()) {
-                return Err(Status::invalid_argument(format!(
-                    "page_token {} is not one this service handed out",
-                    romana_core::text::quote(&req.page_token)
-                )));
-            }
-        }
-        let index = if !req.host.is_empty() {
-            EndpointIndex::Host(&req.host)
-        } else if !req.segment.is_empty() && !req.tenant.is_empty() {
-            EndpointIndex::Segment {
-                tenant: &req.tenant,
-                segment: &req.segment,
-            }
-        } else if !req.tenant.is_empty() {
-            EndpointIndex::Tenant(&req.tenant)
-        } else {
-            EndpointIndex::All
-        };
-        let (_, layout) = self.layout(false).await?;
-        let matches = |filter: &str, value: &str| filter.is_empty() || filter == value;
-        let mut endpoints = Vec::new();
-        let mut after = req.page_token.clone();
-        let next_page_token = loop {
-            let page = self
-                .store
-                .endpoints_page(index, &after, size - endpoints.len())
-                .await
-                .map_err(store_status)?;
-            endpoints.extend(
-                page.endpoints
-                    .iter()
-                    .filter(|e| {
-                        matches(&req.host, &e.host)
-                            && matches(&req.tenant, &e.tenant)
-                            && matches(&req.segment, &e.segment)
-                            && req.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))
-                            && may(who, Action::read(endpoint_object(e)))
-                    })
-                    .map(|e| endpoint_to_pb(e, &layout)),
-            );
-            match page.next {
-                Some(next) if endpoints.len() >= size => break next,
-                Some(next) => after = next,
-                None => break String::new(),
-            }
-        };
-        Ok(pb::ListEndpointsResponse {
-            endpoints,
-            next_page_token,
-        })
     }
+    Ok(())
 }
 
 /// An endpoint as authorization sees it: whose and where.
