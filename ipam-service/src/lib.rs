@@ -290,17 +290,22 @@ impl IpamService {
         // properly before anything is concluded.
         let mut maybe_stale = true;
         for _ in 0..MAX_ATTEMPTS {
-            let id = match &req.target {
-                Some(pb::release_request::Target::Endpoint(id)) => id.clone(),
+            let (id, by_address) = match &req.target {
+                Some(pb::release_request::Target::Endpoint(id)) => (id.clone(), None),
                 Some(pb::release_request::Target::Address(a)) => {
                     let address = parse_ip("address", a).map_err(invalid)?;
-                    match self
-                        .store
-                        .get(&keys.address(address))
-                        .await
-                        .map_err(store_status)?
-                    {
-                        Some(holder) => holder.value,
+                    let key = keys.address(address);
+                    let holder = if maybe_stale {
+                        self.store.get_maybe_stale(&key).await
+                    } else {
+                        self.store.get(&key).await
+                    };
+                    match holder.map_err(store_status)? {
+                        Some(holder) => (holder.value, Some(address)),
+                        None if maybe_stale => {
+                            maybe_stale = false;
+                            continue;
+                        }
                         None => return Ok(pb::ReleaseResponse { endpoint: None }),
                     }
                 }
@@ -315,12 +320,19 @@ impl IpamService {
             } else {
                 self.store.get(&keys.endpoint(&id)).await
             };
-            let Some(endpoint) = read.map_err(store_status)? else {
-                if maybe_stale {
+            let endpoint = match read.map_err(store_status)? {
+                // The holder read was older than the endpoint: it moved on (released and
+                // allocated again elsewhere); it is not the one at this address.
+                Some(e) if by_address.is_some_and(|a| a != e.value.address) => {
                     maybe_stale = false;
                     continue;
                 }
-                return Ok(pb::ReleaseResponse { endpoint: None });
+                Some(e) => e,
+                None if maybe_stale => {
+                    maybe_stale = false;
+                    continue;
+                }
+                None => return Ok(pb::ReleaseResponse { endpoint: None }),
             };
             require(
                 who,
