@@ -25,6 +25,7 @@ use romana_store::{Keys, Store, WatchEvent, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::incremental::Changes;
 use crate::reconcile::Reconciler;
 use crate::schedule::{backoff, Schedule};
 use crate::state::{Applied, ClusterState};
@@ -106,6 +107,7 @@ pub async fn run(
     let mut state = ClusterState::default();
     let mut reconciler = Reconciler::new(config.clone());
     let mut schedule = Schedule::new(config.debounce);
+    let mut changes = Changes::default();
     let mut resync = tokio::time::interval_at(
         Instant::now() + config.resync_interval,
         config.resync_interval,
@@ -137,7 +139,8 @@ pub async fn run(
                 let Some(read) = schedule.fire(state.is_synced()) else {
                     continue;
                 };
-                let round = reconciler.reconcile(&state, read).await;
+                let round = reconciler.reconcile(&state, read, &changes).await;
+                changes = Changes::default();
                 let attempts = schedule.done(round.converged && round.blocked == 0, Instant::now());
                 if config.once {
                     if round.converged {
@@ -152,11 +155,11 @@ pub async fn run(
                 let Some(event) = event else {
                     return Err(AgentError::WatchEnded);
                 };
-                take_in(&keys, &mut state, &mut schedule, event);
+                take_in(&keys, &mut state, &mut changes, &mut schedule, event);
                 // Everything that queued up meanwhile (during an apply, most often) goes
                 // into the same round.
                 while let Ok(event) = events.try_recv() {
-                    take_in(&keys, &mut state, &mut schedule, event);
+                    take_in(&keys, &mut state, &mut changes, &mut schedule, event);
                 }
             }
             _ = resync.tick() => schedule.resync(state.is_synced(), Instant::now()),
@@ -165,8 +168,14 @@ pub async fn run(
     }
 }
 
-fn take_in(keys: &Keys, state: &mut ClusterState, schedule: &mut Schedule, event: WatchEvent) {
-    let (applied, error) = state.apply(keys, event);
+fn take_in(
+    keys: &Keys,
+    state: &mut ClusterState,
+    changes: &mut Changes,
+    schedule: &mut Schedule,
+    event: WatchEvent,
+) {
+    let (applied, error) = changes.apply(keys, state, event);
     if let Some(e) = error {
         tracing::warn!(key = %e.key, error = %e.source, "record ignored: it does not decode");
     }

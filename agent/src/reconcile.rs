@@ -14,9 +14,11 @@
 //! - the resync tick re-reads everything, so drift the cache cannot notice (an element
 //!   added by hand, a route deleted) is repaired within the resync interval.
 //!
-//! Routes, links and addresses are still read every round over rtnetlink: links are made
-//! by the CNI plugin outside etcd, and a host has only its own endpoints' routes, so the
-//! dump is small whatever the cluster size.
+//! Full rounds still read routes, links and addresses over rtnetlink: links are made by the
+//! CNI plugin outside etcd, and a host has only its own endpoints' routes, so the dump is
+//! small whatever the cluster size. A round for remote endpoint changes only
+//! ([`crate::incremental`]) touches neither routes nor links: it runs the changed endpoints
+//! through the program's recipes and applies the element delta, nothing else.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,8 +26,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::agent::{AgentConfig, Progress};
-use crate::desired::{desired, HostView};
+use crate::desired::{desired_with_recipes, HostView};
+use crate::incremental::{endpoint_delta, Changes, Compiled};
 use crate::kernel::{Kernel, KernelError};
+use crate::nft::render_elements;
 use crate::plan::{plan, NftObserved, NftOp, Observed};
 use crate::schedule::Read;
 use crate::state::ClusterState;
@@ -49,6 +53,10 @@ pub struct Reconciler {
     kernel: Option<Kernel>,
     /// Our table as the last settled round left it; `None` after any error or doubt.
     nft: Option<NftObserved>,
+    /// The program of the last settled round, for the incremental path.
+    last: Option<Compiled>,
+    /// The status of the last round (written or not), which a fast round updates.
+    report: Option<AgentStatus>,
     last_problems: Vec<String>,
     /// The status last written.
     last_status: Option<AgentStatus>,
@@ -72,26 +80,46 @@ impl Reconciler {
             config,
             kernel: None,
             nft: None,
+            last: None,
+            report: None,
             last_problems: Vec::new(),
             last_status: None,
         }
     }
 
-    pub async fn reconcile(&mut self, state: &ClusterState, read: Read) -> Round {
-        let round = match self.try_reconcile(state, read).await {
-            Ok(round) => round,
+    /// One round. `changes` are what changed in `state` since the last round; they decide
+    /// whether the incremental path can serve it.
+    pub async fn reconcile(
+        &mut self,
+        state: &ClusterState,
+        read: Read,
+        changes: &Changes,
+    ) -> Round {
+        let fast = match read {
+            Read::Cached => self.fast_round(state, changes).await,
+            Read::Kernel => None,
+        };
+        let outcome = match fast {
+            Some(outcome) => Ok(outcome),
+            None => self.try_reconcile(state, read).await,
+        };
+        let (round, status) = match outcome {
+            Ok((round, status)) => (round, status),
             Err(e) => {
                 // A broken netlink socket is re-opened on the next round.
                 self.kernel = None;
                 self.nft = None;
+                self.last = None;
                 tracing::error!(error = %e, "cannot read the kernel; will retry");
-                Round {
+                let round = Round {
                     converged: false,
                     blocked: 0,
                     failed: vec![e.to_string()],
-                }
+                };
+                (round, None)
             }
         };
+        // Before the status write: the kernel holds the change now, etcd is told after.
         if let Some(progress) = &self.progress {
             progress.send_replace(Progress {
                 revision: state.revision(),
@@ -100,14 +128,74 @@ impl Reconciler {
                 blocked: round.blocked,
             });
         }
+        if let Some(status) = status {
+            self.report = Some(status.clone());
+            self.write_status(status).await;
+        }
         round
+    }
+
+    /// The round for remote endpoint changes, or `None` when they need the full path.
+    async fn fast_round(
+        &mut self,
+        state: &ClusterState,
+        changes: &Changes,
+    ) -> Option<(Round, Option<AgentStatus>)> {
+        // Taken: whatever happens below, a half-updated program is never reused.
+        let mut last = self.last.take()?;
+        let kernel = self.kernel.clone()?;
+        let report = self.report.clone()?;
+        if !matches!(self.nft, Some(NftObserved::Table(_))) {
+            return None;
+        }
+        let delta = endpoint_delta(&mut last, state, &self.config.host, changes)?;
+        if !delta.is_empty() {
+            let script = render_elements(&delta.add, &delta.delete);
+            if let Err(e) = kernel.nft().apply(&script).await {
+                // Fail closed: the batch changed nothing; the next round reads everything.
+                self.nft = None;
+                tracing::error!(error = %e, "nftables element update failed; the previous ruleset stays");
+                let round = Round {
+                    converged: false,
+                    blocked: 0,
+                    failed: vec![e.to_string()],
+                };
+                return Some((round, None));
+            }
+            tracing::debug!(
+                added = delta.add.len(),
+                deleted = delta.delete.len(),
+                "nftables set elements updated for endpoint changes"
+            );
+        }
+        let Some(NftObserved::Table(view)) = &mut self.nft else {
+            return None;
+        };
+        delta.apply_to(view);
+        let elements = view.sets.values().map(|s| s.elements.len()).sum();
+        self.last = Some(last);
+        let now = unix_now();
+        let status = AgentStatus {
+            revision: state.revision(),
+            policy_revision: state.policy_revision(),
+            nft_elements: elements,
+            applied_at: now,
+            alive_at: now,
+            ..report
+        };
+        let round = Round {
+            converged: true,
+            blocked: 0,
+            failed: status.problems.clone(),
+        };
+        Some((round, Some(status)))
     }
 
     async fn try_reconcile(
         &mut self,
         state: &ClusterState,
         read: Read,
-    ) -> Result<Round, KernelError> {
+    ) -> Result<(Round, Option<AgentStatus>), KernelError> {
         let kernel = match &self.kernel {
             Some(k) => k.clone(),
             None => {
@@ -130,7 +218,8 @@ impl Reconciler {
             gateway: self.config.gateway,
             connected: observed.connected.clone(),
         };
-        let want = desired(state, &view);
+        self.last = None;
+        let (want, recipes) = desired_with_recipes(state, &view);
         if want.problems != self.last_problems {
             for p in &want.problems {
                 tracing::warn!(problem = %p, "cannot express part of the desired dataplane");
@@ -198,13 +287,17 @@ impl Reconciler {
         };
         if converged {
             self.nft = Some(after.nft);
+            self.last = Some(Compiled {
+                desired: want,
+                recipes,
+            });
         }
-        self.write_status(status).await;
-        Ok(Round {
+        let round = Round {
             converged,
             blocked: left.blocked.len(),
             failed,
-        })
+        };
+        Ok((round, Some(status)))
     }
 
     /// Rewrites the last status with a fresh `alive_at`, so that the CNI plugin's STATUS
