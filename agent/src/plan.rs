@@ -156,6 +156,12 @@ pub fn default_priority(dst: &IpNet) -> u32 {
 
 /// The ordered operations that make `observed` match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    plan_with_view(desired, &desired.nft.view(), observed)
+}
+
+/// [`plan`] with `desired.nft.view()` computed once by the caller: at 100k set elements
+/// the view is a copy of all of them, and a round plans twice.
+pub fn plan_with_view(desired: &Desired, want: &TableView, observed: &Observed) -> Plan {
     let mut by_dst: BTreeMap<IpNet, Vec<&ObservedRoute>> = BTreeMap::new();
     for r in observed.routes.iter().filter(|r| r.is_ours()) {
         by_dst.entry(r.dst).or_default().push(r);
@@ -229,11 +235,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     routes.extend(replaces);
     routes.extend(deletes);
 
-    let want = desired.nft.view();
     let nft = match &observed.nft {
-        NftObserved::Table(have) if *have == want => NftOp::Keep,
-        NftObserved::Table(have) if have.same_structure(&want) => {
-            let (add, delete) = element_changes(have, &want);
+        NftObserved::Table(have) if have == want => NftOp::Keep,
+        NftObserved::Table(have) if have.same_structure(want) => {
+            let (add, delete) = element_changes(have, want);
             NftOp::Elements { add, delete }
         }
         _ => NftOp::Replace(desired.nft.clone()),

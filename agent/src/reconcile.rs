@@ -30,7 +30,7 @@ use crate::desired::{desired_with_recipes, HostView};
 use crate::incremental::{endpoint_delta, Changes, Compiled};
 use crate::kernel::{Kernel, KernelError};
 use crate::nft::render_elements;
-use crate::plan::{plan, NftObserved, NftOp, Observed};
+use crate::plan::{plan_with_view, NftObserved, NftOp, Observed};
 use crate::schedule::Read;
 use crate::state::ClusterState;
 use crate::status::AgentStatus;
@@ -226,7 +226,8 @@ impl Reconciler {
             }
             self.last_problems = want.problems.clone();
         }
-        let todo = plan(&want, &observed);
+        let want_view = want.nft.view();
+        let todo = plan_with_view(&want, &want_view, &observed);
         let (mut failed, after) = if todo.is_empty() {
             (Vec::new(), observed)
         } else {
@@ -243,7 +244,7 @@ impl Reconciler {
                 // /proc/sys hold is read again only when we changed it.
                 let nft = match todo.nft {
                     NftOp::Keep => observed.nft,
-                    _ => NftObserved::Table(want.nft.view()),
+                    _ => NftObserved::Table(want_view.clone()),
                 };
                 if todo.routes.is_empty() && todo.sysctls.is_empty() {
                     Observed { nft, ..observed }
@@ -255,7 +256,7 @@ impl Reconciler {
             };
             (report.failed, after)
         };
-        let left = plan(&want, &after);
+        let left = plan_with_view(&want, &want_view, &after);
         let converged = left.is_empty();
         if !converged {
             tracing::warn!(
