@@ -129,10 +129,12 @@ impl Kernel {
             match self.nft.apply(&script).await {
                 Ok(()) => {
                     report.done += 1;
-                    if let NftOp::Replace(_) = plan.nft {
-                        tracing::info!("nftables table inet romana replaced");
-                    } else {
-                        tracing::info!("nftables set elements updated");
+                    match plan.nft {
+                        NftOp::Replace(_) => tracing::info!("nftables table inet romana replaced"),
+                        NftOp::Patch { .. } => {
+                            tracing::info!("nftables rules of changed chains replaced")
+                        }
+                        _ => tracing::info!("nftables set elements updated"),
                     }
                 }
                 Err(e) => {
