@@ -33,7 +33,7 @@ use crate::nft::render_elements;
 use crate::plan::{plan_with_view, NftObserved, NftOp, Observed};
 use crate::schedule::Read;
 use crate::state::ClusterState;
-use crate::status::AgentStatus;
+use crate::status::{AgentStatus, StatusSink};
 
 /// Sysctl paths the agent reads every round (it may want either).
 const SYSCTL_PATHS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
@@ -58,8 +58,11 @@ pub struct Reconciler {
     /// The status of the last round (written or not), which a fast round updates.
     report: Option<AgentStatus>,
     last_problems: Vec<String>,
-    /// The status last written.
+    /// The status last written (or handed to `sink`).
     last_status: Option<AgentStatus>,
+    /// Writes statuses off the loop; `None` without a status writer, and with `once`
+    /// (which writes its one status before it returns).
+    sink: Option<StatusSink>,
     progress: Option<Arc<watch::Sender<Progress>>>,
 }
 
@@ -75,7 +78,12 @@ fn sysctl_paths() -> Vec<String> {
 
 impl Reconciler {
     pub fn new(config: AgentConfig) -> Reconciler {
+        let sink = match &config.status {
+            Some(writer) if !config.once => Some(StatusSink::spawn(writer.clone())),
+            _ => None,
+        };
         Reconciler {
+            sink,
             progress: config.progress.clone(),
             config,
             kernel: None,
@@ -320,6 +328,11 @@ impl Reconciler {
         if self.last_status.as_ref().is_some_and(|s| {
             s.same_as(&status) && status.alive_at < s.alive_at + AgentStatus::HEARTBEAT_SECS
         }) {
+            return;
+        }
+        if let Some(sink) = &self.sink {
+            sink.send(status.clone());
+            self.last_status = Some(status);
             return;
         }
         match writer.put(&status).await {
