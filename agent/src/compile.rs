@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
-use romana_core::policy::eval::{applies_to, k8s_peer_matches, selects};
+use romana_core::policy::eval::{applies_to, selects};
 use romana_core::policy::k8s::{self, IntOrString};
 use romana_core::policy::romana::{self, Target, PEER_ANY, PEER_HOST};
 use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
@@ -66,6 +66,7 @@ use crate::nft::{
     CHAIN_TO_ENDPOINT, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP, PROTO_UDP, SET_ENDPOINTS,
     SET_OPEN_TENANT, SET_QUARANTINE, SET_SAME_SEGMENT, SET_SAME_TENANT,
 };
+use crate::recipe::{Recipe, Recipes};
 use crate::state::ClusterState;
 
 #[cfg(test)]
@@ -75,8 +76,17 @@ pub(crate) mod interp;
 /// layout (no config yet) there can be no endpoints: every packet from or to an endpoint
 /// interface is dropped, so the table is still fail-closed.
 pub fn compile(state: &ClusterState, layout: Option<&Layout>, host: &str) -> NftProgram {
+    compile_with_recipes(state, layout, host).0
+}
+
+/// [`compile`], and how its endpoint-dependent sets were filled ([`crate::recipe`]).
+pub fn compile_with_recipes(
+    state: &ClusterState,
+    layout: Option<&Layout>,
+    host: &str,
+) -> (NftProgram, Recipes) {
     let Some(layout) = layout else {
-        return NftProgram {
+        let program = NftProgram {
             sets: BTreeMap::new(),
             chains: vec![
                 base(
@@ -91,6 +101,7 @@ pub fn compile(state: &ClusterState, layout: Option<&Layout>, host: &str) -> Nft
                 ),
             ],
         };
+        return (program, Vec::new());
     };
     let mut c = Compiler::new(state, layout, host);
     let from_endpoint = c.source_check();
@@ -122,10 +133,11 @@ pub fn compile(state: &ClusterState, layout: Option<&Layout>, host: &str) -> Nft
         Rule::new(vec![Match::ToEndpoint], Verdict::Jump(CHAIN_INGRESS.into())),
     ]);
     chains.push(base(CHAIN_NAME, Hook::Forward, forward));
-    NftProgram {
+    let program = NftProgram {
         sets: c.sets,
         chains,
-    }
+    };
+    (program, c.recipes)
 }
 
 fn base(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
@@ -147,6 +159,7 @@ struct Compiler<'a> {
     /// The endpoints of this host: the ones whose directions are enforced here.
     local: Vec<&'a Endpoint>,
     sets: BTreeMap<String, NftSet>,
+    recipes: Recipes,
     group_chains: Vec<Chain>,
 }
 
@@ -178,6 +191,7 @@ impl<'a> Compiler<'a> {
             endpoints,
             local,
             sets: BTreeMap::new(),
+            recipes: Vec::new(),
             group_chains: Vec::new(),
         };
         c.isolation_sets();
@@ -229,6 +243,18 @@ impl<'a> Compiler<'a> {
 
     fn add_set(&mut self, name: &str, key: SetKey, elements: BTreeSet<SetElement>) {
         self.sets.insert(name.into(), NftSet::new(key, elements));
+    }
+
+    /// A set filled with what `recipe` takes from every endpoint, the recipe kept for
+    /// [`crate::incremental`].
+    fn add_recipe_set(&mut self, name: &str, key: SetKey, recipe: Recipe) {
+        let elements = self
+            .endpoints
+            .iter()
+            .flat_map(|e| recipe.elements(e, &self.view, self.family))
+            .collect();
+        self.add_set(name, key, elements);
+        self.recipes.push((name.to_string(), recipe));
     }
 
     /// The `ingress` or `egress` chain, with the group chains and sets it needs.
@@ -483,20 +509,18 @@ impl<'a> Compiler<'a> {
             return vec![Vec::new()];
         }
         let mut alts = Vec::new();
-        let selectors: Vec<&k8s::Peer> = peers.iter().filter(|q| q.ip_block.is_none()).collect();
+        let selectors: Vec<k8s::Peer> = peers
+            .iter()
+            .filter(|q| q.ip_block.is_none())
+            .cloned()
+            .collect();
         if !selectors.is_empty() {
-            let elements = self
-                .endpoints
-                .iter()
-                .filter(|e| {
-                    selectors
-                        .iter()
-                        .any(|q| k8s_peer_matches(q, p.namespace(), &self.view, e.address, Some(e)))
-                })
-                .map(|e| SetElement::Addr(e.address))
-                .collect();
             let name = format!("{prefix}_peers");
-            self.add_set(&name, SetKey::Addr(self.family), elements);
+            let recipe = Recipe::Peers {
+                namespace: p.namespace().to_string(),
+                selectors,
+            };
+            self.add_recipe_set(&name, SetKey::Addr(self.family), recipe);
             alts.push(vec![Match::InSet(vec![self.addr(side, None)], name)]);
         }
         let mut nets = Vec::new();
@@ -559,22 +583,16 @@ impl<'a> Compiler<'a> {
         }
         if !named.is_empty() {
             // Resolved on the destination endpoint, which is the daddr in both directions.
-            let mut elements = BTreeSet::new();
-            for e in &self.endpoints {
-                for (name, protocol) in &named {
-                    for np in &e.ports {
-                        if np.name == *name && np.protocol.eq_ignore_ascii_case(protocol.as_str()) {
-                            elements.insert(SetElement::AddrProtoPort(
-                                e.address,
-                                proto_number(*protocol, self.family),
-                                np.port,
-                            ));
-                        }
-                    }
-                }
-            }
+            let named = named
+                .into_iter()
+                .map(|(name, protocol)| (name.to_string(), protocol))
+                .collect();
             let name = format!("{prefix}_ports");
-            self.add_set(&name, SetKey::AddrProtoPort(self.family), elements);
+            self.add_recipe_set(
+                &name,
+                SetKey::AddrProtoPort(self.family),
+                Recipe::Ports { named },
+            );
             alts.push(vec![Match::InSet(
                 vec![self.addr(Side::Dst, None), Part::L4proto, Part::Dport],
                 name,

@@ -20,9 +20,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use romana_core::Layout;
 
-use crate::compile::compile;
+use crate::compile::compile_with_recipes;
 use crate::ifname::endpoint_ifname;
 use crate::nft::{Family, NftProgram};
+use crate::recipe::Recipes;
 use crate::state::ClusterState;
 
 /// The route protocol number marking our routes (`ip route show proto 124`), shared with
@@ -89,6 +90,12 @@ impl RouteTarget {
 
 /// The desired dataplane of host `me` (see the module docs).
 pub fn desired(state: &ClusterState, me: &HostView) -> Desired {
+    desired_with_recipes(state, me).0
+}
+
+/// [`desired`], and how the program's endpoint-dependent sets were filled, for updating
+/// them when only endpoints change ([`crate::incremental`]).
+pub fn desired_with_recipes(state: &ClusterState, me: &HostView) -> (Desired, Recipes) {
     let mut problems = Vec::new();
     let layout = match state.config.as_ref().map(|c| c.layout()) {
         Some(Ok(layout)) => Some(layout),
@@ -122,12 +129,14 @@ pub fn desired(state: &ClusterState, me: &HostView) -> Desired {
             value: "1".into(),
         });
     }
-    Desired {
+    let (nft, recipes) = compile_with_recipes(state, layout.as_ref(), &me.name);
+    let desired = Desired {
         routes,
-        nft: compile(state, layout.as_ref(), &me.name),
+        nft,
         sysctls,
         problems,
-    }
+    };
+    (desired, recipes)
 }
 
 fn routes(

@@ -23,23 +23,29 @@
 //!   each optionally inside a named network namespace.
 //! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
 //! - [`ifname`]: [`endpoint_ifname`], the endpoint interface name shared with the CNI plugin.
-//! - `agent`: [`run`], the loop tying them together (debounce, resync, retry, shutdown).
+//! - `agent`: [`run`], the loop tying them together (watch, coalescing, resync, shutdown);
+//!   `schedule` decides when a round runs and whether it re-reads the kernel, `reconcile`
+//!   runs one (and keeps the table as last applied, so a change costs its delta).
 #![forbid(unsafe_code)]
 
 mod agent;
 pub mod compile;
 pub mod desired;
 pub mod ifname;
+pub mod incremental;
 pub mod kernel;
 pub mod nft;
 pub mod plan;
+pub mod recipe;
+mod reconcile;
+mod schedule;
 pub mod state;
 pub mod status;
 
 #[cfg(test)]
 mod fixtures;
 
-pub use agent::{run, AgentConfig, AgentError};
+pub use agent::{run, AgentConfig, AgentError, Progress};
 pub use compile::compile;
 pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
 pub use ifname::{endpoint_ifname, IFNAME_PREFIX};

@@ -787,5 +787,9 @@ fn join(elements: &BTreeSet<SetElement>) -> String {
         .join(", ")
 }
 
+mod patch;
+
+pub use patch::render_patch;
+
 #[cfg(test)]
 mod tests;

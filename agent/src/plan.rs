@@ -14,7 +14,9 @@
 //! - A route to an endpoint interface that does not exist yet is not planned but reported
 //!   as blocked (the CNI plugin creates the interface; the agent retries shortly).
 //! - nftables: nothing when the table reads back equal; element adds/deletes when only set
-//!   membership differs; otherwise one transaction replacing the whole table.
+//!   membership differs; the rules of the chains that differ (and the elements) when only
+//!   rules do, in an intact table of ours ([`crate::nft::render_patch`]); otherwise one
+//!   transaction replacing the whole table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -22,7 +24,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::desired::{Desired, RouteTarget, Sysctl, ROUTE_PROTOCOL, ROUTE_TABLE};
-use crate::nft::{element_changes, render_elements, ElementOps, NftProgram, TableView};
+use crate::nft::{
+    element_changes, render_elements, render_patch, Chain, ElementOps, NftProgram, TableView,
+};
 
 /// A route as the kernel reports it, reduced to what we compare.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,7 +82,16 @@ pub enum RouteOp {
 pub enum NftOp {
     Keep,
     Replace(NftProgram),
-    Elements { add: ElementOps, delete: ElementOps },
+    Elements {
+        add: ElementOps,
+        delete: ElementOps,
+    },
+    /// These chains' rules anew (flush, add), and element changes.
+    Patch {
+        chains: Vec<Chain>,
+        add: ElementOps,
+        delete: ElementOps,
+    },
 }
 
 /// What to do, in order.
@@ -109,6 +122,11 @@ impl NftOp {
             NftOp::Keep => None,
             NftOp::Replace(program) => Some(program.render_replace()),
             NftOp::Elements { add, delete } => Some(render_elements(add, delete)),
+            NftOp::Patch {
+                chains,
+                add,
+                delete,
+            } => Some(render_patch(chains, add, delete)),
         }
     }
 }
@@ -156,6 +174,12 @@ pub fn default_priority(dst: &IpNet) -> u32 {
 
 /// The ordered operations that make `observed` match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    plan_with_view(desired, &desired.nft.view(), observed)
+}
+
+/// [`plan`] with `desired.nft.view()` computed once by the caller: at 100k set elements
+/// the view is a copy of all of them, and a round plans twice.
+pub fn plan_with_view(desired: &Desired, want: &TableView, observed: &Observed) -> Plan {
     let mut by_dst: BTreeMap<IpNet, Vec<&ObservedRoute>> = BTreeMap::new();
     for r in observed.routes.iter().filter(|r| r.is_ours()) {
         by_dst.entry(r.dst).or_default().push(r);
@@ -229,13 +253,30 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     routes.extend(replaces);
     routes.extend(deletes);
 
-    let want = desired.nft.view();
     let nft = match &observed.nft {
-        NftObserved::Table(have) if *have == want => NftOp::Keep,
-        NftObserved::Table(have) if have.same_structure(&want) => {
-            let (add, delete) = element_changes(have, &want);
+        NftObserved::Table(have) if have == want => NftOp::Keep,
+        NftObserved::Table(have) if have.same_structure(want) => {
+            let (add, delete) = element_changes(have, want);
             NftOp::Elements { add, delete }
         }
+        NftObserved::Table(have) => match have.patchable(want) {
+            Some(names) => {
+                let (add, delete) = element_changes(have, want);
+                let chains = desired
+                    .nft
+                    .chains
+                    .iter()
+                    .filter(|c| names.contains(&c.name))
+                    .cloned()
+                    .collect();
+                NftOp::Patch {
+                    chains,
+                    add,
+                    delete,
+                }
+            }
+            None => NftOp::Replace(desired.nft.clone()),
+        },
         _ => NftOp::Replace(desired.nft.clone()),
     };
 

@@ -4,10 +4,18 @@
 //! # Layout
 //! - [`ipam`]: address allocation through ipam-service against the floor of what etcd itself
 //!   does per allocation (one conditional create), both at the same concurrency.
+//! - [`agent`]: the host agent's cold start and one change against `nft -f` of its table and
+//!   one `nft add element` into it.
+//! - [`propagation`]: a policy commit to every agent applying it, against etcd's own put and
+//!   delivery to as many watchers.
 //! - [`measure`]: concurrent runs, quantiles and the `ratios:` line.
+//! - [`world`]: the synthetic cluster and in-process agents of `agent` and `propagation`.
 
+mod agent;
 mod ipam;
 mod measure;
+mod propagation;
+mod world;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +47,36 @@ enum Bench {
         #[arg(long, default_value_t = 8)]
         fill_steps: usize,
     },
+    /// Agent cold start and one change vs `nft -f` of its table and `nft add element`.
+    Agent {
+        /// Cluster sizes (endpoints), comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+        endpoints: Vec<usize>,
+        /// NetworkPolicy counts, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "20,200")]
+        policies: Vec<usize>,
+        /// Changes measured per row.
+        #[arg(long, default_value_t = 30)]
+        changes: usize,
+        /// Cold starts measured per row.
+        #[arg(long, default_value_t = 3)]
+        colds: usize,
+    },
+    /// Policy commit to all agents applied vs etcd put and delivery to as many watchers.
+    Propagation {
+        /// Agents (hosts), each in its own network namespace.
+        #[arg(long, default_value_t = 8)]
+        agents: usize,
+        /// Policy commits measured.
+        #[arg(long, default_value_t = 100)]
+        commits: usize,
+        /// Endpoints of the cluster.
+        #[arg(long, default_value_t = 1000)]
+        endpoints: usize,
+        /// NetworkPolicies besides the one that changes.
+        #[arg(long, default_value_t = 20)]
+        policies: usize,
+    },
 }
 
 #[tokio::main]
@@ -60,5 +98,17 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Bench::Agent {
+            endpoints,
+            policies,
+            changes,
+            colds,
+        } => agent::agent(&endpoints, &policies, changes, colds).await,
+        Bench::Propagation {
+            agents,
+            commits,
+            endpoints,
+            policies,
+        } => propagation::propagation(agents, commits, endpoints, policies).await,
     }
 }

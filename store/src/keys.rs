@@ -280,6 +280,20 @@ impl Keys {
         self.dir(format_args!("segment-endpoints/{tenant}/"))
     }
 
+    /// The key range `[start, end)` a host agent watches: from `config` to the end of
+    /// `tenants/`, which holds every row it reads (config, endpoints, hosts, policies,
+    /// segments, tenants) and leaves out `agents/` and `addresses/`. Without this every
+    /// agent received every other agent's status writes and heartbeats: O(hosts^2) events
+    /// for nothing. The claims and indexes inside the range change in the transactions
+    /// of the records they index, so they add no extra rounds.
+    pub fn agent_watch_range(&self) -> (String, String) {
+        (
+            format!("{}config", self.prefix),
+            // '0' is the byte after '/': the first key after every `tenants/...`.
+            format!("{}tenants0", self.prefix),
+        )
+    }
+
     /// `None` for a key outside the prefix. Known rows with a malformed tail (an empty name,
     /// a non-numeric id) are `Other`, not errors: the watcher must keep going past them.
     pub fn parse(&self, key: &str) -> Option<KeyRef> {
@@ -442,6 +456,36 @@ impl<T> fmt::Display for Prefix<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_agent_range_holds_what_agents_read_and_not_statuses() {
+        use romana_core::policy::PolicyId;
+        let keys = super::Keys::default();
+        let (start, end) = keys.agent_watch_range();
+        let inside = |k: &str| start.as_str() <= k && k < end.as_str();
+        let k8s = PolicyId::Kubernetes {
+            tenant: "t".into(),
+            name: "p".into(),
+        };
+        let romana = PolicyId::Romana { name: "p".into() };
+        for k in [
+            keys.config().path().to_string(),
+            keys.host("h").path().into(),
+            keys.tenant("zzzz").path().into(),
+            keys.segment("t", "s").path().into(),
+            keys.endpoint("e").path().into(),
+            keys.policy(&k8s).path().into(),
+            keys.policy(&romana).path().into(),
+        ] {
+            assert!(inside(&k), "{k} must be watched");
+        }
+        for k in [
+            keys.agent_status("h").path().to_string(),
+            keys.address("10.0.0.1".parse().unwrap()).path().into(),
+        ] {
+            assert!(!inside(&k), "{k} must not be watched");
+        }
+    }
+
     use super::*;
 
     #[test]

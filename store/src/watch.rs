@@ -45,7 +45,10 @@ pub enum WatchEvent {
 /// See the module docs. Not `Clone`: each consumer owns its position in the history.
 pub struct Watcher {
     store: Store,
+    /// The first key watched (a prefix, or the start of a range); also its name in errors.
     prefix: String,
+    /// The first key after the watched range.
+    end: Vec<u8>,
     state: State,
     /// Events produced but not yet handed out; always drained before the stream is read.
     pending: VecDeque<WatchEvent>,
@@ -84,10 +87,11 @@ impl From<KeyValue> for Kv {
 // === impl Watcher ===
 
 impl Watcher {
-    pub(crate) fn new(store: Store, prefix: String) -> Watcher {
+    pub(crate) fn new(store: Store, prefix: String, end: Vec<u8>) -> Watcher {
         Watcher {
             store,
             prefix,
+            end,
             state: State::Unlisted,
             pending: VecDeque::new(),
             last_revision: 0,
@@ -125,7 +129,7 @@ impl Watcher {
         match std::mem::replace(&mut self.state, State::Disconnected) {
             State::Unlisted => {
                 self.state = State::Unlisted;
-                let (kvs, revision) = self.store.list_raw(&self.prefix).await?;
+                let (kvs, revision) = self.store.list_raw_range(&self.prefix, &self.end).await?;
                 self.pending.push_back(WatchEvent::Init);
                 self.pending
                     .extend(kvs.into_iter().map(WatchEvent::InitApply));
@@ -134,7 +138,7 @@ impl Watcher {
             }
             State::Disconnected => {
                 let options = WatchOptions::new()
-                    .with_prefix()
+                    .with_range(self.end.clone())
                     .with_start_revision(self.last_revision + 1);
                 let pinned = self.store.pick();
                 let mut client = pinned.client.watch_client();

@@ -13,7 +13,7 @@ pub mod sysctl;
 
 use std::io;
 
-use crate::plan::{NftOp, Observed, Plan, RouteOp};
+use crate::plan::{NftObserved, NftOp, Observed, Plan, RouteOp};
 
 pub use nft::NftRunner;
 pub use routes::Netlink;
@@ -91,11 +91,25 @@ impl Kernel {
 
     /// Reads everything the planner compares; `sysctls` are the paths to read.
     pub async fn observe(&self, sysctls: Vec<String>) -> Result<Observed, KernelError> {
+        self.observe_with(sysctls, None).await
+    }
+
+    /// As [`Self::observe`], but takes our nftables table from `nft` when given (what the
+    /// agent knows it applied) instead of listing it.
+    pub async fn observe_with(
+        &self,
+        sysctls: Vec<String>,
+        nft: Option<NftObserved>,
+    ) -> Result<Observed, KernelError> {
+        let nft = match nft {
+            Some(nft) => nft,
+            None => self.nft.observe().await?,
+        };
         Ok(Observed {
             routes: self.netlink.main_routes().await?,
             links: self.netlink.links().await?,
             connected: self.netlink.connected().await?,
-            nft: self.nft.observe().await?,
+            nft,
             sysctls: sysctl::read(self.netns.clone(), sysctls).await?,
         })
     }
@@ -115,10 +129,12 @@ impl Kernel {
             match self.nft.apply(&script).await {
                 Ok(()) => {
                     report.done += 1;
-                    if let NftOp::Replace(_) = plan.nft {
-                        tracing::info!("nftables table inet romana replaced");
-                    } else {
-                        tracing::info!("nftables set elements updated");
+                    match plan.nft {
+                        NftOp::Replace(_) => tracing::info!("nftables table inet romana replaced"),
+                        NftOp::Patch { .. } => {
+                            tracing::info!("nftables rules of changed chains replaced")
+                        }
+                        _ => tracing::info!("nftables set elements updated"),
                     }
                 }
                 Err(e) => {

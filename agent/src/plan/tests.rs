@@ -92,6 +92,30 @@ fn apply_model(o: &mut Observed, p: &Plan) {
     match &p.nft {
         NftOp::Keep => {}
         NftOp::Replace(program) => o.nft = NftObserved::Table(program.view()),
+        NftOp::Patch {
+            chains,
+            add,
+            delete,
+        } => {
+            let NftObserved::Table(view) = &mut o.nft else {
+                panic!("a patch planned without a table")
+            };
+            for chain in chains {
+                let c = view.chains.iter_mut().find(|c| c.name == chain.name);
+                let c = c.expect("flush of an absent chain fails the batch");
+                c.rules = chain
+                    .rules
+                    .iter()
+                    .map(|r| Some(crate::nft::rule_comment(&r.text())))
+                    .collect();
+            }
+            for (set, e) in delete {
+                assert!(view.sets.get_mut(set).unwrap().elements.remove(e));
+            }
+            for (set, e) in add {
+                view.sets.get_mut(set).unwrap().elements.insert(e.clone());
+            }
+        }
         NftOp::Elements { add, delete } => {
             let NftObserved::Table(view) = &mut o.nft else {
                 panic!("element changes planned without a table")
@@ -336,6 +360,31 @@ fn a_foreign_rule_or_a_changed_structure_replaces_the_table() {
         ..mk_observed()
     };
     assert!(matches!(plan(&d, &o).nft, NftOp::Replace(_)));
+}
+
+#[test]
+fn changed_rules_in_an_intact_table_patch_those_chains_only() {
+    let d = mk_desired();
+    let mut view = d.nft.view();
+    // The first chain's rules are ours but others: as after a policy change.
+    let stale = Some(crate::nft::rule_comment("stale"));
+    view.chains[0].rules = vec![stale.clone(), stale];
+    let mut o = Observed {
+        nft: NftObserved::Table(view),
+        ..mk_observed()
+    };
+    let p = plan(&d, &o);
+    let NftOp::Patch { chains, .. } = &p.nft else {
+        panic!("expected a patch, got {:?}", p.nft)
+    };
+    assert_eq!(
+        chains.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        [d.nft.chains[0].name.as_str()]
+    );
+    let script = p.nft.script().unwrap();
+    assert!(script.starts_with(&format!("flush chain inet romana {}", d.nft.chains[0].name)));
+    apply_model(&mut o, &p);
+    assert!(plan(&d, &o).is_empty());
 }
 
 #[test]
