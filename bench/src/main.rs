@@ -4,8 +4,14 @@
 //! # Layout
 //! - [`ipam`]: address allocation through ipam-service against the floor of what etcd itself
 //!   does per allocation (one conditional create), both at the same concurrency.
+//! - [`cni`]: ADD and DEL through the romana-cni binary against Debian's `ptp` +
+//!   `host-local` into the same namespaces, sequential and concurrent.
+//! - [`datapath`]: TCP throughput and connection rate through a host's romana nft table
+//!   holding 10 and 10k set entries, against the same path without the table.
 //! - [`measure`]: concurrent runs, quantiles and the `ratios:` line.
 
+mod cni;
+mod datapath;
 mod ipam;
 mod measure;
 
@@ -32,6 +38,26 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         hosts: usize,
     },
+    /// CNI ADD/DEL latency of romana-cni vs ptp + host-local (needs root).
+    Cni {
+        /// Sequential ADDs (and DELs) per plugin.
+        #[arg(long, default_value_t = 100)]
+        sequential: usize,
+        /// ADDs (and DELs) per plugin at --concurrency.
+        #[arg(long, default_value_t = 320)]
+        concurrent: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// TCP throughput and connection rate through the agent's nft table (needs root, iperf3).
+    Datapath {
+        /// Seconds of iperf3 per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// TCP connections per connection-rate measurement.
+        #[arg(long, default_value_t = 2000)]
+        connections: usize,
+    },
 }
 
 #[tokio::main]
@@ -42,5 +68,14 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             hosts,
         } => ipam::ipam(allocations, concurrency, hosts).await,
+        Bench::Cni {
+            sequential,
+            concurrent,
+            concurrency,
+        } => cni::cni(sequential, concurrent, concurrency).await,
+        Bench::Datapath {
+            seconds,
+            connections,
+        } => datapath::datapath(seconds, connections).await,
     }
 }
