@@ -47,20 +47,18 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             move || async move { netlink::prepare(&host_ifname, &ifname, &netns).await },
         )
     };
-    let allocation = async {
-        let mut ipam = Ipam::connect(conf).await?;
-        let endpoint = ipam
-            .allocate(pb::AllocateRequest {
-                endpoint: id.clone(),
-                host: placement.host,
-                tenant: placement.tenant,
-                segment: placement.segment.unwrap_or_default(),
-                labels: labels.into_iter().collect(),
-                ..Default::default()
-            })
-            .await?;
-        Ok::<_, CniError>((ipam, endpoint))
+    let request = pb::AllocateRequest {
+        endpoint: id.clone(),
+        host: placement.host,
+        tenant: placement.tenant,
+        segment: placement.segment.unwrap_or_default(),
+        labels: labels.into_iter().collect(),
+        ..Default::default()
     };
+    let allocation = Ipam::first_call(conf, |mut ipam| {
+        let request = request.clone();
+        async move { ipam.allocate(request).await }
+    });
     let (links, allocation) = tokio::join!(links, allocation);
     let (mut ipam, endpoint) = match allocation {
         Ok(allocated) => allocated,

@@ -16,12 +16,12 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     // Deleting a veth waits in the kernel for milliseconds; the release overlaps it.
     let host_ifname = endpoint_ifname(&id);
     let removed = netlink::on_thread(move || async move { netlink::unwire(&host_ifname).await });
-    let released = async {
-        let mut ipam = Ipam::connect(conf).await?;
-        ipam.release(&id).await
-    };
+    let released = Ipam::first_call(conf, |mut ipam| {
+        let id = id.clone();
+        async move { ipam.release(&id).await }
+    });
     let (removed, released) = tokio::join!(removed, released);
-    let (removed, released) = (removed?, released?);
+    let (removed, (_, released)) = (removed?, released?);
     tracing::debug!(
         endpoint = %id,
         link_removed = removed,
