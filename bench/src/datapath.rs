@@ -221,7 +221,8 @@ fn iperf(c: &Cluster, seconds: u64) -> anyhow::Result<f64> {
             .args(["-c", &address, "-t", &secs, "-J"])
             .output()?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if out.status.success() {
+        // iperf3 3.12 exits 0 with -J even when it could not connect; the JSON says so.
+        if out.status.success() && json["error"].is_null() {
             let bps = json["end"]["sum_received"]["bits_per_second"]
                 .as_f64()
                 .with_context(|| format!("no received rate in iperf3's output: {json}"))?;
