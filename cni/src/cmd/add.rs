@@ -72,7 +72,14 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     };
     tracing::debug!(endpoint = %id, address = %endpoint.address, "allocated");
 
-    let w = wiring(&id, ifname, netns, &endpoint)?;
+    let w = match wiring(&id, ifname, netns, &endpoint) {
+        Ok(w) => w,
+        Err(e) => {
+            // The links were made while allocating: a bad record must not leave them behind.
+            unlink(&id, &host_ifname).await;
+            return Err(e);
+        }
+    };
     let wired = match links {
         Ok(host) => netlink::finish(&host, &w).await,
         Err(e) => Err(e),
