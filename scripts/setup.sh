@@ -21,6 +21,8 @@ command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] \
     || need_pkgs+=(golang-github-appc-cni-dev)
 [ -x /usr/lib/cni/tuning ] || need_pkgs+=(containernetworking-plugins)
+# `romana-bench datapath` measures TCP throughput between namespaces with iperf3.
+command -v iperf3 >/dev/null 2>&1 || need_pkgs+=(iperf3)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "==> installing Debian packages: ${need_pkgs[*]}"
     SUDO=""

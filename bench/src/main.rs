@@ -8,10 +8,16 @@
 //!   one `nft add element` into it.
 //! - [`propagation`]: a policy commit to every agent applying it, against etcd's own put and
 //!   delivery to as many watchers.
+//! - [`cni`]: ADD and DEL through the romana-cni binary against Debian's `ptp` +
+//!   `host-local` into the same namespaces, sequential and concurrent.
+//! - [`datapath`]: TCP throughput and connection rate through a host's romana nft table
+//!   holding 10 and 10k set entries, against the same path without the table.
 //! - [`measure`]: concurrent runs, quantiles and the `ratios:` line.
 //! - [`world`]: the synthetic cluster and in-process agents of `agent` and `propagation`.
 
 mod agent;
+mod cni;
+mod datapath;
 mod ipam;
 mod measure;
 mod propagation;
@@ -77,6 +83,26 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         policies: usize,
     },
+    /// CNI ADD/DEL latency of romana-cni vs ptp + host-local (needs root).
+    Cni {
+        /// Sequential ADDs (and DELs) per plugin.
+        #[arg(long, default_value_t = 100)]
+        sequential: usize,
+        /// ADDs (and DELs) per plugin at --concurrency.
+        #[arg(long, default_value_t = 320)]
+        concurrent: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// TCP throughput and connection rate through the agent's nft table (needs root, iperf3).
+    Datapath {
+        /// Seconds of iperf3 per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// TCP connections per connection-rate measurement.
+        #[arg(long, default_value_t = 2000)]
+        connections: usize,
+    },
 }
 
 #[tokio::main]
@@ -110,5 +136,14 @@ async fn main() -> anyhow::Result<()> {
             endpoints,
             policies,
         } => propagation::propagation(agents, commits, endpoints, policies).await,
+        Bench::Cni {
+            sequential,
+            concurrent,
+            concurrency,
+        } => cni::cni(sequential, concurrent, concurrency).await,
+        Bench::Datapath {
+            seconds,
+            connections,
+        } => datapath::datapath(seconds, connections).await,
     }
 }

@@ -1,6 +1,9 @@
 //! The plugin's client of ipam-service, found through root, with each call's failure turned
 //! into a [`CniError`] that names the step.
 
+use std::future::Future;
+use std::time::Duration;
+
 use romana_proto::discover::{self, Timeouts};
 use romana_proto::pb;
 use romana_proto::pb::ipam_client::IpamClient;
@@ -9,7 +12,13 @@ use tonic::transport::Channel;
 use crate::config::NetConf;
 use crate::error::CniError;
 
-/// A connection to one ipam-service instance.
+/// How long the first call on an unproven connection may take before the instance is
+/// health-checked as well (see [`Ipam::first_call`]). Far above an answer's time on a
+/// loaded host, far below a caller's patience.
+pub const PROBE_AFTER: Duration = Duration::from_millis(250);
+
+/// A connection to one ipam-service instance. Clones share the connection.
+#[derive(Clone)]
 pub struct Ipam {
     client: IpamClient<Channel>,
 }
@@ -27,6 +36,54 @@ impl Ipam {
         Ok(Ipam {
             client: IpamClient::new(channel),
         })
+    }
+
+    /// Finds ipam-service and makes `call` its first call, on a connection not proven by a
+    /// health check: an answer proves it, and saves that round trip. Only when the call is
+    /// slower than [`PROBE_AFTER`] is the instance health-checked alongside it; one that
+    /// does not answer that either (frozen, say: it still accepts connections) is given up,
+    /// the call abandoned, and made again on an instance that discovery's health check
+    /// passes. So `call` must be idempotent (every call of the plugin's is, by endpoint id).
+    pub async fn first_call<T, F, Fut>(conf: &NetConf, call: F) -> Result<(Ipam, T), CniError>
+    where
+        F: Fn(Ipam) -> Fut,
+        Fut: Future<Output = Result<T, CniError>>,
+    {
+        Ipam::first_call_with(conf, Timeouts::default(), call).await
+    }
+
+    pub async fn first_call_with<T, F, Fut>(
+        conf: &NetConf,
+        timeouts: Timeouts,
+        call: F,
+    ) -> Result<(Ipam, T), CniError>
+    where
+        F: Fn(Ipam) -> Fut,
+        Fut: Future<Output = Result<T, CniError>>,
+    {
+        let channel = discover::connected_with_tls(&conf.root, "ipam", timeouts, conf.tls.as_ref())
+            .await
+            .map_err(CniError::Discover)?;
+        let ipam = Ipam {
+            client: IpamClient::new(channel.clone()),
+        };
+        let first = call(ipam.clone());
+        tokio::pin!(first);
+        tokio::select! {
+            result = &mut first => return Ok((ipam, result?)),
+            () = tokio::time::sleep(PROBE_AFTER) => {}
+        }
+        tokio::select! {
+            result = &mut first => return Ok((ipam, result?)),
+            answered = discover::answers(&channel, timeouts.connect) => match answered {
+                // Busy, not silent: the call goes on, bounded by the request timeout.
+                Ok(()) => return Ok((ipam, first.await?)),
+                Err(reason) => tracing::warn!(%reason, "ipam-service is silent; trying another"),
+            },
+        }
+        let ipam = Ipam::connect_with(conf, timeouts).await?;
+        let result = call(ipam.clone()).await?;
+        Ok((ipam, result))
     }
 
     /// Allocates (or returns the address already held by) `request.endpoint`.

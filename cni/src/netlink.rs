@@ -204,39 +204,51 @@ pub fn netns_exists(netns: &Path) -> Result<(), NetlinkError> {
 }
 
 /// Makes the endpoint's wiring exist, reusing whatever a previous ADD of the same endpoint
-/// left. Run in the host namespace.
+/// left. Run in the host namespace. [`prepare`] then [`finish`].
 pub async fn wire(w: &Wiring) -> Result<Wired, NetlinkError> {
-    let ns = open_netns(&w.netns)?;
+    let host = prepare(&w.host_ifname, &w.ifname, &w.netns).await?;
+    finish(&host, w).await
+}
+
+/// The first half of [`wire`], which needs no address: makes the veth pair `host_ifname` -
+/// `ifname` (in `netns`) exist, reusing ours from a previous ADD, and returns the host side.
+/// ADD runs it while ipam allocates the address.
+pub async fn prepare(
+    host_ifname: &str,
+    ifname: &str,
+    netns: &Path,
+) -> Result<LinkState, NetlinkError> {
+    let ns = open_netns(netns)?;
     let h = connect()?;
 
-    if let Some(host) = link_by_name(&h, &w.host_ifname).await? {
-        let ifname = w.ifname.clone();
+    if let Some(host) = link_by_name(&h, host_ifname).await? {
+        let peer_name = ifname.to_string();
         let peer = in_netns(
-            &w.netns,
-            move |h| async move { link_by_name(&h, &ifname).await },
+            netns,
+            move |h| async move { link_by_name(&h, &peer_name).await },
         )
         .await?;
         let ours = host.veth && peer.is_some_and(|p| p.peer_index == Some(host.index));
-        if !ours {
-            // A pair left by an ADD into another namespace (or half made): start over.
-            tracing::info!(link = %w.host_ifname, "replacing a stale endpoint link");
-            delete_link(&h, &host).await?;
+        if ours {
+            return Ok(host);
         }
+        // A pair left by an ADD into another namespace (or half made): start over.
+        tracing::info!(link = %host_ifname, "replacing a stale endpoint link");
+        delete_link(&h, &host).await?;
     }
-    let host = match link_by_name(&h, &w.host_ifname).await? {
-        Some(host) => host,
-        None => {
-            create_veth(&h, w, &ns).await?;
-            link_by_name(&h, &w.host_ifname)
-                .await?
-                .ok_or_else(|| NetlinkError::Vanished {
-                    what: format!("host link {}", w.host_ifname),
-                })?
-        }
-    };
+    create_veth(&h, host_ifname, ifname, netns, &ns).await?;
+    link_by_name(&h, host_ifname)
+        .await?
+        .ok_or_else(|| NetlinkError::Vanished {
+            what: format!("host link {host_ifname}"),
+        })
+}
 
-    set_up(&h, &host).await?;
-    add_address(&h, &host, w.gateway).await?;
+/// The second half of [`wire`]: addresses and routes on the pair [`prepare`] made.
+pub async fn finish(host: &LinkState, w: &Wiring) -> Result<Wired, NetlinkError> {
+    let h = connect()?;
+    set_up(&h, host).await?;
+    add_address(&h, host, w.gateway).await?;
 
     let wc = w.clone();
     let container = in_netns(&w.netns, move |h| async move {
@@ -244,9 +256,21 @@ pub async fn wire(w: &Wiring) -> Result<Wired, NetlinkError> {
     })
     .await?;
     Ok(Wired {
-        host_mac: host.mac,
+        host_mac: host.mac.clone(),
         container_mac: container.mac,
     })
+}
+
+/// Runs `f` in the host namespace on a thread of its own. Creating or deleting a veth
+/// holds the netlink request's syscall for milliseconds of kernel work; on the plugin's
+/// one-thread runtime that would stall its RPCs, on this thread it overlaps them.
+pub async fn on_thread<T, F, Fut>(f: F) -> Result<T, NetlinkError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, NetlinkError>>,
+{
+    worker(None, PathBuf::from("(host)"), move |_| f()).await
 }
 
 /// Removes an endpoint's host link (its peer goes with it, and so do the routes through
@@ -318,19 +342,36 @@ where
     Fut: Future<Output = Result<T, NetlinkError>>,
 {
     let ns = open_netns(netns)?;
-    let path = netns.to_path_buf();
+    worker(Some(ns), netns.to_path_buf(), move |h| {
+        f(h.expect("opened in the namespace"))
+    })
+    .await
+}
+
+/// Runs `f` on a new thread with a runtime of its own: inside `ns` (entered with setns,
+/// then given a netlink handle opened there) when given, else in the host namespace with
+/// no handle. `path` names the namespace in errors.
+async fn worker<T, F, Fut>(ns: Option<File>, path: PathBuf, f: F) -> Result<T, NetlinkError>
+where
+    T: Send + 'static,
+    F: FnOnce(Option<Handle>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, NetlinkError>>,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
     let worker_path = path.clone();
     std::thread::Builder::new()
         .name("romana-cni-netns".into())
         .spawn(move || {
             let run = || -> Result<T, NetlinkError> {
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-                    NetlinkError::NetnsEnter {
-                        path: worker_path.clone(),
-                        source,
-                    }
-                })?;
+                let entered = ns.is_some();
+                if let Some(ns) = ns {
+                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
+                        |source| NetlinkError::NetnsEnter {
+                            path: worker_path.clone(),
+                            source,
+                        },
+                    )?;
+                }
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_io()
                     .build()
@@ -338,7 +379,10 @@ where
                         path: worker_path.clone(),
                         source,
                     })?;
-                runtime.block_on(async move { f(connect()?).await })
+                runtime.block_on(async move {
+                    let handle = if entered { Some(connect()?) } else { None };
+                    f(handle).await
+                })
             };
             let _ = tx.send(run());
         })
@@ -350,41 +394,44 @@ where
         .map_err(|_| NetlinkError::WorkerPanicked { path })?
 }
 
-async fn create_veth(h: &Handle, w: &Wiring, ns: &File) -> Result<(), NetlinkError> {
+async fn create_veth(
+    h: &Handle,
+    host_ifname: &str,
+    ifname: &str,
+    netns: &Path,
+    ns: &File,
+) -> Result<(), NetlinkError> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(w.ifname.clone())
+        .name(ifname.to_string())
         .setns_by_fd(ns.as_raw_fd())
         .build();
-    let message = LinkVeth::new(&w.host_ifname, &w.ifname)
+    let message = LinkVeth::new(host_ifname, ifname)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
     match h.link().add(message).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => {
-            let ifname = w.ifname.clone();
+            let peer_name = ifname.to_string();
             let taken = in_netns(
-                &w.netns,
-                move |h| async move { link_by_name(&h, &ifname).await },
+                netns,
+                move |h| async move { link_by_name(&h, &peer_name).await },
             )
             .await?
             .is_some();
             if taken {
                 Err(NetlinkError::IfnameTaken {
-                    ifname: w.ifname.clone(),
-                    netns: w.netns.clone(),
+                    ifname: ifname.to_string(),
+                    netns: netns.to_path_buf(),
                 })
             } else {
                 Err(request(format!(
-                    "creating veth {} (another ADD of the same endpoint may be running)",
-                    w.host_ifname
+                    "creating veth {host_ifname} (another ADD of the same endpoint may be running)"
                 ))(e))
             }
         }
         Err(e) => Err(request(format!(
-            "creating veth {} with peer {} in {}",
-            w.host_ifname,
-            w.ifname,
-            w.netns.display()
+            "creating veth {host_ifname} with peer {ifname} in {}",
+            netns.display()
         ))(e)),
     }
 }

@@ -5,6 +5,8 @@
 //! health check within the connect timeout. A registration outlives its process until the
 //! lease expires, and a frozen or wedged process still accepts TCP connections (the kernel
 //! does), so a connect alone would hand out a channel on which every call hangs.
+//! [`connected_with_tls`] leaves that proof to a one-shot caller's first call (which it
+//! bounds, asking [`answers`] only when the call is slow), saving a round trip.
 //!
 //! Every step has a deadline: a client that hangs on a dead address is worse than one that
 //! fails with a message naming the address.
@@ -160,6 +162,37 @@ pub async fn channel_with_tls(
     timeouts: Timeouts,
     tls: Option<&ClientTls>,
 ) -> Result<Channel, DiscoverError> {
+    find(roots, kind, timeouts, tls, Check::Health).await
+}
+
+/// [`channel_with_tls`] without the health check of the instance: the first instance that
+/// accepts a connection. For a one-shot client whose first call itself shows the instance
+/// answers, which saves a round trip. A frozen instance accepts connections too, so the
+/// caller must bound that first call: when it is slow, [`answers`] tells a busy instance
+/// from a silent one, and [`channel_with_tls`] then finds one that answers.
+pub async fn connected_with_tls(
+    roots: &str,
+    kind: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, DiscoverError> {
+    find(roots, kind, timeouts, tls, Check::Connect).await
+}
+
+/// Whether an instance is proven to answer before its channel is handed out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Health,
+    Connect,
+}
+
+async fn find(
+    roots: &str,
+    kind: &str,
+    timeouts: Timeouts,
+    tls: Option<&ClientTls>,
+    check: Check,
+) -> Result<Channel, DiscoverError> {
     let urls: Vec<&str> = roots
         .split(',')
         .map(str::trim)
@@ -176,7 +209,7 @@ pub async fn channel_with_tls(
     }
     let mut tried = Vec::with_capacity(urls.len());
     for url in &urls {
-        match through_root(url, kind, timeouts, tls).await {
+        match through_root(url, kind, timeouts, tls, check).await {
             Ok(channel) => return Ok(channel),
             Err(e) if urls.len() == 1 || !e.is_retryable() => return Err(e),
             Err(e) => {
@@ -215,6 +248,7 @@ async fn through_root(
     kind: &str,
     timeouts: Timeouts,
     tls: Option<&ClientTls>,
+    check: Check,
 ) -> Result<Channel, DiscoverError> {
     let root_channel = connect(root, timeouts, tls)
         .await
@@ -250,7 +284,13 @@ async fn through_root(
 
     let mut tried = Vec::with_capacity(urls.len());
     for url in urls {
-        match connect_answering(&url, timeouts, tls).await {
+        let connected = match check {
+            Check::Health => connect_answering(&url, timeouts, tls).await,
+            Check::Connect => connect(&url, timeouts, tls)
+                .await
+                .map_err(|failure| failure.reason()),
+        };
+        match connected {
             Ok(channel) => return Ok(channel),
             Err(reason) => tried.push(Attempt { reason, url }),
         }
@@ -268,33 +308,39 @@ enum ConnectFailure {
     Unreachable(tonic::transport::Error),
 }
 
-/// [`connect`], then one health check (service `""`, the whole server) within the connect
-/// timeout; the error is why the instance is passed over. A server without the health
-/// service answers UNIMPLEMENTED, which proves it answers: that is all this asks.
+/// [`connect`], then [`answers`] within the connect timeout; the error is why the
+/// instance is passed over.
 async fn connect_answering(
     url: &str,
     timeouts: Timeouts,
     tls: Option<&ClientTls>,
 ) -> Result<Channel, String> {
-    use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
     let channel = connect(url, timeouts, tls)
         .await
         .map_err(|failure| failure.reason())?;
+    answers(&channel, timeouts.connect).await?;
+    Ok(channel)
+}
+
+/// One health check (service `""`, the whole server) on `channel` within `within`; the
+/// error says why the instance does not count as answering. A server without the health
+/// service answers UNIMPLEMENTED, which proves it answers: that is all this asks.
+pub async fn answers(channel: &Channel, within: Duration) -> Result<(), String> {
+    use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let check = health.check(HealthCheckRequest {
         service: String::new(),
     });
-    match tokio::time::timeout(timeouts.connect, check).await {
-        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(channel),
-        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Ok(channel),
+    match tokio::time::timeout(within, check).await {
+        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(()),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Ok(()),
         Ok(Ok(r)) => Err(format!(
             "health check says {}",
             r.get_ref().status().as_str_name()
         )),
         Ok(Err(status)) => Err(format!("health check failed: {}", status_text(&status))),
         Err(_) => Err(format!(
-            "connected, but no answer to a health check within {:?}",
-            timeouts.connect
+            "connected, but no answer to a health check within {within:?}"
         )),
     }
 }

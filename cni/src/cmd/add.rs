@@ -2,12 +2,15 @@
 //!
 //! Idempotent: ipam returns the address the endpoint id already holds, and the wiring
 //! reuses the links a previous ADD made. The container namespace is checked before
-//! allocating, so a missing one (code 3, "nothing to clean up") costs no address. When
-//! wiring fails, what this call made is undone before the error is returned.
+//! allocating, so a missing one (code 3, "nothing to clean up") costs no address. The veth
+//! pair is made while ipam allocates (it needs no address); addresses and routes follow.
+//! When allocating or wiring fails, what this call made is undone before the error is
+//! returned.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+use romana_core::datapath::endpoint_ifname;
 use romana_proto::pb;
 
 use crate::config::{machine_hostname, NetConf};
@@ -34,21 +37,54 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         .map_err(CniError::PrevResult)?;
     netlink::netns_exists(netns)?;
 
-    let mut ipam = Ipam::connect(conf).await?;
-    let endpoint = ipam
-        .allocate(pb::AllocateRequest {
-            endpoint: id.clone(),
-            host: placement.host,
-            tenant: placement.tenant,
-            segment: placement.segment.unwrap_or_default(),
-            labels: labels.into_iter().collect(),
-            ..Default::default()
-        })
-        .await?;
+    // The veth pair needs no address: it is made on a thread of its own while ipam
+    // allocates (discovery and Allocate are round trips the plugin only waits on).
+    let host_ifname = endpoint_ifname(&id);
+    let links = {
+        let (host_ifname, ifname, netns) =
+            (host_ifname.clone(), ifname.to_string(), netns.to_path_buf());
+        netlink::on_thread(
+            move || async move { netlink::prepare(&host_ifname, &ifname, &netns).await },
+        )
+    };
+    let request = pb::AllocateRequest {
+        endpoint: id.clone(),
+        host: placement.host,
+        tenant: placement.tenant,
+        segment: placement.segment.unwrap_or_default(),
+        labels: labels.into_iter().collect(),
+        ..Default::default()
+    };
+    let allocation = Ipam::first_call(conf, |mut ipam| {
+        let request = request.clone();
+        async move { ipam.allocate(request).await }
+    });
+    let (links, allocation) = tokio::join!(links, allocation);
+    let (mut ipam, endpoint) = match allocation {
+        Ok(allocated) => allocated,
+        Err(e) => {
+            // Nothing is allocated: the links made meanwhile must not outlive this call.
+            if links.is_ok() {
+                unlink(&id, &host_ifname).await;
+            }
+            return Err(e);
+        }
+    };
     tracing::debug!(endpoint = %id, address = %endpoint.address, "allocated");
 
-    let w = wiring(&id, ifname, netns, &endpoint)?;
-    let wired = match netlink::wire(&w).await {
+    let w = match wiring(&id, ifname, netns, &endpoint) {
+        Ok(w) => w,
+        Err(e) => {
+            // The links were made while allocating: a bad record must not leave them behind.
+            unlink(&id, &host_ifname).await;
+            return Err(e);
+        }
+    };
+    let wired = match links {
+        Ok(host) => netlink::finish(&host, &w).await,
+        Err(e) => Err(e),
+    };
+    let wired = match wired {
         Ok(wired) => wired,
         Err(e) => {
             undo(&mut ipam, &id, &w).await;
@@ -69,11 +105,15 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
 
 /// Best effort: the runtime calls DEL after a failed ADD anyway, which does the same.
 async fn undo(ipam: &mut Ipam, id: &str, w: &Wiring) {
-    if let Err(e) = netlink::unwire(&w.host_ifname).await {
-        tracing::warn!(endpoint = %id, error = %e, "undoing a failed ADD: removing the link");
-    }
+    unlink(id, &w.host_ifname).await;
     if let Err(e) = ipam.release(id).await {
         tracing::warn!(endpoint = %id, error = %e, "undoing a failed ADD: releasing the address");
+    }
+}
+
+async fn unlink(id: &str, host_ifname: &str) {
+    if let Err(e) = netlink::unwire(host_ifname).await {
+        tracing::warn!(endpoint = %id, error = %e, "undoing a failed ADD: removing the link");
     }
 }
 

@@ -1,5 +1,5 @@
 //! DEL: remove the endpoint's host link (its peer and routes go with it) and release its
-//! address. Idempotent: a missing link, a missing namespace or an endpoint holding nothing
+//! address, both at once. Idempotent: a missing link, a missing namespace or an endpoint holding nothing
 //! is success. An unreachable ipam-service is an error (code 11) so the runtime retries
 //! instead of the address leaking.
 
@@ -13,9 +13,15 @@ use crate::netlink;
 
 pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let id = env.endpoint_id()?;
-    let removed = netlink::unwire(&endpoint_ifname(&id)).await?;
-    let mut ipam = Ipam::connect(conf).await?;
-    let released = ipam.release(&id).await?;
+    // Deleting a veth waits in the kernel for milliseconds; the release overlaps it.
+    let host_ifname = endpoint_ifname(&id);
+    let removed = netlink::on_thread(move || async move { netlink::unwire(&host_ifname).await });
+    let released = Ipam::first_call(conf, |mut ipam| {
+        let id = id.clone();
+        async move { ipam.release(&id).await }
+    });
+    let (removed, released) = tokio::join!(removed, released);
+    let (removed, (_, released)) = (removed?, released?);
     tracing::debug!(
         endpoint = %id,
         link_removed = removed,
