@@ -1,6 +1,7 @@
 //! `datapath`: TCP throughput (iperf3) and connection rate between two endpoints of one host,
 //! routed through the host and its agent's `inet romana` table, with 10 and then 10k set
-//! entries on the path, against the same path with the table removed, in one run.
+//! entries on the path, against the same path with the table removed, in one run: the three
+//! tables are swapped in turn for several rounds and each figure is a median.
 //!
 //! The entries are endpoints of that host (the `endpoints` set every forwarded packet is
 //! looked up in) that a NetworkPolicy rule also picks as peers of the server (the set every
@@ -28,10 +29,28 @@ const HOST: &str = "r0h0";
 /// How long the agent may take to program a table with 10k more elements.
 const CONVERGE: Duration = Duration::from_secs(180);
 
+/// Rounds of the three tables, one sample of each per round.
+const ROUNDS: usize = 5;
+
 /// One measurement of the path.
+#[derive(Clone, Copy, Default)]
 struct Sample {
     gbits: f64,
     connections_per_s: f64,
+}
+
+impl Sample {
+    /// Each figure's median over `samples` (a sample's two figures are taken separately).
+    fn median(samples: &[Sample]) -> Sample {
+        let mid = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        };
+        Sample {
+            gbits: mid(samples.iter().map(|s| s.gbits).collect()),
+            connections_per_s: mid(samples.iter().map(|s| s.connections_per_s).collect()),
+        }
+    }
 }
 
 pub async fn datapath(seconds: u64, connections: usize) -> anyhow::Result<()> {
@@ -121,19 +140,57 @@ async fn body(mut c: Cluster, seconds: u64, connections: usize) -> anyhow::Resul
             .then_some(())
     })
     .await?;
-    let small = sample(&c, seconds, connections).await?;
+    let ns = &c.host(HOST).ns;
+    let with_10 = ns.exec("nft", &["list", "table", "inet", "romana"])?;
 
     let last = add_entries(&c, 10, 10_000).await?;
     wait_programmed(&c, last).await?;
-    let large = sample(&c, seconds, connections).await?;
+    let with_10k = ns.exec("nft", &["list", "table", "inet", "romana"])?;
 
-    // No table: the agent stops (its routes stay, so the path is otherwise the same).
+    // The agent stops (its routes stay, so the path is otherwise the same); the three
+    // tables are then swapped in turn, each sampled once per round, so load that comes and
+    // goes on the machine falls on all three alike. Medians of the rounds are reported.
     c.kill_agent(HOST);
-    c.host(HOST)
-        .ns
-        .exec("nft", &["delete", "table", "inet", "romana"])?;
-    let none = sample(&c, seconds, connections).await?;
+    let ns = &c.host(HOST).ns;
+    let mut rounds: [Vec<Sample>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (i, table) in [Some(&with_10), Some(&with_10k), None]
+            .into_iter()
+            .enumerate()
+        {
+            // Absent after the no-table sample; present otherwise.
+            let _ = ns.exec("nft", &["delete", "table", "inet", "romana"]);
+            if let Some(table) = table {
+                load_table(ns, table)?;
+            }
+            rounds[i].push(sample(&c, seconds, connections).await?);
+        }
+    }
+    let [small, large, none] = rounds.map(|r| Sample::median(&r));
     Ok([small, large, none])
+}
+
+/// Loads a table listing back with `nft -f`.
+fn load_table(ns: &romana_integration::Netns, table: &str) -> anyhow::Result<()> {
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning nft")?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().context("nft stdin")?,
+        table.as_bytes(),
+    )?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "nft -f of a saved table failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Allocates endpoints `from..to` on the host (labelled as clients, never wired) and
