@@ -13,10 +13,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use romana_integration::cluster::binary;
-use romana_integration::{ControlPlane, Netns, Service};
-use romana_proto::pb;
+use romana_integration::Netns;
 use tokio::io::AsyncWriteExt;
-use tonic::transport::Channel;
 
 use crate::measure::{measure, print_ratios, ratio, Run};
 
@@ -63,8 +61,7 @@ async fn phases(
     concurrent: usize,
     concurrency: usize,
 ) -> anyhow::Result<(Runs, Runs)> {
-    let plane = ControlPlane::start().await?;
-    setup_cluster(&plane).await?;
+    let plane = crate::plane::start(&["h1".to_string()]).await?;
     let data = tempfile::tempdir()?;
     let ptp = Arc::new(Plugin {
         name: "ptp",
@@ -144,38 +141,6 @@ async fn phases(
             del_c,
         },
     ))
-}
-
-/// Host `h1`, tenant `bench` with its default segment, in a layout whose segments hold
-/// 2^16 addresses per host, more than any run allocates.
-async fn setup_cluster(plane: &ControlPlane) -> anyhow::Result<()> {
-    let channel =
-        |url: String| async move { anyhow::Ok(Channel::from_shared(url)?.connect().await?) };
-    pb::root_client::RootClient::new(channel(plane.root_url()).await?)
-        .init_config(pb::InitConfigRequest {
-            config: Some(pb::ClusterConfig {
-                address_space: "10.0.0.0/8".into(),
-                host_bits: 4,
-                tenant_bits: 2,
-                segment_bits: 2,
-                ..Default::default()
-            }),
-        })
-        .await?;
-    pb::topology_client::TopologyClient::new(channel(plane.url(Service::Topology)).await?)
-        .add_host(pb::AddHostRequest {
-            name: "h1".into(),
-            ip: "192.168.0.1".into(),
-            rack: None,
-        })
-        .await?;
-    pb::tenants_client::TenantsClient::new(channel(plane.url(Service::Tenant)).await?)
-        .add_tenant(pb::AddTenantRequest {
-            name: "bench".into(),
-            ..Default::default()
-        })
-        .await?;
-    Ok(())
 }
 
 /// One plugin call, made as a runtime makes it: a fresh process, only CNI_* (and PATH) in

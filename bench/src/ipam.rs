@@ -139,41 +139,11 @@ pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
 
 impl Bench {
     async fn start(hosts: usize) -> anyhow::Result<Bench> {
-        let plane = ControlPlane::start().await?;
-        let channel =
-            |url: String| async move { anyhow::Ok(Channel::from_shared(url)?.connect().await?) };
-        let mut root = pb::root_client::RootClient::new(channel(plane.root_url()).await?);
-        // Segments of 16 endpoint bits, so one segment can hold the whole fill curve.
-        root.init_config(pb::InitConfigRequest {
-            config: Some(pb::ClusterConfig {
-                address_space: "10.0.0.0/8".into(),
-                host_bits: 4,
-                tenant_bits: 2,
-                segment_bits: 2,
-                ..Default::default()
-            }),
-        })
-        .await?;
-        let mut topology =
-            pb::topology_client::TopologyClient::new(channel(plane.url(Service::Topology)).await?);
-        for h in 0..hosts {
-            topology
-                .add_host(pb::AddHostRequest {
-                    name: format!("h{h}"),
-                    ip: format!("192.168.0.{}", h + 1),
-                    rack: None,
-                })
-                .await?;
-        }
-        let mut tenants =
-            pb::tenants_client::TenantsClient::new(channel(plane.url(Service::Tenant)).await?);
-        tenants
-            .add_tenant(pb::AddTenantRequest {
-                name: "bench".into(),
-                ..Default::default()
-            })
-            .await?;
-        let ipam = pb::ipam_client::IpamClient::new(channel(plane.url(Service::Ipam)).await?);
+        let names: Vec<String> = (0..hosts).map(|h| format!("h{h}")).collect();
+        let plane = crate::plane::start(&names).await?;
+        let ipam = pb::ipam_client::IpamClient::new(
+            crate::plane::channel(plane.url(Service::Ipam)).await?,
+        );
         Ok(Bench {
             store: plane.store().clone(),
             _plane: plane,

@@ -12,6 +12,7 @@
 //!   `host-local` into the same namespaces, sequential and concurrent.
 //! - [`datapath`]: TCP throughput and connection rate through a host's romana nft table
 //!   holding 10 and 10k set entries, against the same path without the table.
+//! - [`plane`]: the control plane `ipam` and `cni` run against.
 //! - [`measure`]: concurrent runs, quantiles and the `ratios:` line.
 //! - [`world`]: the synthetic cluster and in-process agents of `agent` and `propagation`.
 
@@ -20,6 +21,7 @@ mod cni;
 mod datapath;
 mod ipam;
 mod measure;
+mod plane;
 mod propagation;
 mod world;
 
