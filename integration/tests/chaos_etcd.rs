@@ -82,10 +82,18 @@ async fn under_load(
     name: &str,
     fault: impl FnOnce(&mut ControlPlane) -> (String, Vec<usize>),
     heal: impl Fn(&mut EtcdServer),
-) -> (Run, invariants::Invariants, Duration, String) {
+) -> (
+    Run,
+    invariants::Invariants,
+    std::ops::Range<Duration>,
+    String,
+) {
     let mut plane = mk_plane().await;
     let load = mk_load(&plane);
     load.progress(200, Duration::from_secs(20)).await.unwrap();
+    // A kill waits for the process to exit; calls it breaks may end before it returns, so
+    // the fault is the whole span from just before it.
+    let began = load.elapsed();
     let (what, members) = tokio::task::block_in_place(|| fault(&mut plane));
     let at = load.fault(&what);
     tokio::time::sleep(FAULT_WINDOW).await;
@@ -115,7 +123,7 @@ async fn under_load(
         .invariants(&inv)
         .field("reconverge", chaos::secs(run.failing_for(at)))
         .print();
-    (run, inv, at, line)
+    (run, inv, began..at, line)
 }
 
 /// How long after `at` the first call that started after it succeeded.
@@ -139,10 +147,12 @@ fn resume(member: &mut EtcdServer) {
 fn assert_one_member_down_target(
     run: &Run,
     inv: &invariants::Invariants,
-    at: Duration,
+    fault: &std::ops::Range<Duration>,
     line: &str,
 ) {
-    let in_flight = run.in_flight_at(at);
+    // From just before the kill to when it returned: a call that the kill broke may end
+    // before the kill returns.
+    let in_flight = run.in_flight_during(fault);
     let failed: Vec<_> = run.failed().collect();
     assert!(
         failed.len() <= in_flight,
@@ -160,7 +170,7 @@ fn assert_one_member_down_target(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_an_etcd_follower_fails_at_most_the_calls_in_flight() {
-    let (run, inv, at, line) = under_load(
+    let (run, inv, fault, line) = under_load(
         "etcd-kill-follower",
         |plane| {
             let follower = plane.etcd().followers().unwrap()[0];
@@ -170,12 +180,12 @@ async fn killing_an_etcd_follower_fails_at_most_the_calls_in_flight() {
         start_again,
     )
     .await;
-    assert_one_member_down_target(&run, &inv, at, &line);
+    assert_one_member_down_target(&run, &inv, &fault, &line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_etcd_leader_fails_at_most_the_calls_in_flight() {
-    let (run, inv, at, line) = under_load(
+    let (run, inv, fault, line) = under_load(
         "etcd-kill-leader",
         |plane| {
             let leader = plane.etcd().wait_leader(Duration::from_secs(10)).unwrap();
@@ -185,12 +195,12 @@ async fn killing_the_etcd_leader_fails_at_most_the_calls_in_flight() {
         start_again,
     )
     .await;
-    assert_one_member_down_target(&run, &inv, at, &line);
+    assert_one_member_down_target(&run, &inv, &fault, &line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn freezing_an_etcd_follower_for_5s_fails_at_most_the_calls_in_flight() {
-    let (run, inv, at, line) = under_load(
+    let (run, inv, fault, line) = under_load(
         "etcd-sigstop-follower",
         |plane| {
             let follower = plane.etcd().followers().unwrap()[0];
@@ -200,12 +210,12 @@ async fn freezing_an_etcd_follower_for_5s_fails_at_most_the_calls_in_flight() {
         resume,
     )
     .await;
-    assert_one_member_down_target(&run, &inv, at, &line);
+    assert_one_member_down_target(&run, &inv, &fault, &line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_two_etcd_members_down_calls_fail_fast_and_clearly_and_recover_with_the_quorum() {
-    let (run, inv, at, line) = under_load(
+    let (run, inv, fault, line) = under_load(
         "etcd-quorum-loss",
         |plane| {
             let leader = plane.etcd().wait_leader(Duration::from_secs(10)).unwrap();
@@ -223,7 +233,7 @@ async fn with_two_etcd_members_down_calls_fail_fast_and_clearly_and_recover_with
     let healed_at = run.faults[1].at;
     // Calls that started once the survivor could know it has no leader (an election
     // timeout after the kill) and before the members came back.
-    let lost = at + Duration::from_secs(2);
+    let lost = fault.end + Duration::from_secs(2);
     let during: Vec<_> = run
         .calls
         .iter()

@@ -432,6 +432,15 @@ impl Run {
     }
 
     /// Calls that had started and not yet ended at `at`.
+    /// Calls in flight at any moment of `window` (a fault that takes time to inject,
+    /// such as a kill that waits for the process to exit, breaks calls all along it).
+    pub fn in_flight_during(&self, window: &std::ops::Range<Duration>) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.start <= window.end && window.start < c.end)
+            .count()
+    }
+
     pub fn in_flight_at(&self, at: Duration) -> usize {
         self.calls
             .iter()
