@@ -227,6 +227,21 @@ impl IpamService {
         )))
     }
 
+    /// A record, read linearizably unless `maybe_stale` allows a cheaper read that may be
+    /// behind (only where a transaction re-checks what was read).
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &romana_store::Key<T>,
+        maybe_stale: bool,
+    ) -> Result<Option<Versioned<T>>, Status> {
+        let read = if maybe_stale {
+            self.store.get_maybe_stale(key).await
+        } else {
+            self.store.get(key).await
+        };
+        read.map_err(store_status)
+    }
+
     /// The cluster layout: the cached copy unless `fresh`.
     async fn layout(&self, fresh: bool) -> Result<(Read<ClusterConfig>, Layout), Status> {
         match self.cache.layout() {
@@ -295,12 +310,7 @@ impl IpamService {
                 Some(pb::release_request::Target::Address(a)) => {
                     let address = parse_ip("address", a).map_err(invalid)?;
                     let key = keys.address(address);
-                    let holder = if maybe_stale {
-                        self.store.get_maybe_stale(&key).await
-                    } else {
-                        self.store.get(&key).await
-                    };
-                    match holder.map_err(store_status)? {
+                    match self.read(&key, maybe_stale).await? {
                         Some(holder) => (holder.value, Some(address)),
                         None if maybe_stale => {
                             maybe_stale = false;
@@ -315,12 +325,7 @@ impl IpamService {
                     ))
                 }
             };
-            let read = if maybe_stale {
-                self.store.get_maybe_stale(&keys.endpoint(&id)).await
-            } else {
-                self.store.get(&keys.endpoint(&id)).await
-            };
-            let endpoint = match read.map_err(store_status)? {
+            let endpoint = match self.read(&keys.endpoint(&id), maybe_stale).await? {
                 // The holder read was older than the endpoint: it moved on (released and
                 // allocated again elsewhere); it is not the one at this address.
                 Some(e) if by_address.is_some_and(|a| a != e.value.address) => {
