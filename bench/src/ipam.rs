@@ -272,9 +272,7 @@ impl Bench {
             let (mut ipam, list) = (ipam.clone(), list.clone());
             async move {
                 let released = ipam
-                    .release(pb::ReleaseRequest {
-                        target: Some(pb::release_request::Target::Endpoint(list[i].clone())),
-                    })
+                    .release(pb::ReleaseRequest::endpoint(list[i].clone()))
                     .await?;
                 anyhow::ensure!(
                     released.into_inner().endpoint.is_some(),

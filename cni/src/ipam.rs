@@ -102,9 +102,7 @@ impl Ipam {
     /// Releases `id`'s address; `None` when it held none.
     pub async fn release(&mut self, id: &str) -> Result<Option<pb::Endpoint>, CniError> {
         self.client
-            .release(pb::ReleaseRequest {
-                target: Some(pb::release_request::Target::Endpoint(id.to_string())),
-            })
+            .release(pb::ReleaseRequest::endpoint(id.to_string()))
             .await
             .map(|r| r.into_inner().endpoint)
             .map_err(|status| CniError::Ipam {

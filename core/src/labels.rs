@@ -72,6 +72,21 @@ pub fn validate_labels<'a>(
     Ok(())
 }
 
+/// The first of `wanted` (key, value) pairs that `labels` does not carry: `None` when all are
+/// there (an equality selector, as ListEndpoints' `labels` filter and Release's `if_labels`).
+pub fn first_missing<'a, I>(
+    labels: &BTreeMap<String, String>,
+    wanted: I,
+) -> Option<(&'a str, &'a str)>
+where
+    I: IntoIterator<Item = (&'a String, &'a String)>,
+{
+    wanted
+        .into_iter()
+        .find(|(k, v)| labels.get(*k) != Some(*v))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
 /// Checks one label key (also for keys a request removes, so a removal cannot name what could
 /// never have been stored).
 pub fn validate_label_key(key: &str) -> Result<(), LabelError> {
@@ -158,6 +173,28 @@ pub fn validate_port_name(name: &str) -> Result<(), LabelError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn first_missing_names_the_first_pair_not_carried() {
+        let have = labels(&[("a", "1"), ("b", "2")]);
+        assert_eq!(first_missing(&have, &labels(&[])), None);
+        assert_eq!(
+            first_missing(&have, &labels(&[("a", "1"), ("b", "2")])),
+            None
+        );
+        assert_eq!(
+            first_missing(&have, &labels(&[("a", "1"), ("b", "3")])),
+            Some(("b", "3"))
+        );
+        assert_eq!(
+            first_missing(&have, &labels(&[("c", "1")])),
+            Some(("c", "1"))
+        );
+        assert_eq!(
+            first_missing(&BTreeMap::new(), &labels(&[("a", "1")])),
+            Some(("a", "1"))
+        );
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

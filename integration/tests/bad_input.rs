@@ -191,9 +191,7 @@ async fn huge_or_malformed_ids_are_refused_with_a_short_message() {
         refused(
             &plane,
             &format!("release {what}"),
-            ipam.clone().release(pb::ReleaseRequest {
-                target: Some(pb::release_request::Target::Endpoint(id.into())),
-            }),
+            ipam.clone().release(pb::ReleaseRequest::endpoint(id)),
             Code::InvalidArgument,
             "endpoint name",
         )
@@ -202,9 +200,8 @@ async fn huge_or_malformed_ids_are_refused_with_a_short_message() {
     refused(
         &plane,
         "release a 1 MB address",
-        ipam.clone().release(pb::ReleaseRequest {
-            target: Some(pb::release_request::Target::Address(mb.clone())),
-        }),
+        ipam.clone()
+            .release(pb::ReleaseRequest::address(mb.clone())),
         Code::InvalidArgument,
         "is not an IP address",
     )
@@ -266,9 +263,7 @@ async fn huge_or_malformed_ids_are_refused_with_a_short_message() {
     .await;
     // An unknown but well-formed id is still released idempotently.
     ipam.clone()
-        .release(pb::ReleaseRequest {
-            target: Some(pb::release_request::Target::Endpoint("gone".into())),
-        })
+        .release(pb::ReleaseRequest::endpoint("gone"))
         .await
         .expect("unknown ids release as before");
 }

@@ -171,11 +171,7 @@ fn a_host_cut_off_from_etcd_reconverges_within_2s_of_its_uplink_returning() {
             c.remove_endpoint("g")?;
             c.ipam()
                 .await?
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Endpoint(
-                        c.endpoint("x").id.clone(),
-                    )),
-                })
+                .release(pb::ReleaseRequest::endpoint(c.endpoint("x").id.clone()))
                 .await?;
             let want = converge::fresh(&c, "r0h1").await?;
             // Hold the cut past several of TCP's retransmission backoffs.
@@ -238,11 +234,7 @@ fn etcd_compacted_while_an_agent_is_down_or_cut_off_the_agent_relists_and_conver
             c.add_endpoint("k", "r0h0", "t1", "default").await?;
             c.ipam()
                 .await?
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Endpoint(
-                        c.endpoint("x").id.clone(),
-                    )),
-                })
+                .release(pb::ReleaseRequest::endpoint(c.endpoint("x").id.clone()))
                 .await?;
             let revision = c.plane.store().revision().await?;
             c.plane.store().compact(revision).await?;
@@ -270,11 +262,7 @@ fn etcd_compacted_while_an_agent_is_down_or_cut_off_the_agent_relists_and_conver
             .await?;
             c.ipam()
                 .await?
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Endpoint(
-                        c.endpoint("h").id.clone(),
-                    )),
-                })
+                .release(pb::ReleaseRequest::endpoint(c.endpoint("h").id.clone()))
                 .await?;
             let revision = c.plane.store().revision().await?;
             c.plane.store().compact(revision).await?;

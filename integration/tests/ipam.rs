@@ -12,18 +12,6 @@ use romana_integration::Service;
 use romana_proto::pb;
 use tonic::Code;
 
-fn release_endpoint(id: &str) -> pb::ReleaseRequest {
-    pb::ReleaseRequest {
-        target: Some(pb::release_request::Target::Endpoint(id.into())),
-    }
-}
-
-fn release_address(a: &str) -> pb::ReleaseRequest {
-    pb::ReleaseRequest {
-        target: Some(pb::release_request::Target::Address(a.into())),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn allocation_by_names_is_lowest_free_and_idempotent_per_endpoint() {
     let (plane, mut c) = mk_ipam_cluster().await;
@@ -316,14 +304,14 @@ async fn release_by_id_or_address_is_idempotent_and_frees_the_address() {
 
     let released = c
         .ipam
-        .release(release_endpoint("a"))
+        .release(pb::ReleaseRequest::endpoint("a"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(released.endpoint.unwrap().address, "10.0.0.2");
     let by_address = c
         .ipam
-        .release(release_address("10.0.0.3"))
+        .release(pb::ReleaseRequest::address("10.0.0.3"))
         .await
         .unwrap()
         .into_inner();
@@ -331,7 +319,7 @@ async fn release_by_id_or_address_is_idempotent_and_frees_the_address() {
     // Releasing again, or something never held, succeeds with nothing released.
     assert!(c
         .ipam
-        .release(release_endpoint("a"))
+        .release(pb::ReleaseRequest::endpoint("a"))
         .await
         .unwrap()
         .into_inner()
@@ -339,7 +327,7 @@ async fn release_by_id_or_address_is_idempotent_and_frees_the_address() {
         .is_none());
     assert!(c
         .ipam
-        .release(release_address("10.0.0.99"))
+        .release(pb::ReleaseRequest::address("10.0.0.99"))
         .await
         .unwrap()
         .into_inner()
@@ -347,14 +335,16 @@ async fn release_by_id_or_address_is_idempotent_and_frees_the_address() {
         .is_none());
     assert_refused(
         &plane,
-        c.ipam.clone().release(release_address("10.0.0")),
+        c.ipam
+            .clone()
+            .release(pb::ReleaseRequest::address("10.0.0")),
         Code::InvalidArgument,
         "not an IP address",
     )
     .await;
     assert_refused(
         &plane,
-        c.ipam.clone().release(pb::ReleaseRequest { target: None }),
+        c.ipam.clone().release(pb::ReleaseRequest::default()),
         Code::InvalidArgument,
         "give an endpoint id or an address",
     )

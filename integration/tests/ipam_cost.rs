@@ -61,9 +61,7 @@ async fn an_allocation_is_at_most_two_etcd_requests_and_a_release_at_most_three(
         let mut ipam = ipam.clone();
         async move {
             let released = ipam
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Endpoint(format!("e{i}"))),
-                })
+                .release(pb::ReleaseRequest::endpoint(format!("e{i}")))
                 .await
                 .unwrap()
                 .into_inner();

@@ -647,9 +647,7 @@ async fn tenants_and_segments_with_endpoints_cannot_be_removed_until_released() 
     .await;
 
     c.ipam
-        .release(pb::ReleaseRequest {
-            target: Some(pb::release_request::Target::Endpoint("pod-1".into())),
-        })
+        .release(pb::ReleaseRequest::endpoint("pod-1"))
         .await
         .unwrap();
     c.tenants

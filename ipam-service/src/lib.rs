@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
+use romana_core::labels::first_missing;
 use romana_core::{alloc::first_free_sorted, ClusterConfig, Endpoint, Layout, NamedPort};
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
@@ -298,6 +299,7 @@ impl IpamService {
             }
             None => {}
         }
+        check_labels(&req.if_labels)?;
         let keys = self.store.keys();
         let (_, layout) = self.layout(false).await?;
         // The first read may be behind (it is cheaper under load): the release transaction
@@ -339,6 +341,17 @@ impl IpamService {
                 }
                 None => return Ok(pb::ReleaseResponse { endpoint: None }),
             };
+            if let Some((k, v)) = first_missing(&endpoint.value.labels, &req.if_labels) {
+                if maybe_stale {
+                    // Perhaps only our copy is old: judge the holder on a fresh read.
+                    maybe_stale = false;
+                    continue;
+                }
+                return Err(Status::failed_precondition(format!(
+                    "{} is held by endpoint {}, which does not carry {k}={v}; not released",
+                    endpoint.value.address, endpoint.value.id
+                )));
+            }
             require(
                 who,
                 Action::new(Verb::Release, endpoint_object(&endpoint.value)),

@@ -3,6 +3,7 @@
 //! little costs etcd reads, not client round trips or memory.
 
 use romana_core::authz::{Action, Identity};
+use romana_core::labels::first_missing;
 use romana_proto::convert::endpoint_to_pb;
 use romana_proto::pb;
 use romana_runtime::authz::may;
@@ -72,7 +73,7 @@ impl IpamService {
                         matches(&req.host, &e.host)
                             && matches(&req.tenant, &e.tenant)
                             && matches(&req.segment, &e.segment)
-                            && req.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                            && first_missing(&e.labels, &req.labels).is_none()
                             && may(who, Action::read(endpoint_object(e)))
                     })
                     .map(|e| endpoint_to_pb(e, &layout)),

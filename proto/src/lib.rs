@@ -9,12 +9,14 @@
 //! - [`discover`]: a channel to a service kind found through root's registry, with
 //!   connect and request timeouts; what clients (romanactl, the CNI plugin) use.
 //! - [`pages`]: reading a paginated listing to its end.
+//! - `requests`: shorthand constructors, e.g. `pb::ReleaseRequest::endpoint(id)`.
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled API, for gRPC reflection.
 #![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod discover;
 pub mod pages;
+mod requests;
 
 /// Generated code of package `romana.v1`.
 pub mod pb {

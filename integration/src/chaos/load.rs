@@ -365,9 +365,7 @@ async fn call(spec: &LoadSpec, op: Op, id: &str, placement: &Placement) -> Outco
             .await
             .map(|r| parse(&r.into_inner().address).map(Outcome::Allocated)),
         Op::Release => ipam
-            .release(pb::ReleaseRequest {
-                target: Some(pb::release_request::Target::Endpoint(id.to_string())),
-            })
+            .release(pb::ReleaseRequest::endpoint(id.to_string()))
             .await
             .map(|r| {
                 let freed = r.into_inner().endpoint.map(|e| parse(&e.address));

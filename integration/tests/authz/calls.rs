@@ -273,16 +273,12 @@ impl Call {
                 .map(none)?,
             Call::Release(id) => c
                 .ipam
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Endpoint(id.into())),
-                })
+                .release(pb::ReleaseRequest::endpoint(id))
                 .await
                 .map(none)?,
             Call::ReleaseAddress(address) => c
                 .ipam
-                .release(pb::ReleaseRequest {
-                    target: Some(pb::release_request::Target::Address(address.into())),
-                })
+                .release(pb::ReleaseRequest::address(address))
                 .await
                 .map(none)?,
             Call::GetEndpoint(id) => c

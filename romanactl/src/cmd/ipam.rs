@@ -77,6 +77,9 @@ pub struct Release {
     /// Release this address, whoever holds it.
     #[arg(long)]
     pub address: Option<IpAddr>,
+    /// Only if the holder carries this label (repeatable); otherwise nothing is released.
+    #[arg(long = "if-label", value_name = "KEY=VALUE", value_parser = flags::parse_label)]
+    pub if_labels: Vec<Label>,
 }
 
 #[derive(Debug, Args)]
@@ -122,10 +125,12 @@ impl IpamCommand {
         match self {
             IpamCommand::Allocate(_) | IpamCommand::Label(_) => unreachable!("handled above"),
             IpamCommand::Release(release) => {
+                let if_labels = flags::label_map(&release.if_labels)?.into_iter().collect();
                 let (target, text) = release.target();
                 let released = ipam
                     .release(pb::ReleaseRequest {
                         target: Some(target),
+                        if_labels,
                     })
                     .await?
                     .into_inner()
