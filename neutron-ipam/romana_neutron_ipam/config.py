@@ -33,8 +33,9 @@ romana_opts = [
         "retry_seconds",
         default=10.0, min=0.0,
         help="For how long the driver retries a call that found the service unavailable "
-             "(other replicas, fresh discovery through root, short back-off) before "
-             "giving Neutron a retriable error."),
+             "(other replicas, fresh discovery through root, short back-off) before the "
+             "API request fails with 503 ServiceUnavailable. The user sees the 503 after "
+             "at most about retry_seconds + timeout; Neutron does not retry it again."),
     cfg.BoolOpt(
         "create_tenants",
         default=True,

@@ -140,7 +140,7 @@ class RomanaPool(ipam_base.Pool):
         try:
             cfg = self.client.root("GetConfig", pb.root.GetConfigRequest())
         except romana_client.Unavailable as e:
-            raise errors.retriable("root-service", e.reason)
+            raise errors.unavailable("root-service", e.reason)
         except romana_client.RpcFailure as f:
             if f.code == grpc.StatusCode.FAILED_PRECONDITION:
                 raise errors.value_invalid(
@@ -397,7 +397,7 @@ class RomanaSubnet(ipam_base.Subnet):
                 if e.ambiguous:
                     # It may have been allocated after all; Neutron will not record it.
                     self._forget(req.endpoint)
-                raise errors.retriable("ipam-service", e.reason)
+                raise errors.unavailable("ipam-service", e.reason)
             except romana_client.RpcFailure as f:
                 if f.code == grpc.StatusCode.NOT_FOUND:
                     what = self._fix_missing(f, info, tenant, segment, specific, fixed)
@@ -437,7 +437,7 @@ class RomanaSubnet(ipam_base.Subnet):
         try:
             return self.client.tenants(method, request)
         except romana_client.Unavailable as e:
-            raise errors.retriable("tenant-service", e.reason)
+            raise errors.unavailable("tenant-service", e.reason)
 
     def _ensure_tenant(self, tenant, info):
         """Creates the tenant if it is missing and that is allowed; raises otherwise."""
@@ -490,11 +490,11 @@ class RomanaSubnet(ipam_base.Subnet):
             return errors.value_invalid(f.details)
         if code == grpc.StatusCode.ALREADY_EXISTS:
             if specific:
-                return errors.AddressAlreadyAllocated(ip=specific, subnet_id=self._subnet_id,
+                return errors.IpAddressAlreadyAllocated(ip=specific, subnet_id=self._subnet_id,
                                                       reason=f.details)
             return errors.value_invalid(f.details)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return errors.AddressGenerationFailure(subnet_id=self._subnet_id,
+            return errors.IpAddressGenerationFailure(subnet_id=self._subnet_id,
                                                    reason=f.details)
         if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
             return errors.value_invalid(f.details)
@@ -514,11 +514,20 @@ class RomanaSubnet(ipam_base.Subnet):
 
     def deallocate(self, address):
         address = _norm(address)
+        # Only if this subnet's endpoint still holds it, checked in the same etcd
+        # transaction as the delete: Neutron's view may be stale (the address released and
+        # handed to a pod or another subnet's port meanwhile), and that holder must keep it.
+        req = pb.ipam.ReleaseRequest(address=address, if_labels={LABEL_SUBNET: self._subnet_id})
         try:
-            resp = self.client.ipam("Release", pb.ipam.ReleaseRequest(address=address))
+            resp = self.client.ipam("Release", req)
         except romana_client.Unavailable as e:
-            raise errors.retriable("ipam-service", e.reason)
+            raise errors.unavailable("ipam-service", e.reason)
         except romana_client.RpcFailure as f:
+            if f.code == grpc.StatusCode.FAILED_PRECONDITION:
+                LOG.warning("romana: deallocate(%s) on subnet %s left the address to its "
+                            "holder, which is not this subnet's: %s", address,
+                            self._subnet_id, f.details)
+                return
             if f.code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise errors.InvalidIpForSubnet(ip=address, subnet_id=self._subnet_id,
                                                 reason=f.details)
@@ -527,24 +536,7 @@ class RomanaSubnet(ipam_base.Subnet):
             LOG.debug("romana: %s was not allocated (subnet %s); nothing to release",
                       address, self._subnet_id)
             return
-        ep = resp.endpoint
-        if ep.labels.get(LABEL_SUBNET) != self._subnet_id:
-            # Not an address of this Neutron subnet (a Kubernetes pod, another subnet):
-            # Neutron's view is stale. Give it back to its holder.
-            LOG.warning("romana: deallocate(%s) on subnet %s hit endpoint %s, which is not "
-                        "this subnet's; restoring it", address, self._subnet_id, ep.id)
-            self._restore(ep)
-            return
-        LOG.debug("romana: released %s (endpoint %s)", address, ep.id)
-
-    def _restore(self, ep):
-        req = pb.ipam.AllocateRequest(
-            endpoint=ep.id, host=ep.host, tenant=ep.tenant, segment=ep.segment,
-            address=ep.address, labels=dict(ep.labels), ports=list(ep.ports))
-        try:
-            self.client.ipam("Allocate", req)
-        except Exception as e:
-            LOG.error("romana: could not restore endpoint %s (%s): %s", ep.id, ep.address, e)
+        LOG.debug("romana: released %s (endpoint %s)", address, resp.endpoint.id)
 
 
 def _relation(cidr, space):

@@ -1,11 +1,14 @@
-"""Romana answers -> Neutron's IPAM exceptions.
+"""Romana answers -> Neutron's own exceptions.
 
-Every exception raised to Neutron is (a subclass of) the one Neutron's own code and API
-layer know, so the user sees Neutron's usual error (400, 409, ...), with Romana's reason
-appended to the message:
+A client sees an error's class name as the ``type`` of Neutron's error body
+(``{"NeutronError": {"type": ..., "message": ...}}``) and matches on it (python-neutronclient's
+``IpAddressAlreadyAllocatedClient``, openstacksdk's mapping by status and type). So every
+class raised here carries the name of the Neutron exception it stands for, subclasses it
+(the API layer maps it to the same HTTP status), and only adds Romana's reason to the
+message:
 
 ==========================================  ==============================================
-Romana / situation                          Neutron exception (HTTP status)
+Romana / situation                          Neutron type (HTTP status)
 ==========================================  ==============================================
 specific address taken (ALREADY_EXISTS)     ``IpAddressAlreadyAllocated`` (409)
 specific address outside the port's          ``InvalidIpForSubnet`` (400)
@@ -21,28 +24,31 @@ holding another address, bad request
 port without binding:host_id                ``DeferIpam`` (Neutron creates the port and
                                             allocates when it is bound to a host)
 IPv6 EUI-64 (AutomaticAddressRequest)       ``InvalidAddressType``
-service unavailable / timed out             ``oslo_db.exception.RetryRequest`` wrapping
-                                            ``RomanaUnavailable`` (503): Neutron's retry
-                                            decorators run the API request again; when
-                                            they give up the user gets the 503
-anything else                               ``RomanaError`` (500)
+service unavailable / timed out after       ``ServiceUnavailable`` (503), at once: not a
+``retry_seconds``                           retriable error, so Neutron's retry decorator
+                                            does not run the request 20 more times
+anything else                               ``RomanaError``, not a Neutron exception, so
+                                            Neutron answers its generic 500
+                                            (``HTTPInternalServerError``) and logs ours
 ==========================================  ==============================================
 """
 
 from neutron.ipam import exceptions as ipam_exc
 from neutron_lib import exceptions as n_exc
-from oslo_db import exception as db_exc
 
 
-class RomanaUnavailable(n_exc.ServiceUnavailable):
+class ServiceUnavailable(n_exc.ServiceUnavailable):
     message = "Romana %(what)s is unavailable: %(reason)s"
 
 
-class RomanaError(n_exc.NeutronException):
-    message = "Romana IPAM error: %(reason)s"
+class RomanaError(RuntimeError):
+    """An answer the driver has no Neutron meaning for: Neutron logs it and answers 500."""
+
+    def __init__(self, reason):
+        super().__init__("Romana IPAM error: %s" % reason)
 
 
-class AddressAlreadyAllocated(ipam_exc.IpAddressAlreadyAllocated):
+class IpAddressAlreadyAllocated(ipam_exc.IpAddressAlreadyAllocated):
     message = ("IP address %(ip)s already allocated in subnet %(subnet_id)s "
                "(Romana: %(reason)s)")
 
@@ -52,7 +58,7 @@ class InvalidIpForSubnet(ipam_exc.InvalidIpForSubnet):
                "(Romana: %(reason)s)")
 
 
-class AddressGenerationFailure(ipam_exc.IpAddressGenerationFailure):
+class IpAddressGenerationFailure(ipam_exc.IpAddressGenerationFailure):
     message = ("No more IP addresses available for subnet %(subnet_id)s "
                "(Romana: %(reason)s)")
 
@@ -70,12 +76,11 @@ def invalid_address_type(what):
     return ipam_exc.InvalidAddressType(address_type=what)
 
 
-def retriable(what, reason):
-    """A retriable error for Neutron: RetryRequest around a 503."""
-    return db_exc.RetryRequest(RomanaUnavailable(what=what, reason=reason))
+def unavailable(what, reason):
+    """The 503 for a service that stayed unavailable for the driver's whole retry budget.
 
-
-def unavailable_reason(exc):
-    """The RomanaUnavailable inside a retriable error, for tests and logs."""
-    inner = getattr(exc, "inner_exc", None)
-    return inner if isinstance(inner, RomanaUnavailable) else None
+    Deliberately not retriable for Neutron (no ``RetryRequest``): the driver has already
+    retried for ``retry_seconds``, and Neutron's decorator would re-run the request up to
+    20 times, each waiting that long again, so the user saw the 503 only after minutes.
+    """
+    return ServiceUnavailable(what=what, reason=reason)

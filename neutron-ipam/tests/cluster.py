@@ -169,6 +169,25 @@ class Cluster:
     def stop_service(self, kind, sig=signal.SIGTERM):
         self.procs[kind].stop(sig)
 
+    def etcd_create_revision(self, key_suffix):
+        """The etcd create revision of the one key ending in key_suffix (e.g.
+        "endpoints/<id>"), read with etcdctl: a release followed by a re-allocation of the
+        same id shows as a new one."""
+        env = dict(os.environ, ETCDCTL_API="3")
+        keys = subprocess.run(
+            ["etcdctl", "--endpoints", self.etcd_url, "get", "--prefix", "", "--keys-only"],
+            check=True, capture_output=True, text=True, env=env).stdout.split()
+        [key] = [k for k in keys if k.endswith("/" + key_suffix)]
+        out = subprocess.run(["etcdctl", "--endpoints", self.etcd_url, "get", key,
+                              "-w", "json"], check=True, capture_output=True, text=True,
+                             env=env).stdout
+        return json.loads(out)["kvs"][0]["create_revision"]
+
+    def signal_service(self, kind, sig):
+        """Sends a signal that does not end the process (SIGSTOP freezes it, SIGCONT
+        thaws it)."""
+        os.kill(self.procs[kind].pid, sig)
+
     def wait_registered(self, kinds, timeout=30):
         """Until root lists an answering instance of every kind."""
         deadline = time.monotonic() + timeout

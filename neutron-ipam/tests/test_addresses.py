@@ -186,6 +186,28 @@ def test_deallocate_never_frees_someone_elses_address(neutron, space_subnet):
     assert ep.address == pod.address and ep.labels["app"] == "web"
 
 
+def test_deallocate_never_frees_another_subnets_port(neutron, space_subnet):
+    """The address went to a port of another Neutron subnet over the same space (Neutron's
+    view of the first subnet is stale): the release is refused inside Romana's own
+    transaction, so that port keeps it; nothing is released and re-allocated."""
+    proj = project()
+    other_subnet = neutron.create_subnet(str(ipaddress.ip_network(space_subnet["cidr"])),
+                                         proj)
+    port = neutron.port(proj, host="h2")
+    taken = neutron.allocate(port, other_subnet)
+    [before] = neutron.endpoints_of_port(port["id"])
+    created = neutron.cluster.etcd_create_revision("endpoints/" + before.id)
+    neutron.deallocate(space_subnet, taken)
+    [after] = neutron.endpoints_of_port(port["id"])
+    assert after.id == before.id and after.address == taken
+    assert after.labels[LABEL_SUBNET] == other_subnet["id"]
+    # The very same record: never released and put back.
+    assert neutron.cluster.etcd_create_revision("endpoints/" + after.id) == created
+    # Its own subnet releases it.
+    neutron.deallocate(other_subnet, taken)
+    assert neutron.endpoints_of_port(port["id"]) == []
+
+
 def test_rollback_after_a_failed_allocate(neutron, space_subnet):
     """Neutron's own _ipam_allocate_ips: the second IP of a port fails (taken), so Neutron
     rolls back the first through deallocate; nothing stays allocated."""
@@ -283,15 +305,58 @@ def test_port_without_project_falls_back_to_the_subnet_project(neutron):
     assert ep.tenant == owner and ep.address == address
 
 
+def _api_error(exc):
+    """What Neutron's API layer answers for an exception: (status, body type)."""
+    import json
+
+    from neutron.api import api_common
+    from neutron_lib.api import faults
+
+    http = api_common.convert_exception_to_http_exc(exc, faults.FAULT_MAP, None)
+    return http.code, json.loads(http.body)["NeutronError"]["type"]
+
+
+def _neutron_names():
+    from neutron.ipam import exceptions as ipam_exceptions
+    from webob import exc as webob_exc
+
+    return {n for mod in (n_exc, ipam_exceptions, webob_exc) for n in dir(mod)}
+
+
 def test_errors_are_neutron_api_errors(neutron, space_subnet):
-    """The exceptions are Neutron's, so its API layer maps them to its usual statuses."""
+    """Every error a client sees carries Neutron's own type name (clients match on it:
+    python-neutronclient's IpAddressAlreadyAllocatedClient) and Neutron's status."""
+    from romana_neutron_ipam import errors
+
     proj = project()
     a = neutron.allocate(neutron.port(proj, host="h1"), space_subnet)
-    with pytest.raises(n_exc.Conflict):
+    seen = []
+    with pytest.raises(n_exc.Conflict) as e:
         neutron.allocate(neutron.port(proj, host="h1"), space_subnet, a)
-    with pytest.raises(n_exc.BadRequest):
+    seen.append((e.value, 409, "IpAddressAlreadyAllocated"))
+    with pytest.raises(n_exc.BadRequest) as e:
         neutron.allocate(neutron.port(proj, host="h1"), space_subnet,
                          str(neutron.expected_cidr("h2", proj).network_address + 3))
+    seen.append((e.value, 400, "InvalidIpForSubnet"))
+    with pytest.raises(n_exc.Conflict) as e:
+        neutron.allocate(neutron.port(proj, host="nosuchhost"), space_subnet)
+    seen.append((e.value, 409, "IpamValueInvalid"))
+    # The ones that need a full segment or an outage to happen, built as the driver does.
+    seen.append((errors.IpAddressGenerationFailure(subnet_id="s", reason="full"), 409,
+                 "IpAddressGenerationFailure"))
+    seen.append((errors.unavailable("ipam-service", "down"), 503, "ServiceUnavailable"))
+    seen.append((errors.InvalidSubnetRequest(reason="x"), 400, "InvalidSubnetRequest"))
+    seen.append((errors.invalid_address_type("eui-64"), 500, "InvalidAddressType"))
+    # Anything else: Neutron's generic 500, with Romana's answer only in the log.
+    seen.append((errors.RomanaError(reason="odd"), 500, "HTTPInternalServerError"))
+    names = _neutron_names()
+    for exc, status, name in seen:
+        assert _api_error(exc) == (status, name), exc
+        assert name in names
+    # No class the driver can raise has a name of its own.
+    for cls in vars(errors).values():
+        if isinstance(cls, type) and issubclass(cls, n_exc.NeutronException):
+            assert cls.__name__ in names, cls
 
 
 def test_two_neutron_views(cluster, space_subnet):
