@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<String, Error> {
     let cli = match cli.command {
         cmd::Command::Certs(c) => return c.apply(),
         cmd::Command::EtcdAuth(c) => return c.apply().await,
+        cmd::Command::Completion(c) => return c.apply(),
         command => Cli { command, ..cli },
     };
     // Half-given flags are usage errors (exit 2), as clap's own.

@@ -66,7 +66,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, format: Format) -> Result<String
                 format: "json",
                 reason: e.to_string(),
             }),
-        Format::Yaml => serde_yaml::to_string(value).map_err(|e| Error::Encode {
+        Format::Yaml => serde_norway::to_string(value).map_err(|e| Error::Encode {
             format: "yaml",
             reason: e.to_string(),
         }),

@@ -3,6 +3,7 @@
 //! answer; nothing here prints, so commands are testable as functions.
 
 pub mod certs;
+pub mod completion;
 pub mod config;
 pub mod etcd_auth;
 pub mod health;
@@ -91,6 +92,8 @@ pub enum Command {
     /// etcd's own users and roles for the services and agents (talks to etcd, not root).
     #[command(subcommand)]
     EtcdAuth(etcd_auth::EtcdAuthCommand),
+    /// The shell completion script for bash, zsh or fish (see README for installing it).
+    Completion(completion::Completion),
 }
 
 /// What every command needs: where root is, how to reach it and how to print.
@@ -119,6 +122,7 @@ impl Command {
             Command::Health(c) => c.apply(ctx).await,
             Command::Certs(c) => c.apply(),
             Command::EtcdAuth(c) => c.apply().await,
+            Command::Completion(c) => c.apply(),
         }
     }
 }
