@@ -19,6 +19,9 @@ pub enum Error {
     /// as clap's own usage errors.
     #[error("{0}")]
     Usage(String),
+    /// The contexts file cannot be read, parsed or written, or lacks the context named.
+    #[error(transparent)]
+    Contexts(#[from] crate::contexts::ContextsError),
     /// TLS files that cannot be read.
     #[error("{0}")]
     Tls(String),

@@ -9,8 +9,11 @@ use serde::Serialize;
 
 use crate::Error;
 
-/// `-o table|json|yaml`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// `-o table|json|yaml` (and a context's `output:`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
     Table,

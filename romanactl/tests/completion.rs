@@ -53,7 +53,14 @@ fn bash_completion_registers_and_completes_subcommands_and_flags() {
     let host = complete(&["romanactl", "host", "st"]);
     assert_eq!(host, ["status"]);
     let flags = complete(&["romanactl", "ipam", "list", "--"]);
-    for flag in ["--host", "--tenant", "--segment", "--root", "--output"] {
+    for flag in [
+        "--host",
+        "--tenant",
+        "--segment",
+        "--root",
+        "--output",
+        "--context",
+    ] {
         assert!(flags.iter().any(|f| f == flag), "{flag} not in {flags:?}");
     }
     // An empty word offers the flags too; the shells must be among the offers.
@@ -82,7 +89,7 @@ fn zsh_and_fish_scripts_name_the_subcommands() {
         assert!(out.status.success(), "{shell}: {out:?}");
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(script.contains(marker), "{shell} script lacks {marker:?}");
-        for sub in ["ipam", "policy", "host", "status"] {
+        for sub in ["ipam", "policy", "host", "context", "status"] {
             assert!(script.contains(sub), "{shell} script lacks {sub}");
         }
         let installed = Command::new("sh")

@@ -47,7 +47,7 @@ mod tests {
     fn every_shell_gets_a_script_naming_the_subcommands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = Completion { shell }.apply().unwrap();
-            for word in ["romanactl", "ipam", "policy", "completion"] {
+            for word in ["romanactl", "ipam", "policy", "context", "completion"] {
                 assert!(script.contains(word), "{shell:?} script lacks {word}");
             }
         }
