@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
 //! - `listing`: ListEndpoints, page by page from the narrowest index.
+//! - `watching`: WatchEndpoints, the whole listing again on every change.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
 //! - [`run`]: serve on a listener until shutdown.
@@ -18,6 +19,7 @@
 pub mod cache;
 mod listing;
 pub mod placement;
+mod watching;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -54,6 +56,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct IpamService {
     store: Store,
     cache: Cache,
+    draining: romana_runtime::listings::Draining,
 }
 
 /// Serves ipam-service on `listener` until `shutdown`.
@@ -74,10 +77,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
     let routes = tonic::service::Routes::new(
         ipam_server::IpamServer::new(IpamService {
             store: store.clone(),
             cache: Cache::start(&store),
+            draining,
         })
         .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
     );
@@ -535,5 +540,16 @@ impl ipam_server::Ipam for IpamService {
         self.list(&who, request.into_inner())
             .await
             .map(Response::new)
+    }
+
+    type WatchEndpointsStream = romana_runtime::listings::Listings<pb::WatchEndpointsResponse>;
+
+    async fn watch_endpoints(
+        &self,
+        request: Request<pb::WatchEndpointsRequest>,
+    ) -> Result<Response<Self::WatchEndpointsStream>, Status> {
+        let who = caller(&request)?;
+        let draining = self.draining.clone();
+        watching::watch(&self.store, draining, who, request.into_inner()).map(Response::new)
     }
 }
