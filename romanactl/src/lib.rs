@@ -11,6 +11,7 @@
 //! - [`view`]: what is shown: serde structs with stable snake_case fields, built from the
 //!   wire types, so that `-o json` does not change when the proto grows.
 //! - [`output`]: how it is shown: aligned tables, JSON, YAML.
+//! - [`watch`]: `--watch`, following the services' Watch* streams.
 //! - [`contexts`]: the contexts file (`~/.config/romanactl/config.yaml`), and
 //!   [`settings`]: flags, then environment, then context, then defaults.
 //! - [`flags`]: strict parsers for `KEY=VALUE` labels and `NAME=PROTO/NUMBER` ports.
@@ -26,6 +27,7 @@ pub mod flags;
 pub mod output;
 pub mod settings;
 pub mod view;
+pub mod watch;
 
 pub use cmd::Cli;
 pub use error::Error;
@@ -74,5 +76,30 @@ pub async fn run(cli: Cli) -> Result<String, Error> {
             ..Default::default()
         },
     };
+    if cli.command.watches() {
+        let (mut out, mut notes) = (std::io::stdout(), std::io::stderr());
+        tokio::select! {
+            result = cli.command.follow(&ctx, &mut out, &mut notes) => result?,
+            // Ctrl-C and SIGTERM end a watch as its normal end: exit 0.
+            () = interrupted() => {}
+        }
+        return Ok(String::new());
+    }
     cli.command.apply(&ctx).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

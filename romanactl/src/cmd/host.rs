@@ -52,6 +52,9 @@ pub struct Show {
 pub struct Status {
     /// Only this host, with its routes (and blocked routes and problems) one per line.
     pub name: Option<String>,
+    /// Print the listing, then again each time it changes, until interrupted.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +98,9 @@ impl HostCommand {
                     .into_inner();
                 output::one(&view::Host::from(host), ctx.format)
             }
-            HostCommand::Status(Status { name: Some(host) }) => {
+            HostCommand::Status(Status {
+                name: Some(host), ..
+            }) => {
                 let status = topology
                     .get_host_status(pb::GetHostStatusRequest { host })
                     .await?
@@ -106,7 +111,7 @@ impl HostCommand {
                     format => output::encode(&status, format),
                 }
             }
-            HostCommand::Status(Status { name: None }) => {
+            HostCommand::Status(Status { name: None, .. }) => {
                 let hosts = topology
                     .list_host_status(pb::ListHostStatusRequest {})
                     .await?
@@ -146,7 +151,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn status_table(hosts: &[view::HostStatus], now: u64) -> String {
+pub(crate) fn status_table(hosts: &[view::HostStatus], now: u64) -> String {
     let rows: Vec<Vec<String>> = hosts.iter().map(|h| h.row_at(now)).collect();
     output::table(view::HostStatus::HEADERS, &rows)
 }
@@ -154,7 +159,7 @@ fn status_table(hosts: &[view::HostStatus], now: u64) -> String {
 /// One host: its row, then what the counts stand for, one per line, in sections as
 /// `romanactl status` prints them. Blocked routes and problems appear only when there are
 /// some; a host whose agent has not reported gets a hint instead.
-fn status_detail(status: &view::HostStatus, now: u64) -> String {
+pub(crate) fn status_detail(status: &view::HostStatus, now: u64) -> String {
     let mut sections = vec![status_table(std::slice::from_ref(status), now)];
     if !status.reported {
         sections.push(format!(

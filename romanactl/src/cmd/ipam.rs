@@ -93,6 +93,9 @@ pub struct List {
     /// Only endpoints in segments of this name.
     #[arg(long)]
     pub segment: Option<String>,
+    /// Print the listing, then again each time it changes, until interrupted.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +149,7 @@ impl IpamCommand {
                 host,
                 tenant,
                 segment,
+                ..
             }) => {
                 let filter = pb::ListEndpointsRequest {
                     host: host.unwrap_or_default(),

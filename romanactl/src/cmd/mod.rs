@@ -15,6 +15,7 @@ pub mod segment;
 pub mod status;
 pub mod tenant;
 pub mod topology;
+pub mod watching;
 
 use clap::{Parser, Subcommand};
 use romana_proto::{discover, pb};
@@ -142,10 +143,54 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Whether this is a `--watch` (run by [`Command::follow`], not [`Command::apply`]).
+    pub fn watches(&self) -> bool {
+        match self {
+            Command::Host(host::HostCommand::Status(s)) => s.watch,
+            Command::Ipam(ipam::IpamCommand::List(l)) => l.watch,
+            Command::Policy(policy::PolicyCommand::List(l)) => l.watch,
+            _ => false,
+        }
+    }
+
+    /// Runs a `--watch`, writing listings to `out` and reconnect notes to `notes`.
+    pub async fn follow(
+        self,
+        ctx: &Ctx,
+        out: &mut dyn std::io::Write,
+        notes: &mut dyn std::io::Write,
+    ) -> Result<(), Error> {
+        use crate::watch::follow;
+        match self {
+            Command::Host(host::HostCommand::Status(s)) => {
+                let watch = watching::HostStatusWatch { host: s.name };
+                follow(&watch, ctx, out, notes).await
+            }
+            Command::Ipam(ipam::IpamCommand::List(l)) => {
+                let request = pb::WatchEndpointsRequest {
+                    host: l.host.unwrap_or_default(),
+                    tenant: l.tenant.unwrap_or_default(),
+                    segment: l.segment.unwrap_or_default(),
+                    labels: Default::default(),
+                };
+                follow(&watching::EndpointsWatch { request }, ctx, out, notes).await
+            }
+            Command::Policy(policy::PolicyCommand::List(l)) => {
+                let watch = watching::PoliciesWatch { tenant: l.tenant };
+                follow(&watch, ctx, out, notes).await
+            }
+            _ => Err(Error::Usage(
+                "--watch is only for host status, ipam list and policy list".into(),
+            )),
+        }
+    }
+}
+
 // === impl Ctx ===
 
 impl Ctx {
-    async fn channel(&self, kind: &str) -> Result<Channel, Error> {
+    pub(crate) async fn channel(&self, kind: &str) -> Result<Channel, Error> {
         Ok(discover::channel_with_tls(&self.root, kind, self.timeouts, self.tls.as_ref()).await?)
     }
 

@@ -47,6 +47,9 @@ pub struct List {
     /// Only the Kubernetes policies of this tenant (namespace).
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Print the listing, then again each time it changes, until interrupted.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -314,7 +317,7 @@ impl Request {
                     dry_run,
                 })
             }
-            PolicyCommand::List(List { tenant }) => Request::List(pb::ListPoliciesRequest {
+            PolicyCommand::List(List { tenant, .. }) => Request::List(pb::ListPoliciesRequest {
                 tenant: tenant.unwrap_or_default(),
             }),
             PolicyCommand::Get(Name { name }) => Request::Get(pb::GetPolicyRequest { id: name }),

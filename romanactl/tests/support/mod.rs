@@ -92,3 +92,98 @@ impl Run {
         lines[0].to_string()
     }
 }
+
+/// A running `romanactl ... --watch`: its stdout line by line, its stderr kept.
+pub struct Watching {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Starts `romanactl --root ROOT ARGS...` (no contexts file) and returns at once.
+pub fn watching(root: &str, args: &[&str]) -> Watching {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_romanactl"));
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("ROMANA_ROOT")
+        .env("ROMANACTL_CONFIG", NO_CONFIG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("romanactl starts");
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (mut pipe, kept) = (child.stderr.take().unwrap(), stderr.clone());
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            kept.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Watching {
+        child,
+        lines,
+        stderr,
+    }
+}
+
+impl Watching {
+    /// The next stdout line within `within`; fails the test otherwise.
+    pub async fn line(&mut self, within: Duration) -> String {
+        match tokio::time::timeout(within, self.lines.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("romanactl closed stdout; stderr: {}", self.stderr()),
+            Err(_) => panic!("no line within {within:?}; stderr: {}", self.stderr()),
+        }
+    }
+
+    /// The next line, parsed as one JSON document.
+    pub async fn json(&mut self, within: Duration) -> serde_json::Value {
+        let line = self.line(within).await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Nothing more on stdout for `quiet`.
+    pub async fn silent_for(&mut self, quiet: Duration) {
+        if let Ok(Some(line)) = tokio::time::timeout(quiet, self.lines.recv()).await {
+            panic!("unexpected output: {line}");
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (TERM, INT) and returns the exit code and stderr.
+    pub async fn stop(mut self, signal: &str) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("still running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("romanactl exits within 10 s of the signal")
+            .unwrap();
+        // The reader task may still hold the last bytes for a moment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status.code(), self.stderr())
+    }
+}
