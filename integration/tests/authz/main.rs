@@ -6,6 +6,7 @@
 mod calls;
 mod no_identity;
 mod plane;
+mod watch;
 
 use calls::Call;
 use plane::MtlsPlane;
