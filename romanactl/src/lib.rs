@@ -12,6 +12,7 @@
 //!   wire types, so that `-o json` does not change when the proto grows.
 //! - [`output`]: how it is shown: aligned tables, JSON, YAML.
 //! - [`watch`]: `--watch`, following the services' Watch* streams.
+//! - [`progress`]: progress on a terminal's stderr for `ipam list` of a large cluster.
 //! - [`contexts`]: the contexts file (`~/.config/romanactl/config.yaml`), and
 //!   [`settings`]: flags, then environment, then context, then defaults.
 //! - [`flags`]: strict parsers for `KEY=VALUE` labels and `NAME=PROTO/NUMBER` ports.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod etcd_auth;
 pub mod flags;
 pub mod output;
+pub mod progress;
 pub mod settings;
 pub mod view;
 pub mod watch;

@@ -7,6 +7,7 @@ use romana_proto::pb;
 
 use super::Ctx;
 use crate::flags::{self, Label, Port};
+use crate::progress::Progress;
 use crate::{output, view, Error};
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +158,8 @@ impl IpamCommand {
                     segment: segment.unwrap_or_default(),
                     ..Default::default()
                 };
+                let progress = std::cell::RefCell::new((Progress::new("endpoints"), 0));
+                let progress = &progress;
                 let mut endpoints = romana_proto::pages::all_endpoints(|page_token| {
                     let (mut ipam, filter) = (ipam.clone(), filter.clone());
                     async move {
@@ -164,7 +167,11 @@ impl IpamCommand {
                             page_token,
                             ..filter
                         };
-                        Ok(ipam.list_endpoints(req).await?.into_inner())
+                        let page = ipam.list_endpoints(req).await?.into_inner();
+                        let (bar, read) = &mut *progress.borrow_mut();
+                        *read += page.endpoints.len();
+                        bar.update(*read);
+                        Ok(page)
                     }
                 })
                 .await?;
