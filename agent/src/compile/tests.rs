@@ -213,6 +213,7 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
         s.endpoints.insert(
             id.clone(),
             Endpoint {
+                interface: String::new(),
                 id,
                 address,
                 host: format!("h{}", host + 1),
