@@ -9,7 +9,9 @@
 //! - Every other rack with at least one host: that rack's aggregate via my gateway (the
 //!   leaf of my rack). Never per-host routes into other racks: the leaf aggregates them.
 //! - Every local endpoint: its address as a /32 (/128) on its host-side interface, scope
-//!   link; the interface name is [`endpoint_ifname`] of the endpoint id.
+//!   link; the interface is [`host_interface`]'s: the record's tap when it names one, else
+//!   [`crate::endpoint_ifname`] of the endpoint id. A record naming an interface that is
+//!   not a tap is not routed (a problem, closed).
 //!
 //! What cannot be routed (no gateway, a gateway of the other family, a record outside the
 //! layout) is left out and reported in [`Desired::problems`], never guessed.
@@ -21,7 +23,7 @@ use ipnet::IpNet;
 use romana_core::Layout;
 
 use crate::compile::compile_with_recipes;
-use crate::ifname::endpoint_ifname;
+use crate::ifname::host_interface;
 use crate::nft::{Family, NftProgram};
 use crate::recipe::Recipes;
 use crate::state::ClusterState;
@@ -232,10 +234,14 @@ fn routes(
                 endpoint.id, endpoint.address
             ));
         }
-        routes.insert(
-            IpNet::from(endpoint.address),
-            RouteTarget::Link(endpoint_ifname(&endpoint.id)),
-        );
+        let ifname = match host_interface(endpoint) {
+            Ok(name) => name,
+            Err(e) => {
+                problems.push(format!("endpoint {} is not routed: {e}", endpoint.id));
+                continue;
+            }
+        };
+        routes.insert(IpNet::from(endpoint.address), RouteTarget::Link(ifname));
     }
     routes
 }

@@ -22,7 +22,8 @@
 //! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
 //!   each optionally inside a named network namespace.
 //! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
-//! - [`ifname`]: [`endpoint_ifname`], the endpoint interface name shared with the CNI plugin.
+//! - [`ifname`]: [`host_interface`], an endpoint's interface: its named tap, or
+//!   [`endpoint_ifname`], the name shared with the CNI plugin.
 //! - `agent`: [`run`], the loop tying them together (watch, coalescing, resync, shutdown);
 //!   `schedule` decides when a round runs and whether it re-reads the kernel, `reconcile`
 //!   runs one (and keeps the table as last applied, so a change costs its delta).
@@ -48,7 +49,7 @@ mod fixtures;
 pub use agent::{run, AgentConfig, AgentError, Progress};
 pub use compile::compile;
 pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
-pub use ifname::{endpoint_ifname, IFNAME_PREFIX};
+pub use ifname::{endpoint_ifname, host_interface, IFNAME_PREFIX};
 pub use nft::NftProgram;
 pub use plan::{plan, Observed, Plan};
 pub use state::ClusterState;
