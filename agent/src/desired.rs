@@ -13,6 +13,10 @@
 //!   [`crate::endpoint_ifname`] of the endpoint id. A record naming an interface that is
 //!   not a tap is not routed (a problem, closed).
 //!
+//! # Taps
+//! Every local endpoint naming a tap: the gateway of its segment on that tap
+//! ([`crate::taps`], what the CNI plugin does for a veth).
+//!
 //! What cannot be routed (no gateway, a gateway of the other family, a record outside the
 //! layout) is left out and reported in [`Desired::problems`], never guessed.
 
@@ -27,6 +31,7 @@ use crate::ifname::host_interface;
 use crate::nft::{Family, NftProgram};
 use crate::recipe::Recipes;
 use crate::state::ClusterState;
+use crate::taps::{wiring, TapWiring};
 
 /// The route protocol number marking our routes (`ip route show proto 124`), shared with
 /// the CNI plugin through `romana_core::datapath`. The /32 (/128) to a local endpoint is the
@@ -77,6 +82,8 @@ pub struct Desired {
     pub routes: BTreeMap<IpNet, RouteTarget>,
     pub nft: NftProgram,
     pub sysctls: Vec<Sysctl>,
+    /// What the taps of local endpoints hold.
+    pub taps: TapWiring,
     /// Why something wanted could not be expressed; logged and put in the status.
     pub problems: Vec<String>,
 }
@@ -136,6 +143,7 @@ pub fn desired_with_recipes(state: &ClusterState, me: &HostView) -> (Desired, Re
         routes,
         nft,
         sysctls,
+        taps: wiring(state, layout.as_ref(), &me.name),
         problems,
     };
     (desired, recipes)

@@ -19,6 +19,7 @@
 //! - [`nft`]: the nftables program as data (chains, rules, sets), its text for `nft -f -`, and reading
 //!   `nft -j` output back into the same shape.
 //! - [`mod@plan`]: [`plan()`], the ordered diff of desired against [`Observed`].
+//! - [`taps`]: the gateway and link state the taps of VM endpoints need (pure, like routes).
 //! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
 //!   each optionally inside a named network namespace.
 //! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
@@ -42,6 +43,7 @@ mod reconcile;
 mod schedule;
 pub mod state;
 pub mod status;
+pub mod taps;
 
 #[cfg(test)]
 mod fixtures;
