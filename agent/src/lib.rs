@@ -19,10 +19,12 @@
 //! - [`nft`]: the nftables program as data (chains, rules, sets), its text for `nft -f -`, and reading
 //!   `nft -j` output back into the same shape.
 //! - [`mod@plan`]: [`plan()`], the ordered diff of desired against [`Observed`].
+//! - [`taps`]: the gateway and link state the taps of VM endpoints need (pure, like routes).
 //! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
 //!   each optionally inside a named network namespace.
 //! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
-//! - [`ifname`]: [`endpoint_ifname`], the endpoint interface name shared with the CNI plugin.
+//! - [`ifname`]: [`host_interface`], an endpoint's interface: its named tap, or
+//!   [`endpoint_ifname`], the name shared with the CNI plugin.
 //! - `agent`: [`run`], the loop tying them together (watch, coalescing, resync, shutdown);
 //!   `schedule` decides when a round runs and whether it re-reads the kernel, `reconcile`
 //!   runs one (and keeps the table as last applied, so a change costs its delta).
@@ -41,6 +43,7 @@ mod reconcile;
 mod schedule;
 pub mod state;
 pub mod status;
+pub mod taps;
 
 #[cfg(test)]
 mod fixtures;
@@ -48,7 +51,7 @@ mod fixtures;
 pub use agent::{run, AgentConfig, AgentError, Progress};
 pub use compile::compile;
 pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
-pub use ifname::{endpoint_ifname, IFNAME_PREFIX};
+pub use ifname::{endpoint_ifname, host_interface, IFNAME_PREFIX};
 pub use nft::NftProgram;
 pub use plan::{plan, Observed, Plan};
 pub use state::ClusterState;

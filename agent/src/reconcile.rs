@@ -242,6 +242,7 @@ impl Reconciler {
             tracing::info!(
                 revision = state.revision(),
                 routes = todo.routes.len(),
+                taps = todo.taps.len(),
                 nft = todo.nft.script().is_some(),
                 sysctls = todo.sysctls.len(),
                 "applying"
@@ -254,7 +255,7 @@ impl Reconciler {
                     NftOp::Keep => observed.nft,
                     _ => NftObserved::Table(want_view.clone()),
                 };
-                if todo.routes.is_empty() && todo.sysctls.is_empty() {
+                if todo.routes.is_empty() && todo.sysctls.is_empty() && todo.taps.is_empty() {
                     Observed { nft, ..observed }
                 } else {
                     kernel.observe_with(sysctl_paths(), Some(nft)).await?
@@ -269,6 +270,7 @@ impl Reconciler {
         if !converged {
             tracing::warn!(
                 routes = ?left.routes.iter().map(|o| o.describe()).collect::<Vec<_>>(),
+                taps = ?left.taps.iter().map(|o| o.describe()).collect::<Vec<_>>(),
                 nft = left.nft.script().is_some(),
                 sysctls = left.sysctls.len(),
                 "kernel read back differs from desired; will retry"

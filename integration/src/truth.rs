@@ -641,6 +641,7 @@ pub fn mk_model(case: &Case) -> anyhow::Result<Model> {
         *n += 1;
         addresses.insert(Node::Pod(p.name.clone()), address);
         endpoints.push(Endpoint {
+            interface: String::new(),
             id: model_id(&p.name),
             address,
             host: hosts[p.host].name.clone(),
