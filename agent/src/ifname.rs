@@ -22,6 +22,18 @@ pub use romana_core::datapath::{
 };
 pub use romana_core::interface::{host_interface, InterfaceError, TAP_IFNAME_PREFIX};
 
+/// Whether link `name` is the interface of one of host `host`'s endpoints, so that its
+/// appearing (or going) changes what the agent can do: a route waiting for it, a tap to
+/// wire, a status to correct. Other links' notifications are ignored.
+pub fn is_local_interface(state: &crate::state::ClusterState, host: &str, name: &str) -> bool {
+    is_endpoint_interface(name)
+        && state
+            .endpoints
+            .values()
+            .filter(|e| e.host == host)
+            .any(|e| host_interface(e).is_ok_and(|n| n == name))
+}
+
 /// The anonymous set of wildcard names nft matches endpoint interfaces with:
 /// `{ "rmn*", "tap*" }` (nft 1.0.6 takes wildcards in an anonymous set of `iifname`, one
 /// rule whatever the number of prefixes).
@@ -96,6 +108,31 @@ mod tests {
     #[test]
     fn nft_matches_veths_and_taps_with_one_anonymous_set() {
         assert_eq!(nft_endpoint_names(), r#"{ "rmn*", "tap*" }"#);
+    }
+
+    #[test]
+    fn only_interfaces_of_local_endpoints_wake_the_agent() {
+        use crate::fixtures::*;
+        let mut s = mk_state();
+        add_endpoint(
+            &mut s,
+            mk_endpoint("pod-1", "10.0.16.2", "h1", "t", "default"),
+        );
+        let mut vm = mk_endpoint("port-1", "10.0.16.3", "h1", "t", "default");
+        vm.interface = "tap3f2a9c1b-7d".into();
+        add_endpoint(&mut s, vm);
+        let mut remote = mk_endpoint("port-2", "10.1.16.3", "h2", "t", "default");
+        remote.interface = "tap0000000-00".into();
+        add_endpoint(&mut s, remote);
+        assert!(is_local_interface(&s, "h1", &endpoint_ifname("pod-1")));
+        assert!(is_local_interface(&s, "h1", "tap3f2a9c1b-7d"));
+        assert!(
+            !is_local_interface(&s, "h1", "tap0000000-00"),
+            "another host's"
+        );
+        assert!(!is_local_interface(&s, "h1", "tap-unknown"));
+        assert!(!is_local_interface(&s, "h1", "eth0"));
+        assert!(!is_local_interface(&s, "h1", &endpoint_ifname("pod-2")));
     }
 
     #[test]

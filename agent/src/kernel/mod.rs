@@ -3,10 +3,13 @@
 //!
 //! - [`routes`]: routes, links and addresses over rtnetlink.
 //! - [`taps`]: `tap*` links (index, up, addresses) and the changes to them.
+//! - [`links`]: link notifications, which wake the agent when an endpoint interface
+//!   appears or goes.
 //! - [`nft`]: the `nft` process, one transaction per change.
 //! - [`sysctl`]: settings under `/proc/sys`.
 //! - [`netns`]: running any of them inside a named network namespace (`--netns`).
 
+pub mod links;
 pub mod netns;
 pub mod nft;
 pub mod routes;
