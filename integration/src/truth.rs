@@ -976,6 +976,7 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
         .with_context(|| format!("no address in CNI result {result}"))?;
     let address: IpAddr = cidr.split('/').next().unwrap_or_default().parse()?;
     Ok(crate::cluster::EndpointNs {
+        host_ifname: romana_core::datapath::endpoint_ifname(&id),
         id,
         host,
         address,
