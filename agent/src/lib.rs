@@ -1,7 +1,8 @@
 //! The host agent of romana-rs: it watches etcd and makes this host's kernel match the
 //! cluster. Routes to other hosts' prefixes (or to rack aggregates via the leaf), a /32
-//! route per local endpoint onto its interface, one nftables table isolating tenants and
-//! segments with cluster-wide masked matches, and IP forwarding. No overlay, no route per
+//! route per local endpoint onto its interface (the CNI plugin's veth, or a VM's tap,
+//! which the agent also wires: gateway address, up), one nftables table isolating tenants
+//! and segments with cluster-wide masked matches, and IP forwarding. No overlay, no route per
 //! remote endpoint, and a rule count that does not grow with endpoints or hosts.
 //!
 //! Shaped like Calico's felix: `watch -> ClusterState (pure reducer) -> desired (pure)
