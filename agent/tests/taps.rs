@@ -244,3 +244,47 @@ async fn when_nftables_fails_a_tap_gets_neither_gateway_nor_route() {
     assert_eq!(tap_state(&host), (Vec::new(), false));
     assert!(host.routes(PROTO).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_from_before_taps_is_patched_in_its_base_chains_not_replaced() {
+    require_netns!("nft");
+    let (host, _vm) = mk_namespaces();
+    let kernel = Kernel::connect(Some(host.name.clone())).await.unwrap();
+    let state = mk_state("10.0.0.0/8", "10.0.16.2");
+    let d = desired(&state, &mk_any_view());
+    // The table an agent of the previous release left: the same program with `rmn*`
+    // alone where endpoints are matched, the rule comments hashing that text.
+    let old = d.nft.clone();
+    let mut text = old.render_replace();
+    for (new_rule, old_rule) in old.chains.iter().flat_map(|c| &c.rules).map(|r| {
+        let new_text = r.text();
+        let old_text = new_text.replace(r#"{ "rmn*", "tap*" }"#, r#""rmn*""#);
+        (
+            format!(
+                "{new_text} comment \"{}\"",
+                romana_agent::nft::rule_comment(&new_text)
+            ),
+            format!(
+                "{old_text} comment \"{}\"",
+                romana_agent::nft::rule_comment(&old_text)
+            ),
+        )
+    }) {
+        text = text.replace(&new_rule, &old_rule);
+    }
+    assert!(!text.contains("tap*"), "{text}");
+    kernel.nft().apply(&text).await.unwrap();
+    let observed = kernel.observe(sysctls()).await.unwrap();
+    let p = plan(&d, &observed);
+    let NftOp::Patch { chains, .. } = &p.nft else {
+        panic!("expected a patch, got {:?}", p.nft)
+    };
+    let mut names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["forward", "prerouting"]);
+    assert!(reconcile(&kernel, &state).await);
+    assert!(host
+        .nft_table()
+        .unwrap()
+        .contains(r#"iifname { "rmn*", "tap*" } jump from_endpoint"#));
+}
