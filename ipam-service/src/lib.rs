@@ -11,6 +11,7 @@
 //! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
 //! - `listing`: ListEndpoints, page by page from the narrowest index.
 //! - `interface`: the interface an allocation names (checked, and compared on a retry).
+//! - `watching`: WatchEndpoints, the whole listing again on every change.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
 //! - [`run`]: serve on a listener until shutdown.
@@ -20,6 +21,7 @@ pub mod cache;
 mod interface;
 mod listing;
 pub mod placement;
+mod watching;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -56,6 +58,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct IpamService {
     store: Store,
     cache: Cache,
+    draining: romana_runtime::listings::Draining,
 }
 
 /// Serves ipam-service on `listener` until `shutdown`.
@@ -76,10 +79,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
     let routes = tonic::service::Routes::new(
         ipam_server::IpamServer::new(IpamService {
             store: store.clone(),
             cache: Cache::start(&store),
+            draining,
         })
         .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
     );
@@ -549,5 +554,16 @@ impl ipam_server::Ipam for IpamService {
         self.list(&who, request.into_inner())
             .await
             .map(Response::new)
+    }
+
+    type WatchEndpointsStream = romana_runtime::listings::Listings<pb::WatchEndpointsResponse>;
+
+    async fn watch_endpoints(
+        &self,
+        request: Request<pb::WatchEndpointsRequest>,
+    ) -> Result<Response<Self::WatchEndpointsStream>, Status> {
+        let who = caller(&request)?;
+        let draining = self.draining.clone();
+        watching::watch(&self.store, draining, who, request.into_inner()).map(Response::new)
     }
 }

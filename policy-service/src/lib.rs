@@ -20,7 +20,10 @@
 //! - [`PolicyService`]: the gRPC handlers.
 //! - [`run`]: serve on a listener until shutdown.
 //! - [`policy_to_pb`]: a stored policy on the wire.
+//! - [`watching`]: the policy listing, and its watch (WatchPolicies).
 #![forbid(unsafe_code)]
+
+pub mod watching;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -34,7 +37,7 @@ use romana_core::policy::{
 };
 use romana_core::text::quote;
 use romana_proto::pb::{self, policies_server};
-use romana_runtime::authz::{caller, may, require};
+use romana_runtime::authz::{caller, require};
 use romana_runtime::{check_name, current_layout, store_status, Serving, Shutdown};
 use romana_store::{Store, StoreError, Txn, Versioned};
 use tokio::net::TcpListener;
@@ -51,6 +54,7 @@ pub struct PolicyService {
     /// One parse at a time per replica, on a blocking thread: a big valid document takes a
     /// core for a while, never the async runtime.
     parsing: Arc<tokio::sync::Semaphore>,
+    draining: romana_runtime::listings::Draining,
 }
 
 /// Serves policy-service on `listener` until `shutdown`.
@@ -71,10 +75,12 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
     let routes = tonic::service::Routes::new(
         policies_server::PoliciesServer::new(PolicyService {
             store: store.clone(),
             parsing: Arc::new(tokio::sync::Semaphore::new(1)),
+            draining,
         })
         .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
     );
@@ -321,27 +327,6 @@ impl PolicyService {
             .ok_or_else(|| Status::not_found(format!("policy {id} does not exist")))
     }
 
-    async fn list(&self, who: &Identity, tenant: &str) -> Result<Vec<pb::Policy>, Status> {
-        if !tenant.is_empty() {
-            check_name("tenant", tenant)?;
-        }
-        let keys = self.store.keys();
-        let prefix = if tenant.is_empty() {
-            keys.policies()
-        } else {
-            keys.tenant_policies_of(tenant)
-        };
-        let listing = self.store.list(&prefix).await.map_err(store_status)?;
-        let mut items: Vec<(PolicyId, pb::Policy)> = listing
-            .items
-            .iter()
-            .filter(|v| may(who, Action::read(policy_object(&v.value.id()))))
-            .map(|v| (v.value.id(), policy_to_pb(&v.value, v.mod_revision)))
-            .collect();
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(items.into_iter().map(|(_, p)| p).collect())
-    }
-
     async fn delete(&self, id: &PolicyId) -> Result<pb::Policy, Status> {
         let key = self.store.keys().policy(id);
         for _ in 0..MAX_ATTEMPTS {
@@ -501,8 +486,19 @@ impl policies_server::Policies for PolicyService {
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
         let who = caller(&request)?;
-        let policies = self.list(&who, &request.into_inner().tenant).await?;
+        let policies = watching::list(&self.store, &who, &request.into_inner().tenant).await?;
         Ok(Response::new(pb::ListPoliciesResponse { policies }))
+    }
+
+    type WatchPoliciesStream = romana_runtime::listings::Listings<pb::ListPoliciesResponse>;
+
+    async fn watch_policies(
+        &self,
+        request: Request<pb::WatchPoliciesRequest>,
+    ) -> Result<Response<Self::WatchPoliciesStream>, Status> {
+        let who = caller(&request)?;
+        let tenant = request.into_inner().tenant;
+        watching::watch(&self.store, self.draining.clone(), who, tenant).map(Response::new)
     }
 
     async fn delete_policy(

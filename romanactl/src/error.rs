@@ -19,6 +19,9 @@ pub enum Error {
     /// as clap's own usage errors.
     #[error("{0}")]
     Usage(String),
+    /// The contexts file cannot be read, parsed or written, or lacks the context named.
+    #[error(transparent)]
+    Contexts(#[from] crate::contexts::ContextsError),
     /// TLS files that cannot be read.
     #[error("{0}")]
     Tls(String),
@@ -115,6 +118,83 @@ fn code_word(code: Code) -> &'static str {
     }
 }
 
+/// A command line clap refused, as the one line stderr gets (without the `error: ` prefix):
+/// clap's message and its tips (a typo's "a similar subcommand exists: 'ipam'"), joined,
+/// with the usage block left out: `--help` shows it. A missing subcommand, for which clap
+/// would print the whole help on stderr, lists the subcommands instead.
+/// `args` are the command line without the program name.
+pub fn usage_line(err: &clap::Error, cmd: &clap::Command, args: &[String]) -> String {
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap does not say which command it was; the deepest one given on the command line
+        // is found by walking the tree along the arguments.
+        return missing_subcommand_line(cmd, args);
+    }
+    let text = err.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    let mut in_usage = false;
+    // The command the error is about, from the usage line ("Usage: romanactl host status
+    // [OPTIONS]"), so the hint points at that command's own --help.
+    let mut path = "romanactl".to_string();
+    for line in text.lines().map(str::trim) {
+        if let Some(usage) = line.strip_prefix("Usage:") {
+            if !in_usage {
+                let words: Vec<&str> = usage
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with(['[', '<', '-']))
+                    .collect();
+                if !words.is_empty() {
+                    path = words.join(" ");
+                }
+            }
+            in_usage = true;
+            continue;
+        }
+        if line.is_empty() {
+            in_usage = false;
+            continue;
+        }
+        if in_usage || line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        match parts.last_mut() {
+            // "the following required arguments were not provided:" and the list below it.
+            Some(last) if last.ends_with(':') => {
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ => parts.push(line.to_string()),
+        }
+    }
+    if parts.is_empty() {
+        // Never an empty line: fall back on the kind of error.
+        parts.push(err.kind().to_string());
+    }
+    format!("{}; see '{path} --help'", parts.join("; "))
+}
+
+/// `'romanactl host' needs a subcommand: add, list, ...` for the command `args` lead to.
+fn missing_subcommand_line(cmd: &clap::Command, args: &[String]) -> String {
+    let mut path = vec![cmd.get_name().to_string()];
+    let mut at = cmd;
+    for arg in args {
+        if let Some(sub) = at.find_subcommand(arg) {
+            path.push(sub.get_name().to_string());
+            at = sub;
+        }
+    }
+    let subs: Vec<&str> = at
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .map(|s| s.get_name())
+        .collect();
+    let path = path.join(" ");
+    format!(
+        "'{path}' needs a subcommand: {}; see '{path} --help'",
+        subs.join(", ")
+    )
+}
+
 /// Services and transports may put newlines in messages; stderr gets exactly one line.
 fn one_line(text: &str) -> String {
     text.split(['\n', '\r'])
@@ -167,6 +247,49 @@ mod tests {
     fn multi_line_messages_become_one_line() {
         let err = Error::from(Status::internal("first\n  second\r\nthird\n"));
         assert_eq!(err.line(), "internal error: first second third");
+    }
+
+    fn mk_usage_line(args: &[&str]) -> String {
+        use clap::{CommandFactory, Parser};
+        let err =
+            crate::Cli::try_parse_from(std::iter::once("romanactl").chain(args.iter().copied()))
+                .unwrap_err();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        usage_line(&err, &crate::Cli::command(), &args)
+    }
+
+    #[test]
+    fn a_typo_in_a_subcommand_is_one_line_with_the_suggestion() {
+        assert_eq!(
+            mk_usage_line(&["ipm", "list"]),
+            "unrecognized subcommand 'ipm'; tip: a similar subcommand exists: 'ipam'; \
+             see 'romanactl --help'"
+        );
+        assert_eq!(
+            mk_usage_line(&["host", "stats"]),
+            "unrecognized subcommand 'stats'; tip: a similar subcommand exists: 'status'; \
+             see 'romanactl host --help'"
+        );
+        let line = mk_usage_line(&["ipam", "list", "--hots", "h1"]);
+        assert!(
+            line.contains("tip: a similar argument exists: '--host'"),
+            "{line}"
+        );
+        assert!(line.ends_with("see 'romanactl ipam list --help'"), "{line}");
+        assert_eq!(
+            mk_usage_line(&["completion"]),
+            "the following required arguments were not provided: <SHELL>; \
+             see 'romanactl completion --help'"
+        );
+    }
+
+    #[test]
+    fn a_missing_subcommand_lists_the_subcommands_on_one_line() {
+        assert_eq!(
+            mk_usage_line(&["host"]),
+            "'romanactl host' needs a subcommand: add, list, show, status, remove; \
+             see 'romanactl host --help'"
+        );
     }
 
     #[test]

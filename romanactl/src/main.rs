@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     // A bug must still honour the one-line contract: no backtrace, no debug structs.
@@ -21,7 +21,19 @@ fn main() -> ExitCode {
         let line = what.replace('\n', " ");
         eprintln!("error: internal error in romanactl (a bug, please report it): {line}");
     }));
-    let cli = romanactl::Cli::parse();
+    let cli = match romanactl::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors: clap prints them on stdout and exits 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let args: Vec<String> = std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let line = romanactl::error::usage_line(&e, &romanactl::Cli::command(), &args);
+            return fail(&line, 2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,8 +9,11 @@ use serde::Serialize;
 
 use crate::Error;
 
-/// `-o table|json|yaml`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// `-o table|json|yaml` (and a context's `output:`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
     Table,
@@ -66,7 +69,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, format: Format) -> Result<String
                 format: "json",
                 reason: e.to_string(),
             }),
-        Format::Yaml => serde_yaml::to_string(value).map_err(|e| Error::Encode {
+        Format::Yaml => serde_norway::to_string(value).map_err(|e| Error::Encode {
             format: "yaml",
             reason: e.to_string(),
         }),

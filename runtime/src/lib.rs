@@ -10,12 +10,14 @@
 //! - [`metrics`]: Prometheus `/metrics` and per-call gRPC metrics.
 //! - [`serve`]: serve a service's routes with health and registration until shutdown.
 //! - [`cluster`]: the current cluster layout, as every service needs it.
+//! - [`listings`]: the server streams of the Watch* RPCs (a listing, then one per change).
 //! - [`status`]: store and core errors as `tonic::Status` a person can act on.
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod authz;
 pub mod cluster;
+pub mod listings;
 pub mod metrics;
 pub mod serve;
 pub mod status;

@@ -8,12 +8,14 @@
 //! - [`TopologyService`]: the gRPC handlers.
 //! - [`current_report`]: which agent record, if any, speaks for a host.
 //! - [`fabric`]: the fabric view, a pure function of the hosts and the layout.
+//! - [`watching`]: the host status listing, and its watch (WatchHostStatus).
 //! - [`run`]: serve on a listener until shutdown.
 #![forbid(unsafe_code)]
 
 pub mod fabric;
+pub mod watching;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use romana_core::authz::{Action, Object, Verb};
 use romana_core::{
@@ -21,17 +23,18 @@ use romana_core::{
 };
 use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
-use romana_runtime::authz::{authorize, caller, may};
+use romana_runtime::authz::{authorize, caller, may, require};
 use romana_runtime::{
     bad_name, check_name, contended, current_layout, invalid, preview, store_status, Serving,
     Shutdown, MAX_ATTEMPTS,
 };
-use romana_store::{KeyRef, Store, StoreError, Versioned};
+use romana_store::{Store, StoreError, Versioned};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub struct TopologyService {
     store: Store,
+    draining: romana_runtime::listings::Draining,
 }
 
 /// Serves topology-service on `listener` until `shutdown`.
@@ -52,9 +55,11 @@ pub async fn run_tls(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> Result<(), romana_runtime::serve::ServeError> {
+    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
     let routes = tonic::service::Routes::new(
         topology_server::TopologyServer::new(TopologyService {
             store: store.clone(),
+            draining,
         })
         .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
     );
@@ -357,37 +362,30 @@ impl topology_server::Topology for TopologyService {
         request: Request<pb::ListHostStatusRequest>,
     ) -> Result<Response<pb::ListHostStatusResponse>, Status> {
         let who = caller(&request)?;
-        let keys = self.store.keys();
-        let mut hosts = self
-            .store
-            .list(&keys.hosts())
-            .await
-            .map_err(store_status)?
-            .items;
-        hosts.retain(|h| may(&who, Action::read(Object::HostStatus(&h.value.name))));
-        hosts.sort_by_key(|h| h.value.index);
-        // Keyed by the host in the key, not the record's own field: the key is what the
-        // agent was told to write, and a record must not answer for another host.
-        let statuses: BTreeMap<String, Versioned<AgentStatus>> = self
-            .store
-            .list(&keys.agent_statuses())
-            .await
-            .map_err(store_status)?
-            .items
-            .into_iter()
-            .filter_map(|s| match keys.parse(&s.key) {
-                Some(KeyRef::AgentStatus(host)) => Some((host, s)),
-                _ => None,
-            })
-            .collect();
-        let hosts = hosts
-            .iter()
-            .map(|h| {
-                let report = current_report(h, statuses.get(&h.value.name));
-                host_status_to_pb(&h.value.name, report)
-            })
-            .collect();
+        let hosts = watching::host_statuses(&self.store, &who, "").await?;
         Ok(Response::new(pb::ListHostStatusResponse { hosts }))
+    }
+
+    type WatchHostStatusStream =
+        romana_runtime::listings::Listings<pb::ListHostStatusResponse>;
+
+    async fn watch_host_status(
+        &self,
+        request: Request<pb::WatchHostStatusRequest>,
+    ) -> Result<Response<Self::WatchHostStatusStream>, Status> {
+        let who = caller(&request)?;
+        let host = request.into_inner().host;
+        if !host.is_empty() {
+            // As GetHostStatus: the right to this host, and the host, before any stream.
+            require(&who, Action::read(Object::HostStatus(&host)))?;
+            check_name("host", &host)?;
+            let key = self.store.keys().host(&host);
+            if self.store.get(&key).await.map_err(store_status)?.is_none() {
+                return Err(Status::not_found(format!("host {host} does not exist")));
+            }
+        }
+        let stream = watching::watch(&self.store, self.draining.clone(), who, host);
+        Ok(Response::new(stream))
     }
 }
 

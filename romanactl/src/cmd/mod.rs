@@ -3,7 +3,9 @@
 //! answer; nothing here prints, so commands are testable as functions.
 
 pub mod certs;
+pub mod completion;
 pub mod config;
+pub mod context;
 pub mod etcd_auth;
 pub mod health;
 pub mod host;
@@ -28,14 +30,13 @@ pub const DEFAULT_ROOT: &str = "http://127.0.0.1:9600";
 #[command(name = "romanactl", version, about, propagate_version = true)]
 pub struct Cli {
     /// root-service URL, or several separated by commas, tried in turn; every other service
-    /// is found through it.
-    #[arg(long, global = true, env = "ROMANA_ROOT", default_value = DEFAULT_ROOT,
-          value_name = "URL[,URL...]")]
-    pub root: String,
+    /// is found through it [default: the context's, else http://127.0.0.1:9600].
+    #[arg(long, global = true, env = "ROMANA_ROOT", value_name = "URL[,URL...]")]
+    pub root: Option<String>,
 
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
-    pub output: Format,
+    /// Output format [default: the context's, else table].
+    #[arg(short = 'o', long, global = true, value_enum)]
+    pub output: Option<Format>,
 
     /// Seconds a call may take before it fails (connects take at most 3 s each).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30,
@@ -53,6 +54,15 @@ pub struct Cli {
     /// PEM private key of --tls-cert.
     #[arg(long, global = true, env = "ROMANA_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Use this context of the contexts file for this call, instead of the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The contexts file [default: $XDG_CONFIG_HOME/romanactl/config.yaml, else
+    /// ~/.config/romanactl/config.yaml].
+    #[arg(long, global = true, env = "ROMANACTL_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -91,6 +101,11 @@ pub enum Command {
     /// etcd's own users and roles for the services and agents (talks to etcd, not root).
     #[command(subcommand)]
     EtcdAuth(etcd_auth::EtcdAuthCommand),
+    /// Named connection settings (root, TLS files, output) in the contexts file.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
+    /// The shell completion script for bash, zsh or fish (see README for installing it).
+    Completion(completion::Completion),
 }
 
 /// What every command needs: where root is, how to reach it and how to print.
@@ -119,6 +134,10 @@ impl Command {
             Command::Health(c) => c.apply(ctx).await,
             Command::Certs(c) => c.apply(),
             Command::EtcdAuth(c) => c.apply().await,
+            Command::Completion(c) => c.apply(),
+            Command::Context(_) => Err(Error::Usage(
+                "context commands run before any service is resolved".into(),
+            )),
         }
     }
 }
@@ -173,10 +192,10 @@ mod tests {
     #[test]
     fn output_and_root_are_accepted_after_the_subcommand() {
         let cli = mk_cli(&["host", "list", "-o", "json", "--root", "http://r:1"]).unwrap();
-        assert_eq!(cli.output, Format::Json);
-        assert_eq!(cli.root, "http://r:1");
+        assert_eq!(cli.output, Some(Format::Json));
+        assert_eq!(cli.root.as_deref(), Some("http://r:1"));
         let cli = mk_cli(&["-o", "yaml", "status"]).unwrap();
-        assert_eq!(cli.output, Format::Yaml);
+        assert_eq!(cli.output, Some(Format::Yaml));
     }
 
     #[test]

@@ -14,14 +14,35 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `romanactl --root ROOT ARGS...` and waits for it (at most 60 s).
+/// Runs `romanactl --root ROOT ARGS...` and waits for it (at most 60 s). No contexts file
+/// is read: the developer's own must not change what a test sees.
 pub async fn romanactl(root: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--root", root];
+    all.extend_from_slice(args);
+    romanactl_env(&all, &[("ROMANACTL_CONFIG", NO_CONFIG)]).await
+}
+
+/// A contexts file that does not exist.
+pub const NO_CONFIG: &str = "/nonexistent/romanactl-tests/config.yaml";
+
+/// Runs `romanactl ARGS...` with `env` set on top of an environment without any of the
+/// variables romanactl reads (ROMANA_*, ROMANACTL_CONFIG, XDG_CONFIG_HOME, HOME).
+pub async fn romanactl_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_romanactl"));
-    cmd.arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("ROMANA_ROOT")
-        .env_remove("RUST_BACKTRACE")
+    cmd.args(args);
+    for var in [
+        "ROMANA_ROOT",
+        "ROMANA_TLS_CA",
+        "ROMANA_TLS_CERT",
+        "ROMANA_TLS_KEY",
+        "ROMANACTL_CONFIG",
+        "XDG_CONFIG_HOME",
+        "HOME",
+        "RUST_BACKTRACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
