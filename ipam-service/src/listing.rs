@@ -3,8 +3,8 @@
 //! little costs etcd reads, not client round trips or memory.
 
 use romana_core::authz::{Action, Identity};
-use romana_core::Layout;
 use romana_core::labels::first_missing;
+use romana_core::Layout;
 use romana_proto::convert::endpoint_to_pb;
 use romana_proto::pb;
 use romana_runtime::authz::may;

@@ -53,6 +53,10 @@ impl Draining {
     }
 }
 
+/// Which changes are minor (`minor(sent, new)`, e.g. heartbeats), and how often at most one
+/// is sent.
+pub type MinorChanges<T> = (fn(&T, &T) -> bool, Duration);
+
 /// How a watch re-lists.
 #[derive(Clone, Copy, Debug)]
 pub struct Options<T> {
@@ -60,7 +64,7 @@ pub struct Options<T> {
     pub debounce: Duration,
     /// A change `minor(sent, new)` calls minor (heartbeats) is sent at most once per the
     /// duration, counted from the last listing sent.
-    pub minor: Option<(fn(&T, &T) -> bool, Duration)>,
+    pub minor: Option<MinorChanges<T>>,
 }
 
 impl<T> Default for Options<T> {
@@ -286,7 +290,10 @@ mod tests {
 
         /// The next item, or None if none arrives within `within` (paused time).
         async fn next(&mut self, within: Duration) -> Option<Result<u32, Status>> {
-            tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+            tokio::time::timeout(within, self.rx.recv())
+                .await
+                .ok()
+                .flatten()
         }
     }
 
@@ -297,7 +304,10 @@ mod tests {
         let mut h = mk_harness(2, Options::default());
         h.signal(Signal::Changed).await;
         h.signal(Signal::Listed).await;
-        assert!(h.next(MS * 500).await.is_none(), "one watch is not in place yet");
+        assert!(
+            h.next(MS * 500).await.is_none(),
+            "one watch is not in place yet"
+        );
         h.signal(Signal::Listed).await;
         assert_eq!(h.next(MS * 10).await.unwrap().unwrap(), 0);
         // A burst inside one window: one read, one listing.
@@ -326,11 +336,18 @@ mod tests {
         assert_eq!(h.next(MS * 10).await.unwrap().unwrap(), 0);
         h.set(1);
         h.signal(Signal::Changed).await;
-        assert!(h.next(Duration::from_secs(20)).await.is_none(), "minor: held");
+        assert!(
+            h.next(Duration::from_secs(20)).await.is_none(),
+            "minor: held"
+        );
         assert_eq!(h.next(Duration::from_secs(11)).await.unwrap().unwrap(), 1);
         h.set(25);
         h.signal(Signal::Changed).await;
-        assert_eq!(h.next(MS * 150).await.unwrap().unwrap(), 25, "major: at once");
+        assert_eq!(
+            h.next(MS * 150).await.unwrap().unwrap(),
+            25,
+            "major: at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -338,7 +355,8 @@ mod tests {
         let mut h = mk_harness(1, Options::default());
         h.signal(Signal::Listed).await;
         h.next(MS * 10).await.unwrap().unwrap();
-        h.signal(Signal::Failed(Status::unavailable("etcd gone"))).await;
+        h.signal(Signal::Failed(Status::unavailable("etcd gone")))
+            .await;
         let err = h.next(MS * 10).await.unwrap().unwrap_err();
         assert_eq!(err.message(), "etcd gone");
         assert!(h.next(MS * 10).await.is_none(), "nothing after the error");
@@ -363,9 +381,14 @@ mod tests {
         let (drain, shutdown) = draining(Box::pin(async move {
             let _ = stopped.await;
         }));
-        let task = tokio::spawn(run(tx, signals_rx, 1, drain, Options::default(), || async {
-            Ok::<u32, Status>(7)
-        }));
+        let task = tokio::spawn(run(
+            tx,
+            signals_rx,
+            1,
+            drain,
+            Options::default(),
+            || async { Ok::<u32, Status>(7) },
+        ));
         signals.send(Signal::Listed).await.unwrap();
         assert_eq!(rx.recv().await.unwrap().unwrap(), 7);
         let serve = tokio::spawn(shutdown);

@@ -366,8 +366,7 @@ impl topology_server::Topology for TopologyService {
         Ok(Response::new(pb::ListHostStatusResponse { hosts }))
     }
 
-    type WatchHostStatusStream =
-        romana_runtime::listings::Listings<pb::ListHostStatusResponse>;
+    type WatchHostStatusStream = romana_runtime::listings::Listings<pb::ListHostStatusResponse>;
 
     async fn watch_host_status(
         &self,

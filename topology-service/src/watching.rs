@@ -113,6 +113,9 @@ mod tests {
     fn only_a_newer_heartbeat_is_minor() {
         assert!(heartbeats_only(&mk(10, 5), &mk(20, 5)));
         assert!(!heartbeats_only(&mk(10, 5), &mk(20, 6)));
-        assert!(!heartbeats_only(&mk(10, 5), &pb::ListHostStatusResponse::default()));
+        assert!(!heartbeats_only(
+            &mk(10, 5),
+            &pb::ListHostStatusResponse::default()
+        ));
     }
 }
