@@ -11,8 +11,13 @@
 //!   ([`crate::reconcile`]); the resync tick and every unsettled round re-read the
 //!   kernel, so drift (a route deleted by hand, a flushed table) is repaired within
 //!   [`AgentConfig::resync_interval`].
-//! - A failed or incomplete apply (kernel error, endpoint interface not there yet) is
-//!   retried with a backoff from a fresh read; the previous kernel state stays (fail closed).
+//! - A failed or incomplete apply (kernel error) is retried with a backoff from a fresh
+//!   read; the previous kernel state stays (fail closed).
+//! - An endpoint interface that is not there yet (a veth the CNI plugin is still making,
+//!   a VM's tap before the VM starts) is waited for on link notifications
+//!   ([`crate::kernel::links`]): its appearing wakes a round within the debounce. Only
+//!   while the subscription is down are such routes polled with the backoff instead; a
+//!   stopped VM whose port stays allocated costs nothing meanwhile.
 //! - Shutdown leaves the kernel as it is: routes keep forwarding while the agent restarts,
 //!   and the next agent adopts them (same protocol, same table).
 
@@ -25,9 +30,11 @@ use romana_store::{Keys, Store, WatchEvent, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::ifname::is_local_interface;
 use crate::incremental::Changes;
+use crate::kernel::links::{self, LinkNotice};
 use crate::reconcile::Reconciler;
-use crate::schedule::{backoff, Schedule};
+use crate::schedule::{backoff, settled, Schedule};
 use crate::state::{Applied, ClusterState};
 use crate::status::{AgentStatus, StatusWriter};
 
@@ -108,6 +115,10 @@ pub async fn run(
     let mut reconciler = Reconciler::new(config.clone());
     let mut schedule = Schedule::new(config.debounce);
     let mut changes = Changes::default();
+    let mut link_notices = links::watch(config.netns.clone());
+    // Whether link notifications are subscribed: then a route waiting for its interface
+    // needs no polling.
+    let mut links_live = false;
     let mut resync = tokio::time::interval_at(
         Instant::now() + config.resync_interval,
         config.resync_interval,
@@ -141,7 +152,8 @@ pub async fn run(
                 };
                 let round = reconciler.reconcile(&state, read, &changes).await;
                 changes = Changes::default();
-                let attempts = schedule.done(round.converged && round.blocked == 0, Instant::now());
+                let settled = settled(round.converged, round.blocked, links_live);
+                let attempts = schedule.done(settled, Instant::now());
                 if config.once {
                     if round.converged {
                         return Ok(());
@@ -160,6 +172,29 @@ pub async fn run(
                 // into the same round.
                 while let Ok(event) = events.try_recv() {
                     take_in(&keys, &mut state, &mut changes, &mut schedule, event);
+                }
+            }
+            Some(notice) = link_notices.recv() => {
+                let now = Instant::now();
+                match notice {
+                    LinkNotice::Changed(name) => {
+                        if is_local_interface(&state, &config.host, &name) {
+                            tracing::debug!(link = %name, "endpoint interface changed");
+                            // The kernel changed, not etcd: never the endpoint-only path.
+                            changes.full = true;
+                            schedule.changed(Applied::Changed, state.is_synced(), now);
+                        }
+                    }
+                    LinkNotice::Live(live) => {
+                        links_live = live;
+                        changes.full = true;
+                        schedule.resync(state.is_synced(), now);
+                    }
+                    LinkNotice::Lost => {
+                        tracing::warn!("link notifications were lost; reading the kernel again");
+                        changes.full = true;
+                        schedule.resync(state.is_synced(), now);
+                    }
                 }
             }
             _ = resync.tick() => schedule.resync(state.is_synced(), Instant::now()),

@@ -5,10 +5,10 @@
 //!
 //! # Where each direction is enforced
 //! Ingress of an endpoint is enforced on its host, where the packet leaves through the
-//! endpoint's interface (`oifname "rmn*"`); egress on its host, where the packet enters
-//! from that interface (`iifname "rmn*"`). Between two endpoints of one host the packet
-//! passes both. Either way the endpoint a direction belongs to is a local endpoint, so
-//! "which endpoint" is one lookup of its address in a set or map of local endpoints.
+//! endpoint's interface (`oifname { "rmn*", "tap*" }`: a veth or a VM's tap); egress on
+//! its host, where the packet enters from that interface (`iifname`). Between two local
+//! endpoints the packet passes both. Either way the endpoint a direction belongs to is
+//! local, so "which endpoint" is one lookup of its address in a set or map of them.
 //!
 //! # Before any tier: the packet's interface vouches for its address
 //! Every packet entering through an endpoint interface goes (prerouting, before conntrack)
@@ -59,7 +59,7 @@ use romana_core::policy::romana::{self, Target, PEER_ANY, PEER_HOST};
 use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
 use romana_core::{Endpoint, Isolation, Layout};
 
-use crate::ifname::endpoint_ifname;
+use crate::ifname::host_interface;
 use crate::nft::{
     Atom, Chain, Family, Hook, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side,
     Verdict, CHAIN_EGRESS, CHAIN_FROM_ENDPOINT, CHAIN_INGRESS, CHAIN_NAME, CHAIN_PREROUTING,
@@ -389,7 +389,7 @@ impl<'a> Compiler<'a> {
         let local: BTreeSet<SetElement> = self
             .local
             .iter()
-            .map(|e| SetElement::IfAddr(endpoint_ifname(&e.id), e.address))
+            .filter_map(|e| Some(SetElement::IfAddr(host_interface(e).ok()?, e.address)))
             .collect();
         self.add_set(SET_ENDPOINTS, SetKey::IfAddr(self.family), local);
         Chain {

@@ -9,7 +9,13 @@
 //! - Every other rack with at least one host: that rack's aggregate via my gateway (the
 //!   leaf of my rack). Never per-host routes into other racks: the leaf aggregates them.
 //! - Every local endpoint: its address as a /32 (/128) on its host-side interface, scope
-//!   link; the interface name is [`endpoint_ifname`] of the endpoint id.
+//!   link; the interface is [`host_interface`]'s: the record's tap when it names one, else
+//!   [`crate::endpoint_ifname`] of the endpoint id. A record naming an interface that is
+//!   not a tap is not routed (a problem, closed).
+//!
+//! # Taps
+//! Every local endpoint naming a tap: the gateway of its segment on that tap
+//! ([`crate::taps`], what the CNI plugin does for a veth).
 //!
 //! What cannot be routed (no gateway, a gateway of the other family, a record outside the
 //! layout) is left out and reported in [`Desired::problems`], never guessed.
@@ -21,10 +27,11 @@ use ipnet::IpNet;
 use romana_core::Layout;
 
 use crate::compile::compile_with_recipes;
-use crate::ifname::endpoint_ifname;
+use crate::ifname::host_interface;
 use crate::nft::{Family, NftProgram};
 use crate::recipe::Recipes;
 use crate::state::ClusterState;
+use crate::taps::{wiring, TapWiring};
 
 /// The route protocol number marking our routes (`ip route show proto 124`), shared with
 /// the CNI plugin through `romana_core::datapath`. The /32 (/128) to a local endpoint is the
@@ -75,6 +82,8 @@ pub struct Desired {
     pub routes: BTreeMap<IpNet, RouteTarget>,
     pub nft: NftProgram,
     pub sysctls: Vec<Sysctl>,
+    /// What the taps of local endpoints hold.
+    pub taps: TapWiring,
     /// Why something wanted could not be expressed; logged and put in the status.
     pub problems: Vec<String>,
 }
@@ -134,6 +143,7 @@ pub fn desired_with_recipes(state: &ClusterState, me: &HostView) -> (Desired, Re
         routes,
         nft,
         sysctls,
+        taps: wiring(state, layout.as_ref(), &me.name),
         problems,
     };
     (desired, recipes)
@@ -232,10 +242,14 @@ fn routes(
                 endpoint.id, endpoint.address
             ));
         }
-        routes.insert(
-            IpNet::from(endpoint.address),
-            RouteTarget::Link(endpoint_ifname(&endpoint.id)),
-        );
+        let ifname = match host_interface(endpoint) {
+            Ok(name) => name,
+            Err(e) => {
+                problems.push(format!("endpoint {} is not routed: {e}", endpoint.id));
+                continue;
+            }
+        };
+        routes.insert(IpNet::from(endpoint.address), RouteTarget::Link(ifname));
     }
     routes
 }

@@ -1,14 +1,49 @@
-//! The host-side interface name of an endpoint, derived from the endpoint id alone.
+//! The host-side interface name of an endpoint: [`host_interface`], the one function every
+//! part of the agent asks (routes, tap wiring, the nftables `endpoints` set, status).
 //!
-//! The CNI plugin creates the interface and the agent routes the endpoint's address to it,
-//! and they never talk to each other: both call [`endpoint_ifname`] on the same id, so the
-//! function lives in `romana_core::datapath`, which both depend on, and is re-exported here.
-//! It must give the same answer in every process, on every host, in every release; that
-//! rules out `std`'s `DefaultHasher` (randomly seeded per process), so it is FNV-1a 64.
+//! - **Derived** (the record names none): the CNI plugin creates the interface and the
+//!   agent routes the endpoint's address to it, and they never talk to each other: both
+//!   call [`endpoint_ifname`] on the same id, so the function lives in
+//!   `romana_core::datapath`, which both depend on, and is re-exported here. It must give
+//!   the same answer in every process, on every host, in every release; that rules out
+//!   `std`'s `DefaultHasher` (randomly seeded per process), so it is FNV-1a 64. Shape:
+//!   `rmn` + 12 lowercase hex digits = 15 bytes, Linux's limit (`IFNAMSIZ` 16 with NUL).
+//! - **Named** (the record's `interface`, a `tap*` name such as Nova's `tap3f2a9c1b-7d`):
+//!   somebody else creates the tap; the agent wires it ([`crate::taps`]). A record naming
+//!   anything else (written to etcd by hand) is an error, never the derived name: the
+//!   endpoint is left out, closed, and the status says why.
 //!
-//! Shape: `rmn` + 12 lowercase hex digits = 15 bytes, Linux's limit (`IFNAMSIZ` 16 with NUL).
+//! nftables tells endpoint interfaces from the others by name: every `rmn*` and `tap*`
+//! ([`nft_endpoint_names`]).
 
-pub use romana_core::datapath::{endpoint_ifname, ENDPOINT_IFNAME_PREFIX as IFNAME_PREFIX};
+pub use romana_core::datapath::{
+    endpoint_ifname, is_endpoint_interface, ENDPOINT_IFNAME_PREFIX as IFNAME_PREFIX,
+    ENDPOINT_IFNAME_PREFIXES,
+};
+pub use romana_core::interface::{host_interface, InterfaceError, TAP_IFNAME_PREFIX};
+
+/// Whether link `name` is the interface of one of host `host`'s endpoints, so that its
+/// appearing (or going) changes what the agent can do: a route waiting for it, a tap to
+/// wire, a status to correct. Other links' notifications are ignored.
+pub fn is_local_interface(state: &crate::state::ClusterState, host: &str, name: &str) -> bool {
+    is_endpoint_interface(name)
+        && state
+            .endpoints
+            .values()
+            .filter(|e| e.host == host)
+            .any(|e| host_interface(e).is_ok_and(|n| n == name))
+}
+
+/// The anonymous set of wildcard names nft matches endpoint interfaces with:
+/// `{ "rmn*", "tap*" }` (nft 1.0.6 takes wildcards in an anonymous set of `iifname`, one
+/// rule whatever the number of prefixes).
+pub fn nft_endpoint_names() -> String {
+    let names: Vec<String> = ENDPOINT_IFNAME_PREFIXES
+        .iter()
+        .map(|p| format!("\"{p}*\""))
+        .collect();
+    format!("{{ {} }}", names.join(", "))
+}
 
 /// Hex digits of hash after the prefix.
 const HASH_DIGITS: usize = 12;
@@ -68,6 +103,36 @@ mod tests {
         assert!(!is_endpoint_ifname("eth0"));
         assert!(!is_endpoint_ifname("rmn"));
         assert!(!is_endpoint_ifname("rmnXYZ000000000"));
+    }
+
+    #[test]
+    fn nft_matches_veths_and_taps_with_one_anonymous_set() {
+        assert_eq!(nft_endpoint_names(), r#"{ "rmn*", "tap*" }"#);
+    }
+
+    #[test]
+    fn only_interfaces_of_local_endpoints_wake_the_agent() {
+        use crate::fixtures::*;
+        let mut s = mk_state();
+        add_endpoint(
+            &mut s,
+            mk_endpoint("pod-1", "10.0.16.2", "h1", "t", "default"),
+        );
+        let mut vm = mk_endpoint("port-1", "10.0.16.3", "h1", "t", "default");
+        vm.interface = "tap3f2a9c1b-7d".into();
+        add_endpoint(&mut s, vm);
+        let mut remote = mk_endpoint("port-2", "10.1.16.3", "h2", "t", "default");
+        remote.interface = "tap0000000-00".into();
+        add_endpoint(&mut s, remote);
+        assert!(is_local_interface(&s, "h1", &endpoint_ifname("pod-1")));
+        assert!(is_local_interface(&s, "h1", "tap3f2a9c1b-7d"));
+        assert!(
+            !is_local_interface(&s, "h1", "tap0000000-00"),
+            "another host's"
+        );
+        assert!(!is_local_interface(&s, "h1", "tap-unknown"));
+        assert!(!is_local_interface(&s, "h1", "eth0"));
+        assert!(!is_local_interface(&s, "h1", &endpoint_ifname("pod-2")));
     }
 
     #[test]

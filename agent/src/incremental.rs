@@ -5,6 +5,9 @@
 //! the result with the table as much again); here each changed endpoint is run through each
 //! set's recipe once, before and after, which gives the element changes directly.
 //!
+//! A remote endpoint's `interface` (its host's tap) is nothing to this host: no recipe
+//! reads it. A local endpoint's is its route, its tap wiring and its `endpoints` element.
+//!
 //! Anything else (a local endpoint, two endpoints at one address, a record that does not
 //! decode, any other row, a relist) takes the full path, and so does every round that does
 //! not start from a settled one: this path only ever refines a program the full compile

@@ -1,7 +1,8 @@
 //! The host agent of romana-rs: it watches etcd and makes this host's kernel match the
 //! cluster. Routes to other hosts' prefixes (or to rack aggregates via the leaf), a /32
-//! route per local endpoint onto its interface, one nftables table isolating tenants and
-//! segments with cluster-wide masked matches, and IP forwarding. No overlay, no route per
+//! route per local endpoint onto its interface (the CNI plugin's veth, or a VM's tap,
+//! which the agent also wires: gateway address, up), one nftables table isolating tenants
+//! and segments with cluster-wide masked matches, and IP forwarding. No overlay, no route per
 //! remote endpoint, and a rule count that does not grow with endpoints or hosts.
 //!
 //! Shaped like Calico's felix: `watch -> ClusterState (pure reducer) -> desired (pure)
@@ -19,10 +20,12 @@
 //! - [`nft`]: the nftables program as data (chains, rules, sets), its text for `nft -f -`, and reading
 //!   `nft -j` output back into the same shape.
 //! - [`mod@plan`]: [`plan()`], the ordered diff of desired against [`Observed`].
+//! - [`taps`]: the gateway and link state the taps of VM endpoints need (pure, like routes).
 //! - [`kernel`]: the only I/O besides etcd: rtnetlink routes, the `nft` process, `/proc/sys`,
 //!   each optionally inside a named network namespace.
 //! - [`status`]: [`AgentStatus`], the record the agent writes to etcd after each apply.
-//! - [`ifname`]: [`endpoint_ifname`], the endpoint interface name shared with the CNI plugin.
+//! - [`ifname`]: [`host_interface`], an endpoint's interface: its named tap, or
+//!   [`endpoint_ifname`], the name shared with the CNI plugin.
 //! - `agent`: [`run`], the loop tying them together (watch, coalescing, resync, shutdown);
 //!   `schedule` decides when a round runs and whether it re-reads the kernel, `reconcile`
 //!   runs one (and keeps the table as last applied, so a change costs its delta).
@@ -41,6 +44,7 @@ mod reconcile;
 mod schedule;
 pub mod state;
 pub mod status;
+pub mod taps;
 
 #[cfg(test)]
 mod fixtures;
@@ -48,7 +52,7 @@ mod fixtures;
 pub use agent::{run, AgentConfig, AgentError, Progress};
 pub use compile::compile;
 pub use desired::{desired, Desired, HostView, RouteTarget, ROUTE_PROTOCOL, ROUTE_TABLE};
-pub use ifname::{endpoint_ifname, IFNAME_PREFIX};
+pub use ifname::{endpoint_ifname, host_interface, IFNAME_PREFIX};
 pub use nft::NftProgram;
 pub use plan::{plan, Observed, Plan};
 pub use state::ClusterState;

@@ -14,7 +14,7 @@
 //!   set npI_inR_peers { type ipv4_addr }             # endpoints a NetworkPolicy rule's selectors pick
 //!   set npI_inR_ports { type ipv4_addr . inet_proto . inet_service }  # named ports, resolved
 //!   chain np_in_G / np_eg_G { ...rules of the policies selecting group G... return | drop }
-//!   set endpoints    { type ifname . ipv4_addr }     # "rmn..." . address of each local endpoint
+//!   set endpoints    { type ifname . ipv4_addr }     # "rmn…"/"tap…" . address of each local endpoint
 //!   set quarantine   { type ipv4_addr }              # local endpoints of tenants with an unreadable record
 //!   chain from_endpoint { iifname . ip saddr @endpoints return; ip6 saddr fe80::/10 return; ...; drop }
 //!   chain to_endpoint   { oifname . ip daddr @endpoints return; drop }
@@ -22,16 +22,16 @@
 //!   chain ingress { ip daddr vmap @ingress_np; baseline: return; drop }
 //!   chain prerouting {
 //!     type filter hook prerouting priority -300; policy accept;
-//!     iifname "rmn*" jump from_endpoint   # anti-spoofing, before conntrack
+//!     iifname { "rmn*", "tap*" } jump from_endpoint   # anti-spoofing, before conntrack
 //!   }
 //!   chain forward {
 //!     type filter hook forward priority 0; policy accept;
-//!     oifname "rmn*" jump to_endpoint     # unknown interface or wrong address: drop
-//!     iifname "rmn*" ip saddr @quarantine drop
-//!     oifname "rmn*" ip daddr @quarantine drop
+//!     oifname { "rmn*", "tap*" } jump to_endpoint     # unknown interface or wrong address: drop
+//!     iifname { "rmn*", "tap*" } ip saddr @quarantine drop
+//!     oifname { "rmn*", "tap*" } ip daddr @quarantine drop
 //!     ct state established,related accept
-//!     iifname "rmn*" jump egress     # from a local endpoint: its egress
-//!     oifname "rmn*" jump ingress    # to a local endpoint: its ingress
+//!     iifname { "rmn*", "tap*" } jump egress     # from a local endpoint (veth or VM tap): its egress
+//!     oifname { "rmn*", "tap*" } jump ingress    # to a local endpoint: its ingress
 //!   }
 //! }
 //! ```
@@ -51,7 +51,7 @@ use ipnet::IpNet;
 use romana_core::Layout;
 use serde_json::Value;
 
-use crate::ifname::IFNAME_PREFIX;
+use crate::ifname::nft_endpoint_names;
 
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE_NAME: &str = "romana";
@@ -161,9 +161,9 @@ pub enum Atom {
 /// One match of a rule; all matches of a rule must hold.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Match {
-    /// `iifname "rmn*"`: the packet comes from a local endpoint.
+    /// `iifname { "rmn*", "tap*" }`: the packet comes from a local endpoint (veth or tap).
     FromEndpoint,
-    /// `oifname "rmn*"`: the packet goes to a local endpoint.
+    /// `oifname { "rmn*", "tap*" }`: the packet goes to a local endpoint.
     ToEndpoint,
     /// `ct state established,related`.
     Established,
@@ -442,8 +442,8 @@ fn concat<T: fmt::Display>(items: &[T]) -> String {
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Match::FromEndpoint => write!(f, "iifname \"{IFNAME_PREFIX}*\""),
-            Match::ToEndpoint => write!(f, "oifname \"{IFNAME_PREFIX}*\""),
+            Match::FromEndpoint => write!(f, "iifname {}", nft_endpoint_names()),
+            Match::ToEndpoint => write!(f, "oifname {}", nft_endpoint_names()),
             Match::Established => f.write_str("ct state established,related"),
             Match::Eq(part @ Part::Addr { mask: Some(_), .. }, value) => {
                 write!(f, "{part} == {value}")

@@ -12,7 +12,9 @@
 //! - Order: duplicate cleanups, then adds/replaces (ascending destination), then deletes
 //!   (descending): new paths exist before old ones go.
 //! - A route to an endpoint interface that does not exist yet is not planned but reported
-//!   as blocked (the CNI plugin creates the interface; the agent retries shortly).
+//!   as blocked (the CNI plugin or libvirt creates the interface; its link event wakes
+//!   the agent).
+//! - Taps: gateways on, up, stale gateways off ([`crate::taps::plan`]).
 //! - nftables: nothing when the table reads back equal; element adds/deletes when only set
 //!   membership differs; the rules of the chains that differ (and the elements) when only
 //!   rules do, in an intact table of ours ([`crate::nft::render_patch`]); otherwise one
@@ -27,6 +29,7 @@ use crate::desired::{Desired, RouteTarget, Sysctl, ROUTE_PROTOCOL, ROUTE_TABLE};
 use crate::nft::{
     element_changes, render_elements, render_patch, Chain, ElementOps, NftProgram, TableView,
 };
+use crate::taps::{TapLink, TapOp};
 
 /// A route as the kernel reports it, reduced to what we compare.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,6 +59,8 @@ pub struct Observed {
     pub routes: Vec<ObservedRoute>,
     /// Interface name -> index.
     pub links: BTreeMap<String, u32>,
+    /// Every `tap*` link, by name.
+    pub taps: BTreeMap<String, TapLink>,
     /// Subnets of the host's addresses (for [`crate::HostView::connected`]).
     pub connected: Vec<IpNet>,
     pub nft: NftObserved,
@@ -100,6 +105,7 @@ pub struct Plan {
     pub routes: Vec<RouteOp>,
     pub nft: NftOp,
     pub sysctls: Vec<Sysctl>,
+    pub taps: Vec<TapOp>,
     /// Wanted routes that wait for their interface (`dst dev name`).
     pub blocked: Vec<String>,
     /// Wanted routes whose destination and metric a foreign route holds; left alone.
@@ -111,7 +117,10 @@ pub struct Plan {
 impl Plan {
     /// Nothing to change (blocked routes are not changes: they wait for the CNI plugin).
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty() && self.nft == NftOp::Keep && self.sysctls.is_empty()
+        self.routes.is_empty()
+            && self.nft == NftOp::Keep
+            && self.sysctls.is_empty()
+            && self.taps.is_empty()
     }
 }
 
@@ -291,6 +300,7 @@ pub fn plan_with_view(desired: &Desired, want: &TableView, observed: &Observed) 
         routes,
         nft,
         sysctls,
+        taps: crate::taps::plan(&desired.taps, &observed.taps),
         blocked,
         conflicts,
     }

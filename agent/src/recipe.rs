@@ -3,6 +3,9 @@
 //! sets by running these over every endpoint; [`crate::incremental`] runs them over the
 //! endpoints that changed only, which is what makes an endpoint change cost O(policies)
 //! instead of O(endpoints x policies). One function for both, so they cannot disagree.
+//! Recipes read addresses, labels and named ports, never the endpoint's interface: which
+//! interface carries a local endpoint is the `endpoints` set's business, filled by the
+//! full compile only.
 
 use std::collections::BTreeSet;
 

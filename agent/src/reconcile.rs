@@ -55,6 +55,11 @@ pub struct Reconciler {
     nft: Option<NftObserved>,
     /// The program of the last settled round, for the incremental path.
     last: Option<Compiled>,
+    /// What `last` was computed from: the state's revision and the host's connected
+    /// subnets. A round for the kernel's sake alone (a link notification, the resync tick)
+    /// finds both unchanged and plans against `last` instead of compiling again, so an
+    /// interface appearing costs a kernel read, not O(endpoints x policies).
+    last_inputs: Option<(i64, Vec<ipnet::IpNet>)>,
     /// The status of the last round (written or not), which a fast round updates.
     report: Option<AgentStatus>,
     last_problems: Vec<String>,
@@ -89,6 +94,7 @@ impl Reconciler {
             kernel: None,
             nft: None,
             last: None,
+            last_inputs: None,
             report: None,
             last_problems: Vec::new(),
             last_status: None,
@@ -182,6 +188,9 @@ impl Reconciler {
         delta.apply_to(view);
         let elements = view.sets.values().map(|s| s.elements.len()).sum();
         self.last = Some(last);
+        if let Some((revision, _)) = &mut self.last_inputs {
+            *revision = state.revision();
+        }
         let now = unix_now();
         let status = AgentStatus {
             revision: state.revision(),
@@ -226,8 +235,16 @@ impl Reconciler {
             gateway: self.config.gateway,
             connected: observed.connected.clone(),
         };
-        self.last = None;
-        let (want, recipes) = desired_with_recipes(state, &view);
+        let inputs = (state.revision(), view.connected.clone());
+        let reuse = self
+            .last
+            .take()
+            .filter(|_| self.last_inputs.as_ref() == Some(&inputs));
+        self.last_inputs = None;
+        let (want, recipes) = match reuse {
+            Some(last) => (last.desired, last.recipes),
+            None => desired_with_recipes(state, &view),
+        };
         if want.problems != self.last_problems {
             for p in &want.problems {
                 tracing::warn!(problem = %p, "cannot express part of the desired dataplane");
@@ -242,6 +259,7 @@ impl Reconciler {
             tracing::info!(
                 revision = state.revision(),
                 routes = todo.routes.len(),
+                taps = todo.taps.len(),
                 nft = todo.nft.script().is_some(),
                 sysctls = todo.sysctls.len(),
                 "applying"
@@ -254,7 +272,7 @@ impl Reconciler {
                     NftOp::Keep => observed.nft,
                     _ => NftObserved::Table(want_view.clone()),
                 };
-                if todo.routes.is_empty() && todo.sysctls.is_empty() {
+                if todo.routes.is_empty() && todo.sysctls.is_empty() && todo.taps.is_empty() {
                     Observed { nft, ..observed }
                 } else {
                     kernel.observe_with(sysctl_paths(), Some(nft)).await?
@@ -269,6 +287,7 @@ impl Reconciler {
         if !converged {
             tracing::warn!(
                 routes = ?left.routes.iter().map(|o| o.describe()).collect::<Vec<_>>(),
+                taps = ?left.taps.iter().map(|o| o.describe()).collect::<Vec<_>>(),
                 nft = left.nft.script().is_some(),
                 sysctls = left.sysctls.len(),
                 "kernel read back differs from desired; will retry"
@@ -296,6 +315,7 @@ impl Reconciler {
         };
         if converged {
             self.nft = Some(after.nft);
+            self.last_inputs = Some(inputs);
             self.last = Some(Compiled {
                 desired: want,
                 recipes,

@@ -8,7 +8,11 @@
 //!   it looks at the timer again;
 //! - the resync tick and every unsettled round make the next round re-read the kernel
 //!   (drift repair, fail closed); other rounds plan against the state last applied;
-//! - failures back off, and a change cuts a pending backoff short.
+//! - failures back off, and a change cuts a pending backoff short;
+//! - a round whose only shortfall is routes waiting for their interface is settled while
+//!   link notifications are subscribed ([`settled`]): the interface's arrival wakes the
+//!   agent, so polling for it would only re-read the kernel for nothing (a stopped VM
+//!   keeps its port allocated for days).
 
 use std::time::Duration;
 
@@ -95,6 +99,13 @@ impl Schedule {
         }
         self.attempts
     }
+}
+
+/// Whether a round leaves nothing to retry: it converged, and any routes still waiting
+/// for their interface will be woken by a link notification (`links_live`) rather than
+/// polled.
+pub fn settled(converged: bool, blocked: usize, links_live: bool) -> bool {
+    converged && (blocked == 0 || links_live)
 }
 
 /// Retry delay after `attempts` unsettled rounds: 200 ms doubling up to 10 s.
@@ -197,6 +208,14 @@ mod tests {
         );
         s.resync(true, t0 + ms(30_000));
         assert_eq!(s.due(), Some(t0 + ms(30_000)));
+    }
+
+    #[test]
+    fn waiting_interfaces_are_polled_only_without_link_notifications() {
+        assert!(settled(true, 0, false));
+        assert!(settled(true, 3, true), "the link event will come");
+        assert!(!settled(true, 3, false), "no notifications: poll");
+        assert!(!settled(false, 0, true), "a failed round is always retried");
     }
 
     #[test]

@@ -164,8 +164,15 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
         .unwrap();
     println!("--- nft list table inet romana (written by romana-agent) ---\n{table}");
     assert!(table.contains("@same_segment return"), "{table}");
-    assert!(table.contains("oifname \"rmn*\" jump ingress"), "{table}");
-    assert!(table.contains("iifname \"rmn*\" jump egress"), "{table}");
+    // nft prints the anonymous set of wildcard names back as it was written.
+    assert!(
+        table.contains("oifname { \"rmn*\", \"tap*\" } jump ingress"),
+        "{table}"
+    );
+    assert!(
+        table.contains("iifname { \"rmn*\", \"tap*\" } jump egress"),
+        "{table}"
+    );
 
     let writer = StatusWriter::new(plane.store().clone());
     let st = eventually("a converged status record", WAIT, || async {

@@ -40,6 +40,7 @@ fn config() -> ClusterConfig {
 /// Endpoint `i` of host `host` (index 0 or 1), with a role and maybe a named port.
 fn endpoint(host: u32, i: u32, role: &str, http: bool) -> Endpoint {
     let mut e = Endpoint {
+        interface: String::new(),
         id: format!("h{host}e{i}"),
         address: format!("10.{host}.16.{}", 2 + i).parse().unwrap(),
         host: format!("h{host}"),

@@ -73,6 +73,7 @@ fn mk_state() -> ClusterState {
     s.endpoints.insert(
         "pod-a".into(),
         Endpoint {
+            interface: String::new(),
             id: "pod-a".into(),
             address: "10.0.16.2".parse().unwrap(),
             host: "h1".into(),
@@ -452,6 +453,7 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
 /// pod-a's neighbours for the policy test: `name` on `host` in t/default with `app`.
 fn mk_endpoint(name: &str, address: &str, host: &str, app: &str) -> Endpoint {
     Endpoint {
+        interface: String::new(),
         id: name.into(),
         address: address.parse().unwrap(),
         host: host.into(),

@@ -68,6 +68,7 @@ pub fn endpoint(layout: &Layout, i: usize, local: usize, local_hosts: u32) -> En
         .endpoint_address(host, tenant, segment, number.into())
         .expect("the bench layout has room");
     Endpoint {
+        interface: String::new(),
         id: format!("e{i}"),
         address,
         host: host_name(host),

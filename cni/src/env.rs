@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use romana_core::labels::{validate_labels, MAX_LABELS};
+use romana_core::labels::{parse_named_port, validate_labels, validate_ports, MAX_LABELS};
 use romana_core::text::quote;
+use romana_core::NamedPort;
 
 /// A CNI verb (`CNI_COMMAND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +61,8 @@ pub const ARG_POD_NAMESPACE: &str = "K8S_POD_NAMESPACE";
 pub const ARG_SEGMENT: &str = "ROMANA_SEGMENT";
 /// The `CNI_ARGS` key with the endpoint's labels, `k1=v1,k2=v2`.
 pub const ARG_LABELS: &str = "ROMANA_LABELS";
+/// The `CNI_ARGS` key with the endpoint's named ports, `http=tcp/8080,dns=udp/53`.
+pub const ARG_PORTS: &str = "ROMANA_PORTS";
 
 /// Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
@@ -296,6 +299,27 @@ impl CniArgs {
         validate_labels(&labels).map_err(|e| malformed(e.to_string()))?;
         Ok(labels)
     }
+
+    /// The endpoint's named ports from `ROMANA_PORTS` (`http=tcp/8080,dns=udp/53`), for
+    /// NetworkPolicy's named ports; empty when not given. Each is `NAME=PROTO/NUMBER`, the
+    /// names held to Kubernetes' port-name rules (`romana_core::labels`), each name once.
+    pub fn ports(&self) -> Result<Vec<NamedPort>, EnvError> {
+        let Some(value) = self.get(ARG_PORTS) else {
+            return Ok(Vec::new());
+        };
+        let malformed = |reason: String| EnvError::Malformed {
+            var: "CNI_ARGS",
+            value: format!("{ARG_PORTS}={value}"),
+            reason,
+        };
+        let ports = value
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| parse_named_port(p.trim()).map_err(|e| malformed(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        validate_ports(&ports).map_err(|e| malformed(e.to_string()))?;
+        Ok(ports)
+    }
 }
 
 #[cfg(test)]
@@ -399,6 +423,39 @@ mod tests {
         assert!(CniArgs::default().labels().unwrap().is_empty());
         let bad = CniArgs::parse("ROMANA_LABELS=app").unwrap();
         assert!(matches!(bad.labels(), Err(EnvError::Malformed { .. })));
+    }
+
+    #[test]
+    fn ports_are_comma_separated_named_ports_inside_one_arg() {
+        let args = CniArgs::parse("ROMANA_PORTS=http=tcp/8080, dns=UDP/53;X=1").unwrap();
+        let ports: Vec<_> = args
+            .ports()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.protocol, p.port))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                ("http".to_string(), "tcp".to_string(), 8080),
+                ("dns".to_string(), "udp".to_string(), 53)
+            ]
+        );
+        assert!(CniArgs::default().ports().unwrap().is_empty());
+        for (bad, why) in [
+            ("ROMANA_PORTS=http", "NAME=PROTO/NUMBER"),
+            ("ROMANA_PORTS=http=tcp/80,http=udp/80", "appears twice"),
+            ("ROMANA_PORTS=HTTP=tcp/80", "HTTP"),
+            ("ROMANA_PORTS=http=icmp/1", "not tcp, udp or sctp"),
+        ] {
+            let err = CniArgs::parse(bad)
+                .unwrap()
+                .ports()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains("ROMANA_PORTS="), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`env`](mod@env): the `CNI_*` variables and `CNI_ARGS` (`K8S_POD_NAMESPACE`,
-//!   `ROMANA_SEGMENT`, `ROMANA_LABELS`), parsed from plain pairs.
+//!   `ROMANA_SEGMENT`, `ROMANA_LABELS`, `ROMANA_PORTS`), parsed from plain pairs.
 //! - [`config`]: the network config on stdin, validated, and resolved with `CNI_ARGS` into
 //!   a placement.
 //! - [`cmd`]: one module per verb (`add`, `del`, `check`, `version`, `status`, `gc`), each a

@@ -48,6 +48,8 @@ pub enum LabelError {
     PortName { name: String, reason: String },
     #[error("named port {name} appears twice")]
     DuplicatePort { name: String },
+    #[error("{text}: {reason}")]
+    PortSpec { text: String, reason: String },
 }
 
 const NAME_PART: &str = "at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric";
@@ -136,6 +138,44 @@ fn validate_label_value(key: &str, value: &str) -> Result<(), LabelError> {
     })
 }
 
+/// Parses a named port as operators and runtimes write it, `NAME=PROTO/NUMBER`
+/// (`http=tcp/8080`), for romanactl's `--port` and the CNI plugin's `ROMANA_PORTS`. Only the
+/// shape is checked here; the name's rules are [`validate_ports`]'.
+pub fn parse_named_port(text: &str) -> Result<NamedPort, LabelError> {
+    let fail = |reason: String| LabelError::PortSpec {
+        text: quote(text),
+        reason,
+    };
+    let shape = || fail("is not NAME=PROTO/NUMBER (e.g. http=tcp/80)".to_string());
+    let (name, rest) = text.split_once('=').ok_or_else(shape)?;
+    let (protocol, number) = rest.split_once('/').ok_or_else(shape)?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(shape());
+    }
+    let protocol = protocol.to_ascii_lowercase();
+    if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(fail(format!(
+            "protocol {} is not tcp, udp or sctp",
+            quote(&protocol)
+        )));
+    }
+    let port = number
+        .parse::<u16>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            fail(format!(
+                "port {} is not a number in 1..=65535",
+                quote(number)
+            ))
+        })?;
+    Ok(NamedPort {
+        name: name.to_string(),
+        protocol,
+        port,
+    })
+}
+
 /// Checks an endpoint's named ports: names, count, and each name once.
 pub fn validate_ports(ports: &[NamedPort]) -> Result<(), LabelError> {
     if ports.len() > MAX_PORTS {
@@ -173,6 +213,28 @@ pub fn validate_port_name(name: &str) -> Result<(), LabelError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn named_ports_parse_from_name_proto_number() {
+        let http = parse_named_port("http=TCP/8080").unwrap();
+        assert_eq!(
+            (http.name.as_str(), http.protocol.as_str(), http.port),
+            ("http", "tcp", 8080)
+        );
+        for (bad, why) in [
+            ("http", "NAME=PROTO/NUMBER"),
+            ("http=80", "NAME=PROTO/NUMBER"),
+            ("=tcp/80", "NAME=PROTO/NUMBER"),
+            ("a b=tcp/80", "NAME=PROTO/NUMBER"),
+            ("ping=icmp/1", "not tcp, udp or sctp"),
+            ("http=tcp/0", "1..=65535"),
+            ("http=tcp/65536", "1..=65535"),
+            ("http=tcp/eighty", "1..=65535"),
+        ] {
+            let err = parse_named_port(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn first_missing_names_the_first_pair_not_carried() {

@@ -214,6 +214,18 @@ impl Layout {
         self.endpoint_address(host, tenant, segment, 1)
     }
 
+    /// The gateway of the segment `addr` is in (on the host `addr` belongs to), or `None`
+    /// outside the address space.
+    pub fn gateway_of(&self, addr: IpAddr) -> Option<IpAddr> {
+        let d = self.decode(addr)?;
+        self.gateway(d.host, d.tenant, d.segment).ok()
+    }
+
+    /// Whether `addr` is a segment gateway (endpoint number 1) of this layout.
+    pub fn is_gateway(&self, addr: IpAddr) -> bool {
+        self.decode(addr).is_some_and(|d| d.endpoint == 1)
+    }
+
     /// Where `addr` sits in the layout, or `None` when it is not in the address space
     /// (including an address of the other IP family).
     pub fn decode(&self, addr: IpAddr) -> Option<Decoded> {

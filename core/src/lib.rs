@@ -14,6 +14,8 @@
 //! - [`text`]: [`text::quote`], the bounded, escaped prefix every message uses for input.
 //! - [`datapath`]: conventions the agent and the CNI plugin share (interface names, route
 //!   protocol number).
+//! - [`interface`]: an endpoint's host-side interface (derived `rmn*` veth or a named
+//!   `tap*`), and the names a caller may give.
 //! - [`authz`]: identities from certificate common names and who may do what to which object.
 //! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
 //! - [`policy`]: network policy in its two forms (Romana, Kubernetes NetworkPolicy), parsing,
@@ -26,6 +28,7 @@ pub mod authz;
 pub mod config;
 pub mod datapath;
 pub mod hostaddr;
+pub mod interface;
 pub mod labels;
 pub mod layout;
 pub mod model;
@@ -35,6 +38,7 @@ pub mod text;
 
 pub use config::{ClusterConfig, ConfigError};
 pub use hostaddr::{validate_host_ip, HostAddrError};
+pub use interface::{host_interface, validate_interface, InterfaceError};
 pub use labels::{validate_labels, validate_ports, LabelError};
 pub use layout::{AddrError, Decoded, Layout, MaskedMatch};
 pub use model::{

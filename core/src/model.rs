@@ -77,6 +77,12 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub ports: Vec<NamedPort>,
+    /// The host-side interface when the caller names it (Nova's `tap` + the first 11
+    /// characters of the port id); empty: the name derived from the id, `rmn` + hash, the
+    /// CNI plugin's veth. See [`crate::interface`]. Not written when empty, so records
+    /// of derived endpoints stay as they were.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interface: String,
 }
 
 /// A running service instance, registered under an etcd lease so that it disappears when the

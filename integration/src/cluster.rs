@@ -73,12 +73,15 @@ pub struct HostNs {
     agent: Option<Child>,
 }
 
-/// An endpoint made through the CNI plugin.
+/// An endpoint in a namespace of its own: made through the CNI plugin, or a simulated VM
+/// on its tap ([`crate::vm`]).
 #[derive(Debug)]
 pub struct EndpointNs {
     pub id: String,
     pub host: String,
     pub address: IpAddr,
+    /// Its interface in the host namespace: the CNI plugin's veth or the VM's tap.
+    pub host_ifname: String,
     pub ns: Netns,
 }
 
@@ -365,6 +368,7 @@ impl Cluster {
         self.endpoints.insert(
             name.to_string(),
             EndpointNs {
+                host_ifname: romana_core::datapath::endpoint_ifname(&id),
                 id,
                 host: host.to_string(),
                 address,

@@ -4,14 +4,13 @@
 //!
 //! A probe that only asserts "nothing arrived" cannot fail when the sender never sent, so
 //! every probe also counts what reached the sender's host: the receive counter of the
-//! endpoint's host-side veth. A forged packet that reached the host and was not delivered
-//! was dropped there, by our table.
+//! endpoint's host-side interface (veth or tap). A forged packet that reached the host
+//! and was not delivered was dropped there, by our table.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use romana_core::datapath::endpoint_ifname;
 
 use crate::Cluster;
 
@@ -73,9 +72,9 @@ impl Cluster {
             }
             sender.ns.ip(&args)?;
         }
-        let host_if = endpoint_ifname(&sender.id);
+        let host_if = &sender.host_ifname;
         let host_ns = &self.host(&sender.host).ns;
-        let before = rx_packets(host_ns, &host_if)?;
+        let before = rx_packets(host_ns, host_if)?;
         let sent = sender.ns.run(|| async move {
             let socket = UdpSocket::bind(SocketAddr::new(source, 0))?;
             for i in 0..DATAGRAMS {
@@ -94,7 +93,7 @@ impl Cluster {
                 }
             }
         }
-        let after = rx_packets(host_ns, &host_if)?;
+        let after = rx_packets(host_ns, host_if)?;
         if forged {
             sender.ns.ip(&["addr", "del", &cidr, "dev", "eth0"])?;
         }

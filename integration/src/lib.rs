@@ -21,6 +21,8 @@
 //!   invariants read from etcd, agent convergence against a fresh agent, summary lines.
 //! - [`capture`]: [`Capture`], tcpdump in a namespace bounded in packets and time, and
 //!   [`capture::check_routed_icmp`], which fails on any tunnelled packet.
+//! - [`vm`]: OpenStack VMs simulated: a port allocated with its Nova tap name, then the
+//!   VM's namespace on a veth named as that tap, for the agent to wire.
 //! - [`eventually`]: polls a condition with a deadline, for convergence instead of sleeps.
 //! - [`truth`]: the policy truth table: hand-written reachability cases from
 //!   `testdata/policy/`, checked against the evaluator (model mode) and real packets.
@@ -39,6 +41,7 @@ pub mod pki;
 pub mod process;
 pub mod require;
 pub mod truth;
+pub mod vm;
 
 pub use capture::Capture;
 pub use cluster::{cluster, Cluster};

@@ -405,17 +405,9 @@ pub fn parse_grid(text: &str, pods: &[PodSpec], hosts: usize) -> Result<Grid, St
     Ok(Grid { rows, cols, cells })
 }
 
+/// A case's `NAME: PROTO/NUMBER`, read as the CNI plugin reads `ROMANA_PORTS`.
 fn parse_named_port(name: &str, text: &str) -> Result<NamedPort, String> {
-    let bad = || format!("named port {name}: {text:?} is not tcp/N, udp/N or sctp/N");
-    let (proto, port) = text.split_once('/').ok_or_else(bad)?;
-    if !matches!(proto, "tcp" | "udp" | "sctp") {
-        return Err(bad());
-    }
-    Ok(NamedPort {
-        name: name.to_string(),
-        protocol: proto.to_string(),
-        port: port.parse().map_err(|_| bad())?,
-    })
+    romana_core::labels::parse_named_port(&format!("{name}={text}")).map_err(|e| e.to_string())
 }
 
 /// Replaces `{{kind:arg}}` placeholders with `lookup(kind, arg)`.
@@ -649,6 +641,7 @@ pub fn mk_model(case: &Case) -> anyhow::Result<Model> {
         *n += 1;
         addresses.insert(Node::Pod(p.name.clone()), address);
         endpoints.push(Endpoint {
+            interface: String::new(),
             id: model_id(&p.name),
             address,
             host: hosts[p.host].name.clone(),
@@ -740,7 +733,6 @@ const CONVERGE: Duration = Duration::from_secs(20);
 /// How long mismatches are re-probed after the agents reported the case's state.
 const SETTLE: Duration = Duration::from_secs(8);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
-const NETWORK_LABEL: &str = "cni.romana.io/network";
 const PAYLOAD: &[u8; 5] = b"probe";
 
 /// One case's pods on the cluster, removed by [`Placed::remove`].
@@ -952,42 +944,12 @@ async fn mk_policies(c: &Cluster) -> anyhow::Result<pb::policies_client::Policie
     Ok(pb::policies_client::PoliciesClient::new(channel))
 }
 
-/// A pod through the CNI plugin, labels in `CNI_ARGS` `ROMANA_LABELS`. The plugin has no
-/// way to pass named ports, so a pod with ports is first allocated through ipam-service
-/// with them, under the id the plugin will use; the plugin's ADD then gets that allocation
-/// back (ipam is idempotent per id and placement).
+/// A pod through the CNI plugin, labels in `CNI_ARGS` `ROMANA_LABELS`, named ports in
+/// `ROMANA_PORTS`.
 async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster::EndpointNs> {
     let host = c.hosts[p.host].name.clone();
     let ns = Netns::create(&format!("p-{}", p.name))?;
     let id = format!("{}:eth0", ns.name());
-    if !p.ports.is_empty() {
-        let mut labels = p.labels.clone();
-        labels.insert(NETWORK_LABEL.into(), "romana".into());
-        c.ipam()
-            .await?
-            .allocate(pb::AllocateRequest {
-                endpoint: id.clone(),
-                host: host.clone(),
-                tenant: p.tenant.clone(),
-                segment: p.segment.clone(),
-                labels: labels.into_iter().collect(),
-                ports: p
-                    .ports
-                    .iter()
-                    .map(|(n, t)| {
-                        let np = parse_named_port(n, t).expect("checked at load");
-                        pb::NamedPort {
-                            name: np.name,
-                            protocol: np.protocol,
-                            port: u32::from(np.port),
-                        }
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("allocating pod {} with its named ports", p.name))?;
-    }
     let config = format!(
         r#"{{"cniVersion":"1.0.0","name":"romana","type":"romana-cni","root":"{}","host":"{host}","tenant":"{}","segment":"{}"}}"#,
         c.plane.root_url(),
@@ -995,11 +957,15 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
         p.segment
     );
     let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let args = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("ROMANA_LABELS={}", labels.join(","))
-    };
+    let ports: Vec<String> = p.ports.iter().map(|(n, t)| format!("{n}={t}")).collect();
+    let mut args = Vec::new();
+    if !labels.is_empty() {
+        args.push(format!("ROMANA_LABELS={}", labels.join(",")));
+    }
+    if !ports.is_empty() {
+        args.push(format!("ROMANA_PORTS={}", ports.join(",")));
+    }
+    let args = args.join(";");
     let out = c
         .cni(&host, "ADD", &ns, &config, &args)
         .with_context(|| format!("adding pod {}", p.name))?;
@@ -1010,6 +976,7 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
         .with_context(|| format!("no address in CNI result {result}"))?;
     let address: IpAddr = cidr.split('/').next().unwrap_or_default().parse()?;
     Ok(crate::cluster::EndpointNs {
+        host_ifname: romana_core::datapath::endpoint_ifname(&id),
         id,
         host,
         address,

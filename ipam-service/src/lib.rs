@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
 //! - `listing`: ListEndpoints, page by page from the narrowest index.
+//! - `interface`: the interface an allocation names (checked, and compared on a retry).
 //! - `watching`: WatchEndpoints, the whole listing again on every change.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+mod interface;
 mod listing;
 pub mod placement;
 mod watching;
@@ -120,6 +122,7 @@ impl IpamService {
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         check_ports(&ports)?;
+        interface::check_interface(&req.interface)?;
         if !self.cache.wait_synced(SYNC_TIMEOUT).await {
             return Err(Status::unavailable(
                 "ipam-service has not finished reading the cluster's addresses from etcd; retry",
@@ -166,6 +169,7 @@ impl IpamService {
                 segment: placement.segment.value.name.clone(),
                 labels: labels.clone(),
                 ports: ports.clone(),
+                interface: req.interface.clone(),
             };
             let result = self
                 .store
@@ -202,7 +206,13 @@ impl IpamService {
                         .await
                         .map_err(store_status)?;
                     if let Some(existing) = existing {
-                        return same_allocation(&existing.value, &placement, requested, &layout);
+                        return same_allocation(
+                            &existing.value,
+                            &placement,
+                            requested,
+                            &req.interface,
+                            &layout,
+                        );
                     }
                     // Released in between: try again.
                 }
@@ -468,12 +478,16 @@ fn same_allocation(
     existing: &Endpoint,
     placement: &Placement,
     requested: Option<IpAddr>,
+    interface: &str,
     layout: &Layout,
 ) -> Result<pb::Endpoint, Status> {
     let same_place = existing.host == placement.host.value.name
         && existing.tenant == placement.tenant.value.name
         && existing.segment == placement.segment.value.name;
     if same_place && requested.is_none_or(|a| a == existing.address) {
+        if let Some(refused) = interface::conflict(existing, interface) {
+            return Err(refused);
+        }
         return Ok(endpoint_to_pb(existing, layout));
     }
     Err(Status::already_exists(format!(

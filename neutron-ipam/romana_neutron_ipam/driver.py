@@ -71,6 +71,11 @@ def endpoint_id(port_id, subnet_id=None, address=None, extra=0):
     return "neutron:%s:%s" % (port_id, subnet_id)
 
 
+def tap_name(port_id):
+    """Nova's name for a port's tap device: ``tap`` + the first 11 characters of its id."""
+    return ("tap" + port_id)[:14]
+
+
 def _norm(address):
     try:
         return str(netaddr.IPAddress(address))
@@ -358,6 +363,9 @@ class RomanaSubnet(ipam_base.Subnet):
             labels=labels)
         if specific:
             req.address = specific
+        # The host-side device Nova's libvirt driver creates for the port: the host's agent
+        # wires it (gateway, route, isolation) once it appears.
+        req.interface = tap_name(info.port_id)
         if info.host:
             req.host = info.host
             req.tenant = tenant

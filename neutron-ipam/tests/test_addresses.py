@@ -36,6 +36,16 @@ def test_any_address_lands_in_the_host_tenant_segment_cidr(neutron, space_subnet
     assert ep.labels[LABEL_OWNER] == "compute_nova"
 
 
+def test_the_endpoint_names_novas_tap_for_the_agent(neutron, space_subnet):
+    """The host's agent wires the device Nova creates for the port, tap + 11 characters of
+    the port id, so the endpoint record carries that name."""
+    port = neutron.port(project(), host="h1")
+    neutron.allocate(port, space_subnet)
+    [ep] = neutron.endpoints_of_port(port["id"])
+    assert ep.interface == "tap" + port["id"][:11]
+    assert len(ep.interface) == 14
+
+
 def test_same_port_same_request_is_idempotent(neutron, space_subnet):
     port = neutron.port(project(), host="h1")
     first = neutron.allocate(port, space_subnet)

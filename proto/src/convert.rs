@@ -147,6 +147,7 @@ pub fn endpoint_to_pb(e: &model::Endpoint, layout: &Layout) -> pb::Endpoint {
         gateway: decoded
             .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
             .unwrap_or_default(),
+        interface: e.interface.clone(),
     }
 }
 

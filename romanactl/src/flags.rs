@@ -52,27 +52,11 @@ pub fn parse_label_key(text: &str) -> Result<String, String> {
 
 /// Parses `NAME=PROTO/NUMBER`, e.g. `http=tcp/80`.
 pub fn parse_port(text: &str) -> Result<Port, String> {
-    let shape = || format!("{text:?} is not NAME=PROTO/NUMBER (e.g. http=tcp/80)");
-    let (name, rest) = text.split_once('=').ok_or_else(shape)?;
-    let (protocol, number) = rest.split_once('/').ok_or_else(shape)?;
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(shape());
-    }
-    let protocol = protocol.to_ascii_lowercase();
-    if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!(
-            "{text:?}: protocol {protocol:?} is not tcp, udp or sctp"
-        ));
-    }
-    let number = number
-        .parse::<u16>()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("{text:?}: port {number:?} is not a number in 1..=65535"))?;
+    let port = romana_core::labels::parse_named_port(text).map_err(|e| e.to_string())?;
     Ok(Port {
-        name: name.to_string(),
-        protocol,
-        number,
+        name: port.name,
+        protocol: port.protocol,
+        number: port.port,
     })
 }
 

@@ -123,6 +123,10 @@ pub struct Endpoint {
     pub gateway: String,
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<Port>,
+    /// The host-side interface the endpoint's record names (a VM's tap); absent when it
+    /// is the one derived from the id (the CNI plugin's veth).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub interface: String,
 }
 
 /// The answer to `ipam release`: the endpoint released, or null when nothing was held
@@ -336,6 +340,7 @@ impl From<pb::Endpoint> for Endpoint {
             ports,
             segment_cidr,
             gateway,
+            interface,
         } = e;
         Endpoint {
             endpoint: id,
@@ -345,6 +350,7 @@ impl From<pb::Endpoint> for Endpoint {
             segment,
             segment_cidr,
             gateway,
+            interface,
             labels: labels.into_iter().collect(),
             ports: ports
                 .into_iter()
@@ -582,7 +588,15 @@ impl Tabular for Segment {
 
 impl Tabular for Endpoint {
     const HEADERS: &'static [&'static str] = &[
-        "ENDPOINT", "ADDRESS", "HOST", "TENANT", "SEGMENT", "GATEWAY", "LABELS", "PORTS",
+        "ENDPOINT",
+        "ADDRESS",
+        "HOST",
+        "TENANT",
+        "SEGMENT",
+        "GATEWAY",
+        "LABELS",
+        "PORTS",
+        "INTERFACE",
     ];
 
     fn row(&self) -> Vec<String> {
@@ -600,6 +614,8 @@ impl Tabular for Endpoint {
             self.gateway.clone(),
             labels_cell(&self.labels),
             none_if_empty(ports.join(",")),
+            // Last, so the columns scripts already cut by position stay where they were.
+            none_if_empty(self.interface.clone()),
         ]
     }
 }
@@ -674,6 +690,7 @@ mod tests {
             }],
             segment_cidr: "10.3.82.0/24".into(),
             gateway: "10.3.82.1".into(),
+            interface: String::new(),
         }
     }
 
@@ -763,6 +780,21 @@ mod tests {
         let row = Endpoint::from(e).row();
         assert_eq!(row[6], "<none>");
         assert_eq!(row[7], "<none>");
+        assert_eq!(row[8], "<none>", "no interface named: the derived one");
+    }
+
+    #[test]
+    fn a_named_interface_is_shown_last_in_the_table_and_only_when_set_in_json() {
+        let mut e = mk_endpoint();
+        e.interface = "tap3f2a9c1b-7d".into();
+        let view = Endpoint::from(e);
+        assert_eq!(Endpoint::HEADERS.last(), Some(&"INTERFACE"));
+        assert_eq!(
+            view.row().last().map(String::as_str),
+            Some("tap3f2a9c1b-7d")
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["interface"], "tap3f2a9c1b-7d");
     }
 
     fn mk_host_status() -> HostStatus {

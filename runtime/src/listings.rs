@@ -53,8 +53,9 @@ impl Draining {
     }
 }
 
-/// Whether the change from the first listing to the second is minor (see [`Options`]).
-pub type IsMinor<T> = fn(&T, &T) -> bool;
+/// Which changes are minor (`minor(sent, new)`, e.g. heartbeats), and how often at most one
+/// is sent.
+pub type MinorChanges<T> = (fn(&T, &T) -> bool, Duration);
 
 /// How a watch re-lists.
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +64,7 @@ pub struct Options<T> {
     pub debounce: Duration,
     /// A change `minor(sent, new)` calls minor (heartbeats) is sent at most once per the
     /// duration, counted from the last listing sent.
-    pub minor: Option<(IsMinor<T>, Duration)>,
+    pub minor: Option<MinorChanges<T>>,
 }
 
 impl<T> Default for Options<T> {
@@ -325,7 +326,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn minor_changes_wait_for_their_interval_and_major_ones_do_not() {
-        let minor: IsMinor<u32> = |a, b| a / 10 == b / 10;
+        let minor: fn(&u32, &u32) -> bool = |a, b| a / 10 == b / 10;
         let options = Options {
             debounce: MS * 100,
             minor: Some((minor, Duration::from_secs(30))),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use romana_core::policy::{Packet, Protocol};
 
 use super::proto_number;
-use crate::ifname::is_endpoint_ifname;
+use crate::ifname::is_endpoint_interface;
 use crate::nft::{Atom, Family, Hook, Match, NftProgram, Part, SetElement, Side, Verdict};
 
 /// A packet routed through one host, as its hooks see it.
@@ -158,8 +158,9 @@ fn atom_matches(atom: &Atom, v: Value) -> bool {
 
 fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
     match m {
-        Match::FromEndpoint => probe.iif.as_deref().is_some_and(is_endpoint_ifname),
-        Match::ToEndpoint => probe.oif.as_deref().is_some_and(is_endpoint_ifname),
+        // As nft's wildcards match: by prefix (`rmn*`, `tap*`).
+        Match::FromEndpoint => probe.iif.as_deref().is_some_and(is_endpoint_interface),
+        Match::ToEndpoint => probe.oif.as_deref().is_some_and(is_endpoint_interface),
         // Every probe opens a connection.
         Match::Established => false,
         Match::Eq(part, atom) => value(probe, part).is_some_and(|v| atom_matches(atom, v)),

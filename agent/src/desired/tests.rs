@@ -2,6 +2,7 @@ use romana_core::{ClusterConfig, Isolation};
 
 use super::*;
 use crate::fixtures::*;
+use crate::ifname::endpoint_ifname;
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -189,7 +190,10 @@ fn without_config_there_are_no_routes_and_the_table_is_fail_closed() {
             .iter()
             .flat_map(|c| c.rules.iter().map(|r| r.text()))
             .collect::<Vec<_>>(),
-        ["iifname \"rmn*\" drop", "oifname \"rmn*\" drop"]
+        [
+            "iifname { \"rmn*\", \"tap*\" } drop",
+            "oifname { \"rmn*\", \"tap*\" } drop"
+        ]
     );
     assert_eq!(
         d.sysctls,
@@ -246,4 +250,53 @@ fn ipv6_layout_routes_128s_and_wants_v6_forwarding() {
         .sysctls
         .iter()
         .any(|s| s.path == "net/ipv6/conf/all/forwarding"));
+}
+
+#[test]
+fn an_endpoint_on_a_named_tap_is_routed_to_the_tap_and_bound_to_it_in_nft() {
+    let mut s = mk_state();
+    let mut vm = mk_endpoint("port-1", "10.0.16.2", "h1", "t", "default");
+    vm.interface = "tap3f2a9c1b-7d".into();
+    add_endpoint(&mut s, vm);
+    let d = desired(&s, &mk_view());
+    assert_eq!(
+        d.routes.get(&net("10.0.16.2/32")),
+        Some(&RouteTarget::Link("tap3f2a9c1b-7d".into()))
+    );
+    assert_eq!(
+        d.nft.sets[crate::nft::SET_ENDPOINTS].elements,
+        [crate::nft::SetElement::IfAddr(
+            "tap3f2a9c1b-7d".into(),
+            ip("10.0.16.2")
+        )]
+        .into()
+    );
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+}
+
+#[test]
+fn a_record_naming_an_interface_that_is_no_tap_is_left_out_closed() {
+    let mut s = mk_state();
+    for (id, interface, address) in [
+        ("hand-1", "eth0", "10.0.16.2"),
+        ("hand-2", "tap\"; flush ruleset", "10.0.16.3"),
+    ] {
+        let mut e = mk_endpoint(id, address, "h1", "t", "default");
+        e.interface = interface.into();
+        add_endpoint(&mut s, e);
+    }
+    let d = desired(&s, &mk_view());
+    assert!(!d.routes.contains_key(&net("10.0.16.2/32")), "never eth0");
+    assert!(!d.routes.contains_key(&net("10.0.16.3/32")));
+    assert!(d.nft.sets[crate::nft::SET_ENDPOINTS].elements.is_empty());
+    assert_eq!(d.problems.len(), 2, "{:?}", d.problems);
+    assert!(
+        d.problems[0].contains("hand-1 is not routed") && d.problems[0].contains("not a tap"),
+        "{:?}",
+        d.problems
+    );
+    assert!(
+        !d.nft.render_table().contains("flush"),
+        "a bad name never reaches an nft script"
+    );
 }

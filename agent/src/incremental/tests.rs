@@ -53,6 +53,12 @@ fn endpoint(i: u32, role: &str, http: bool) -> Endpoint {
     );
     e.labels.insert("app".into(), "web".into());
     e.labels.insert("role".into(), role.into());
+    // Role c endpoints are VMs on taps: a put may move an endpoint between a veth and a
+    // tap, which for a remote endpoint must change no element (and for a local one, take
+    // the full path).
+    if role == "c" {
+        e.interface = format!("tap{i:04}-vm");
+    }
     if http {
         e.ports.push(NamedPort {
             name: "http".into(),
@@ -149,6 +155,17 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     assert!(
         endpoint_delta(&mut fresh(&state), &state, "h1", &changes).is_none(),
         "e1 is local"
+    );
+
+    let mut changes = Changes::default();
+    changes.apply(
+        &keys,
+        &mut state,
+        put(&keys, "endpoints/e2", &endpoint(2, "c", false), 5),
+    );
+    assert!(
+        endpoint_delta(&mut fresh(&state), &state, "h1", &changes).is_none(),
+        "e2 is local and moves onto a tap: routes, taps and the endpoints set change"
     );
 
     let mut changes = Changes::default();

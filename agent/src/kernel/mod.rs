@@ -2,18 +2,24 @@
 //! carries out a [`Plan`]; none decides anything.
 //!
 //! - [`routes`]: routes, links and addresses over rtnetlink.
+//! - [`taps`]: `tap*` links (index, up, addresses) and the changes to them.
+//! - [`links`]: link notifications, which wake the agent when an endpoint interface
+//!   appears or goes.
 //! - [`nft`]: the `nft` process, one transaction per change.
 //! - [`sysctl`]: settings under `/proc/sys`.
 //! - [`netns`]: running any of them inside a named network namespace (`--netns`).
 
+pub mod links;
 pub mod netns;
 pub mod nft;
 pub mod routes;
 pub mod sysctl;
+pub mod taps;
 
 use std::io;
 
 use crate::plan::{NftObserved, NftOp, Observed, Plan, RouteOp};
+use crate::taps::TapOp;
 
 pub use nft::NftRunner;
 pub use routes::Netlink;
@@ -108,6 +114,7 @@ impl Kernel {
         Ok(Observed {
             routes: self.netlink.main_routes().await?,
             links: self.netlink.links().await?,
+            taps: self.netlink.taps().await?,
             connected: self.netlink.connected().await?,
             nft,
             sysctls: sysctl::read(self.netns.clone(), sysctls).await?,
@@ -116,12 +123,19 @@ impl Kernel {
 
     /// Carries out `plan` in the order that never opens a hole:
     /// 1. nftables first, so isolation exists before anything is routed to an endpoint;
-    /// 2. routes in plan order;
-    /// 3. sysctls (forwarding) last.
+    /// 2. taps wired (gateway on, up), so a tap is ready before its route makes it
+    ///    reachable;
+    /// 3. routes in plan order;
+    /// 4. taps unwired (stale gateways off) after their routes are gone: deleting a
+    ///    link's last IPv4 address makes the kernel flush every route through it, and the
+    ///    route deletes planned for them would then fail;
+    /// 5. sysctls (forwarding) last.
     ///
-    /// If the nft transaction fails, routes to endpoint interfaces are not added and
-    /// forwarding is not switched on in this round: without our table, an endpoint route
-    /// would forward to it unfiltered (fail closed). Other failures do not stop the rest.
+    /// If the nft transaction fails, routes to endpoint interfaces are not added, taps get
+    /// no gateway and forwarding is not switched on in this round: without our table, an
+    /// endpoint route would forward to it unfiltered (fail closed). A route to a tap whose
+    /// wiring failed is held back too: its route in the status means "wired". Other
+    /// failures do not stop the rest.
     pub async fn apply(&self, plan: &Plan) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut nft_failed = false;
@@ -144,12 +158,23 @@ impl Kernel {
                 }
             }
         }
+        let (wire, unwire): (Vec<&TapOp>, Vec<&TapOp>) = plan
+            .taps
+            .iter()
+            .partition(|op| !matches!(op, TapOp::DeleteGateway { .. }));
+        let unwired = self.apply_taps(&wire, nft_failed, &mut report).await;
         for op in &plan.routes {
             let result = match op {
                 RouteOp::Replace { oif: Some(_), .. } if nft_failed => {
                     report
                         .failed
                         .push(format!("{} held back: nftables failed", op.describe()));
+                    continue;
+                }
+                RouteOp::Replace { oif: Some(oif), .. } if unwired.contains(oif) => {
+                    report
+                        .failed
+                        .push(format!("{} held back: its tap is not wired", op.describe()));
                     continue;
                 }
                 RouteOp::Replace { dst, gateway, oif } => {
@@ -168,6 +193,7 @@ impl Kernel {
                 }
             }
         }
+        self.apply_taps(&unwire, nft_failed, &mut report).await;
         for s in &plan.sysctls {
             if nft_failed {
                 report
@@ -187,5 +213,40 @@ impl Kernel {
             }
         }
         report
+    }
+
+    /// Tap changes; returns the indexes of taps left unwired (a gateway add or up failed
+    /// or was held back), whose routes must wait.
+    async fn apply_taps(
+        &self,
+        ops: &[&TapOp],
+        nft_failed: bool,
+        report: &mut ApplyReport,
+    ) -> std::collections::BTreeSet<u32> {
+        let mut unwired = std::collections::BTreeSet::new();
+        for &op in ops {
+            let wiring = !matches!(op, TapOp::DeleteGateway { .. });
+            if wiring && nft_failed {
+                report
+                    .failed
+                    .push(format!("{} held back: nftables failed", op.describe()));
+                unwired.insert(op.index());
+                continue;
+            }
+            match self.netlink.tap(op).await {
+                Ok(()) => {
+                    tracing::info!(tap = %op.describe(), "tap changed");
+                    report.done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "tap change failed");
+                    report.failed.push(e.to_string());
+                    if wiring {
+                        unwired.insert(op.index());
+                    }
+                }
+            }
+        }
+        unwired
     }
 }

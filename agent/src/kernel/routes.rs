@@ -43,7 +43,7 @@ use crate::plan::{default_priority, ObservedRoute};
 /// A netlink connection in the agent's namespace.
 #[derive(Clone, Debug)]
 pub struct Netlink {
-    handle: Handle,
+    pub(super) handle: Handle,
 }
 
 impl Netlink {

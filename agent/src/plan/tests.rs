@@ -41,6 +41,7 @@ fn mk_observed() -> Observed {
         .into_iter()
         .collect(),
         connected: vec![net("192.168.0.0/24")],
+        taps: Default::default(),
         nft: NftObserved::Absent,
         sysctls: Default::default(),
     }

@@ -28,6 +28,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let ifname = env.ifname()?;
     let placement = conf.placement(&env.args, machine_hostname)?;
     let mut labels = env.args.labels()?;
+    let ports = env.args.ports()?;
     labels.insert(NETWORK_LABEL.to_string(), conf.name.clone());
     let prev = conf
         .prev_result
@@ -53,6 +54,10 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         tenant: placement.tenant,
         segment: placement.segment.unwrap_or_default(),
         labels: labels.into_iter().collect(),
+        ports: ports
+            .iter()
+            .map(romana_proto::convert::named_port_to_pb)
+            .collect(),
         ..Default::default()
     };
     let allocation = Ipam::first_call(conf, |mut ipam| {

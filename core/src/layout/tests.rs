@@ -304,3 +304,30 @@ proptest! {
         prop_assert_eq!(l.rack_of(host), rack);
     }
 }
+
+#[test]
+fn the_gateway_of_an_address_is_endpoint_1_of_its_segment_on_its_host() {
+    let l = mission();
+    assert_eq!(l.gateway_of(ip("10.3.82.7")), Some(ip("10.3.82.1")));
+    assert!(l.is_gateway(ip("10.3.82.1")));
+    assert!(!l.is_gateway(ip("10.3.82.7")));
+    assert_eq!(l.gateway_of(ip("192.168.0.1")), None, "outside the space");
+    assert!(!l.is_gateway(ip("192.168.0.1")));
+    let v6 = mk_layout("fd00:10::/48", 0, 16, 8, 8);
+    let a = v6.endpoint_address(3, 5, 2, 7).unwrap();
+    let g = v6.gateway(3, 5, 2).unwrap();
+    assert_eq!(v6.gateway_of(a), Some(g));
+    assert!(v6.is_gateway(g));
+}
+
+proptest! {
+    #[test]
+    fn gateway_of_agrees_with_gateway(host in 0u32..256, tenant in 0u32..16, segment in 0u32..16, endpoint in 2u128..255) {
+        let l = mission();
+        let a = l.endpoint_address(host, tenant, segment, endpoint).unwrap();
+        let g = l.gateway(host, tenant, segment).unwrap();
+        prop_assert_eq!(l.gateway_of(a), Some(g));
+        prop_assert!(l.is_gateway(g));
+        prop_assert!(!l.is_gateway(a));
+    }
+}

@@ -159,5 +159,12 @@ fn env_file(c: &Cluster) -> String {
     let _ = writeln!(s, "MGMT_NS={}", c.lab.mgmt().name());
     let _ = writeln!(s, "ROMANA_ROOT={}", c.plane.root_url());
     let _ = writeln!(s, "ROMANACTL={}", binary("romanactl").display());
+    let _ = writeln!(s, "ROMANA_CNI={}", binary("romana-cni").display());
+    // One line per host, for scripts and tests that wire endpoints by hand.
+    let hosts: Vec<&str> = c.hosts.iter().map(|h| h.name.as_str()).collect();
+    let _ = writeln!(s, "HOSTS=\"{}\"", hosts.join(" "));
+    for h in &c.hosts {
+        let _ = writeln!(s, "HOST_NS_{}={}", h.name, h.ns.name());
+    }
     s
 }

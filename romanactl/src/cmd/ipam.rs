@@ -67,6 +67,11 @@ pub struct Allocate {
     /// A named port, NAME=PROTO/NUMBER (e.g. http=tcp/80); repeat for more.
     #[arg(long = "port", value_name = "NAME=PROTO/NUMBER", value_parser = flags::parse_port)]
     pub ports: Vec<Port>,
+    /// The endpoint's host-side interface when something other than the CNI plugin creates
+    /// it: a tap, e.g. Nova's tap3f2a9c1b-7d ("tap" + 11 characters of the port id). The
+    /// host's agent puts the gateway on it and routes the address to it once it exists.
+    #[arg(long, value_name = "TAP")]
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +203,7 @@ impl Allocate {
     fn request(&self) -> Result<pb::AllocateRequest, Error> {
         Ok(pb::AllocateRequest {
             endpoint: self.endpoint.clone(),
+            interface: self.interface.clone().unwrap_or_default(),
             host: self.host.clone().unwrap_or_default(),
             tenant: self.tenant.clone().unwrap_or_default(),
             segment: self.segment.clone().unwrap_or_default(),
@@ -346,6 +352,23 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn allocate_carries_a_named_interface() {
+        let req = mk_allocate(&[
+            "allocate",
+            "--endpoint",
+            "port-1",
+            "--cidr",
+            "10.0.16.0/24",
+            "--interface",
+            "tap3f2a9c1b-7d",
+        ])
+        .unwrap();
+        assert_eq!(req.interface, "tap3f2a9c1b-7d");
+        let plain = mk_allocate(&["allocate", "--endpoint", "e", "--cidr", "10.0.16.0/24"]);
+        assert_eq!(plain.unwrap().interface, "", "derived unless named");
     }
 
     #[test]

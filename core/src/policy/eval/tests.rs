@@ -186,6 +186,7 @@ fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
                 .unwrap();
             let h = hosts.iter().find(|h| h.name == *host).unwrap();
             Endpoint {
+                interface: String::new(),
                 id: id.to_string(),
                 address: layout.endpoint_address(h.index, t.id, s.id, *n).unwrap(),
                 host: host.to_string(),
