@@ -81,6 +81,12 @@ def pytest_terminal_summary(terminalreporter):
 _SERVERS = []
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The outage test goes last: if ipam-service's outage is answered slowly, Neutron
+    may still be retrying those requests when the test is over."""
+    items.sort(key=lambda item: item.module.__name__ == "test_outage")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On a failure, the end of each running server's log goes into the report (the logs

@@ -166,7 +166,7 @@ class NeutronServer:
 
     def __init__(self, name, mariadb, romana_root, mechanism_drivers="romana",
                  service_plugins="", type_drivers="flat,local,vlan", policy=None,
-                 romana=None, processes=2, threads=2):
+                 romana=None, processes=2, threads=4):
         self.name = name
         self.mariadb = mariadb
         self.romana_root = romana_root
@@ -288,7 +288,7 @@ class NeutronServer:
                 # plugins start (the romana port status watcher) run in every worker.
                 "--lazy-apps", "--enable-threads",
                 "--need-app", "--die-on-term", "--no-orphans", "--thunder-lock",
-                "--buffer-size", "65535", "--disable-logging",
+                "--buffer-size", "65535",
                 "--worker-reload-mercy", "5", "--reload-mercy", "5"]
         started = time.monotonic()
         self.proc = Proc("neutron-%s" % self.name, argv, self.dir, env=self._env())
@@ -311,8 +311,54 @@ class NeutronServer:
                 raise RuntimeError("neutron-server did not answer GET /v2.0/networks in "
                                    "%ds (%s):\n%s" % (timeout, last, self.proc.tail(60)))
             time.sleep(0.2)
+        self._warm_up(deadline)
         self.timings["start"] = time.monotonic() - started
-        self._note_workers()
+
+    def _warm_up(self, deadline):
+        """Every worker creates, updates and deletes a port before the tests do.
+
+        A worker's first port requests initialise things lazily, and not thread-safely:
+        when its first POST /v2.0/ports arrive together, some are denied with 403 "Access
+        was denied to this resource" (seen with 8 concurrent creates on a fresh worker,
+        GETs before do not help; Neutron's policy init also publishes _ENFORCER before
+        registering the rules, neutron/policy.py init()). uWSGI logs the pid that served
+        each request, which tells when every worker has had its first of each. The port
+        is on a network without subnets, so Romana is not involved."""
+        import re
+        import uuid
+
+        project = uuid.uuid4().hex
+        net = self.post("/v2.0/networks", {"network": {
+            "name": "warm-up", "project_id": project,
+            "provider:network_type": "local"}}, timeout=60)
+        if net.status_code != 201:
+            raise RuntimeError("warm-up network: %d %s" % (net.status_code, net.text[:500]))
+        net_id = net.json()["network"]["id"]
+        pattern = re.compile(r"\[pid: (\d+)\|app: \d+\|req: [^\]]*\] .*?"
+                             r"(POST|PUT) /v2\.0/ports")
+        try:
+            while True:
+                self._note_workers()
+                served = {}
+                for pid, method in pattern.findall(self.log_text()):
+                    served.setdefault(method, set()).add(int(pid))
+                if self._workers and all(self._workers <= served.get(m, set())
+                                         for m in ("POST", "PUT")):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError("not every uWSGI worker served a port request "
+                                       "(workers %s, served %s)"
+                                       % (sorted(self._workers), served))
+                r = self.post("/v2.0/ports", {"port": {"network_id": net_id,
+                                                       "project_id": project}},
+                              timeout=60)
+                if r.status_code == 201:
+                    port_id = r.json()["port"]["id"]
+                    self.put("/v2.0/ports/%s" % port_id, {"port": {"name": "warm"}},
+                             timeout=60)
+                    self.delete("/v2.0/ports/%s" % port_id, timeout=60)
+        finally:
+            self.delete("/v2.0/networks/%s" % net_id, timeout=60)
 
     def _note_workers(self):
         if self.proc is None:
