@@ -182,8 +182,14 @@ class NeutronServer:
         self.proc = None
         self.timings = {}
         self._workers = set()
+        self._migrating = None  # the neutron-db-manage Popen while it runs
+        self.closing = False  # set by close(): a start in another thread gives up
 
     # --- set-up ---------------------------------------------------------------------------
+
+    def _check_closing(self):
+        if self.closing:
+            raise RuntimeError("neutron-server %s closed while starting" % self.name)
 
     def start(self):
         try:
@@ -268,9 +274,18 @@ class NeutronServer:
         cmd = [str(VENV_BIN / "neutron-db-manage"), "--config-file",
                str(self.dir / "neutron.conf"), "upgrade", "heads"]
         log = self.dir / "db-manage.log"
+        self._check_closing()
         with open(log, "wb") as f:
-            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=self._env(), timeout=600)
+            self._migrating = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=self._env())
+            try:
+                rc = self._migrating.wait(timeout=600)
+            finally:
+                if self._migrating.poll() is None:
+                    self._migrating.kill()
+                    self._migrating.wait()
+                self._migrating = None
+        self._check_closing()
         self.timings["migrate"] = time.monotonic() - started
         if rc != 0:
             raise RuntimeError("neutron-db-manage upgrade heads failed:\n%s"
@@ -291,12 +306,15 @@ class NeutronServer:
                 "--buffer-size", "65535",
                 "--worker-reload-mercy", "5", "--reload-mercy", "5"]
         started = time.monotonic()
+        self._check_closing()
         self.proc = Proc("neutron-%s" % self.name, argv, self.dir, env=self._env())
         deadline = started + timeout
         last = None
         while True:
-            if not self.proc.alive():
-                raise RuntimeError("neutron-server (uWSGI) exited:\n%s" % self.proc.tail(60))
+            self._check_closing()
+            if self.proc is None or not self.proc.alive():
+                raise RuntimeError("neutron-server (uWSGI) exited:\n%s"
+                                   % (self.proc.tail(60) if self.proc else ""))
             self._note_workers()
             ready = self.log_text().count(") ready in ")
             if ready >= self.processes:
@@ -338,6 +356,7 @@ class NeutronServer:
                              r"(POST|PUT) /v2\.0/ports")
         try:
             while True:
+                self._check_closing()
                 self._note_workers()
                 served = {}
                 for pid, method in pattern.findall(self.log_text()):
@@ -372,6 +391,10 @@ class NeutronServer:
     # --- tear-down ------------------------------------------------------------------------
 
     def close(self):
+        self.closing = True
+        migrating = self._migrating
+        if migrating is not None and migrating.poll() is None:
+            migrating.kill()
         if self.proc is not None:
             self._note_workers()
             self.proc.stop(signal.SIGTERM, timeout=20)

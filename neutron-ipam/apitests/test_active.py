@@ -19,7 +19,7 @@ import pytest
 
 import neutron_server as ns
 from cluster import Proc, _service_env, bin_dir
-from conftest import create_port, project, show_port
+from conftest import create_port, guarded, project, show_port
 
 AGENT_HOST = "a1"
 ACTIVE_WITHIN = 30.0
@@ -45,18 +45,26 @@ def agent_host(romana, romana_view):
     ns.require(os.access(agent_bin, os.X_OK), "%s missing (cargo build --bins)" % agent_bin)
     netns = "rn%d-%s" % (os.getpid(), AGENT_HOST)
     workdir = tempfile.mkdtemp(prefix="romana-apitests-agent-")
-    agent = None
-    created = False
-    try:
+    state = {"agent": None, "netns": False}
+
+    def undo():
+        if state["agent"] is not None:
+            state["agent"].stop()
+        if state["netns"]:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
+            state["netns"] = False
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with guarded(undo):
         _ip("netns", "add", netns)
-        created = True
+        state["netns"] = True
         _ip("-n", netns, "link", "set", "lo", "up")
         romana.add_host(AGENT_HOST, "192.0.2.11")
-        agent = Proc("agent-%s" % AGENT_HOST,
-                     [str(agent_bin), "--host", AGENT_HOST,
-                      "--etcd-endpoints", romana.etcd_url, "--insecure",
-                      "--netns", netns],
-                     workdir, env=_service_env())
+        agent = state["agent"] = Proc(
+            "agent-%s" % AGENT_HOST,
+            [str(agent_bin), "--host", AGENT_HOST, "--etcd-endpoints", romana.etcd_url,
+             "--insecure", "--netns", netns],
+            workdir, env=_service_env())
         deadline = time.monotonic() + 30
         while True:
             st = romana_view.host_status(AGENT_HOST)
@@ -67,12 +75,6 @@ def agent_host(romana, romana_view):
                                    % (AGENT_HOST, agent.tail()))
             time.sleep(0.2)
         yield AGENT_HOST, netns, agent
-    finally:
-        if agent is not None:
-            agent.stop()
-        if created:
-            subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _mentions(routes, address):
