@@ -61,14 +61,41 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+# What a SIGTERM (a CI timeout) must undo, newest last: each fixture registers the same
+# function its own teardown runs (they are idempotent).
+CLEANUPS = []
+
+
 def _on_sigterm(signum, frame):
+    # Kill every process we started at once (a CI timeout does not wait long), then let
+    # each fixture's undo remove what is left: directories, the network namespace.
     for s in list(_SERVERS):
+        s.closing = True
+    cluster_mod._kill_leftovers()
+    for undo in reversed(list(CLEANUPS)):
         try:
-            s.close()
+            undo()
         except Exception:
             pass
-    cluster_mod._kill_leftovers()
     os._exit(128 + signum)
+
+
+def guarded(undo):
+    """Registers ``undo`` for SIGTERM; use as ``with guarded(undo): yield ...``: on the
+    way out it is unregistered and run."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        CLEANUPS.append(undo)
+        try:
+            yield
+        finally:
+            if undo in CLEANUPS:
+                CLEANUPS.remove(undo)
+            undo()
+
+    return scope()
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -79,6 +106,21 @@ def pytest_terminal_summary(terminalreporter):
 
 
 _SERVERS = []
+
+
+# Which server each fixture stands for, to start the ones the selected tests need.
+SERVER_FIXTURES = {"api": "ml2", "seg_api": "segments", "bare_api": "bare"}
+NEEDED = set()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The outage test goes last: if ipam-service's outage is answered slowly, Neutron
+    may still be retrying those requests when the test is over. And note which servers
+    the selected tests use, so that they start together (their migrations overlap)."""
+    items.sort(key=lambda item: item.module.__name__ == "test_outage")
+    for item in items:
+        NEEDED.update(SERVER_FIXTURES[f] for f in getattr(item, "fixturenames", ())
+                      if f in SERVER_FIXTURES)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -99,14 +141,16 @@ def romana():
     """The Romana control plane: etcd + root, topology, tenant, ipam; hosts h1..h3."""
     workdir = tempfile.mkdtemp(prefix="romana-apitests-cluster-")
     c = Cluster(workdir, LAYOUT)
-    try:
+
+    def undo():
+        c.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with guarded(undo):
         c.start()
         for name, ip in HOSTS.items():
             c.add_host(name, ip)
         yield c
-    finally:
-        c.close()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -120,14 +164,16 @@ def mariadb():
     ns.require(ns.uwsgi_path(), "uwsgi not found in the virtualenv (pip install uWSGI)")
     workdir = tempfile.mkdtemp(prefix="romana-apitests-mariadb-")
     db = ns.MariaDB(workdir)
-    try:
+
+    def undo():
+        db.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with guarded(undo):
         started = time.monotonic()
         db.start()
         TIMINGS.append(("MariaDB start", time.monotonic() - started))
         yield db
-    finally:
-        db.close()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Servers:
@@ -141,17 +187,35 @@ class Servers:
 
     def get(self, name):
         with self.lock:
-            if name not in self.running:
-                s = ns.NeutronServer(name, self.mariadb, self.romana.root_url,
-                                     **SERVER_CONFIGS[name])
-                _SERVERS.append(s)
-                s.start()
-                TIMINGS.append(("%s: neutron-db-manage upgrade heads" % name,
-                                s.timings["migrate"]))
-                TIMINGS.append(("%s: uWSGI start to GET /v2.0/networks" % name,
-                                s.timings["start"]))
-                self.running[name] = s
-            return self.running[name]
+            if name in self.running:
+                return self.running[name]
+        return self._start(name)
+
+    def start_together(self, names):
+        """Starts several servers at once, in threads; the first failure is raised."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        names = [n for n in names if n not in self.running]
+        if not names:
+            return
+        with ThreadPoolExecutor(len(names)) as pool:
+            futures = [pool.submit(self._start, n) for n in names]
+        for f in futures:
+            f.result()
+
+    def _start(self, name):
+        s = ns.NeutronServer(name, self.mariadb, self.romana.root_url,
+                             **SERVER_CONFIGS[name])
+        with self.lock:
+            _SERVERS.append(s)
+        s.start()
+        with self.lock:
+            TIMINGS.append(("%s: neutron-db-manage upgrade heads" % name,
+                            s.timings["migrate"]))
+            TIMINGS.append(("%s: uWSGI start to GET /v2.0/networks" % name,
+                            s.timings["start"]))
+            self.running[name] = s
+        return s
 
     def close(self):
         for s in self.running.values():
@@ -162,10 +226,19 @@ class Servers:
 @pytest.fixture(scope="session")
 def servers(romana, mariadb):
     s = Servers(romana, mariadb)
-    try:
-        yield s
-    finally:
+
+    def undo():
         s.close()
+        for server in list(_SERVERS):  # also those that failed while starting
+            server.close()
+
+    with guarded(undo):
+        started = time.monotonic()
+        s.start_together(sorted(NEEDED))
+        if NEEDED:
+            TIMINGS.append(("%s started together" % "+".join(sorted(NEEDED)),
+                            time.monotonic() - started))
+        yield s
 
 
 @pytest.fixture(scope="session")

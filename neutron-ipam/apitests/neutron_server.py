@@ -166,7 +166,7 @@ class NeutronServer:
 
     def __init__(self, name, mariadb, romana_root, mechanism_drivers="romana",
                  service_plugins="", type_drivers="flat,local,vlan", policy=None,
-                 romana=None, processes=2, threads=2):
+                 romana=None, processes=2, threads=4):
         self.name = name
         self.mariadb = mariadb
         self.romana_root = romana_root
@@ -182,8 +182,14 @@ class NeutronServer:
         self.proc = None
         self.timings = {}
         self._workers = set()
+        self._migrating = None  # the neutron-db-manage Popen while it runs
+        self.closing = False  # set by close(): a start in another thread gives up
 
     # --- set-up ---------------------------------------------------------------------------
+
+    def _check_closing(self):
+        if self.closing:
+            raise RuntimeError("neutron-server %s closed while starting" % self.name)
 
     def start(self):
         try:
@@ -268,9 +274,18 @@ class NeutronServer:
         cmd = [str(VENV_BIN / "neutron-db-manage"), "--config-file",
                str(self.dir / "neutron.conf"), "upgrade", "heads"]
         log = self.dir / "db-manage.log"
+        self._check_closing()
         with open(log, "wb") as f:
-            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=self._env(), timeout=600)
+            self._migrating = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=self._env())
+            try:
+                rc = self._migrating.wait(timeout=600)
+            finally:
+                if self._migrating.poll() is None:
+                    self._migrating.kill()
+                    self._migrating.wait()
+                self._migrating = None
+        self._check_closing()
         self.timings["migrate"] = time.monotonic() - started
         if rc != 0:
             raise RuntimeError("neutron-db-manage upgrade heads failed:\n%s"
@@ -288,15 +303,18 @@ class NeutronServer:
                 # plugins start (the romana port status watcher) run in every worker.
                 "--lazy-apps", "--enable-threads",
                 "--need-app", "--die-on-term", "--no-orphans", "--thunder-lock",
-                "--buffer-size", "65535", "--disable-logging",
+                "--buffer-size", "65535",
                 "--worker-reload-mercy", "5", "--reload-mercy", "5"]
         started = time.monotonic()
+        self._check_closing()
         self.proc = Proc("neutron-%s" % self.name, argv, self.dir, env=self._env())
         deadline = started + timeout
         last = None
         while True:
-            if not self.proc.alive():
-                raise RuntimeError("neutron-server (uWSGI) exited:\n%s" % self.proc.tail(60))
+            self._check_closing()
+            if self.proc is None or not self.proc.alive():
+                raise RuntimeError("neutron-server (uWSGI) exited:\n%s"
+                                   % (self.proc.tail(60) if self.proc else ""))
             self._note_workers()
             ready = self.log_text().count(") ready in ")
             if ready >= self.processes:
@@ -311,8 +329,55 @@ class NeutronServer:
                 raise RuntimeError("neutron-server did not answer GET /v2.0/networks in "
                                    "%ds (%s):\n%s" % (timeout, last, self.proc.tail(60)))
             time.sleep(0.2)
+        self._warm_up(deadline)
         self.timings["start"] = time.monotonic() - started
-        self._note_workers()
+
+    def _warm_up(self, deadline):
+        """Every worker creates, updates and deletes a port before the tests do.
+
+        A worker's first port requests initialise things lazily, and not thread-safely:
+        when its first POST /v2.0/ports arrive together, some are denied with 403 "Access
+        was denied to this resource" (seen with 8 concurrent creates on a fresh worker,
+        GETs before do not help; Neutron's policy init also publishes _ENFORCER before
+        registering the rules, neutron/policy.py init()). uWSGI logs the pid that served
+        each request, which tells when every worker has had its first of each. The port
+        is on a network without subnets, so Romana is not involved."""
+        import re
+        import uuid
+
+        project = uuid.uuid4().hex
+        net = self.post("/v2.0/networks", {"network": {
+            "name": "warm-up", "project_id": project,
+            "provider:network_type": "local"}}, timeout=60)
+        if net.status_code != 201:
+            raise RuntimeError("warm-up network: %d %s" % (net.status_code, net.text[:500]))
+        net_id = net.json()["network"]["id"]
+        pattern = re.compile(r"\[pid: (\d+)\|app: \d+\|req: [^\]]*\] .*?"
+                             r"(POST|PUT) /v2\.0/ports")
+        try:
+            while True:
+                self._check_closing()
+                self._note_workers()
+                served = {}
+                for pid, method in pattern.findall(self.log_text()):
+                    served.setdefault(method, set()).add(int(pid))
+                if self._workers and all(self._workers <= served.get(m, set())
+                                         for m in ("POST", "PUT")):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError("not every uWSGI worker served a port request "
+                                       "(workers %s, served %s)"
+                                       % (sorted(self._workers), served))
+                r = self.post("/v2.0/ports", {"port": {"network_id": net_id,
+                                                       "project_id": project}},
+                              timeout=60)
+                if r.status_code == 201:
+                    port_id = r.json()["port"]["id"]
+                    self.put("/v2.0/ports/%s" % port_id, {"port": {"name": "warm"}},
+                             timeout=60)
+                    self.delete("/v2.0/ports/%s" % port_id, timeout=60)
+        finally:
+            self.delete("/v2.0/networks/%s" % net_id, timeout=60)
 
     def _note_workers(self):
         if self.proc is None:
@@ -326,6 +391,10 @@ class NeutronServer:
     # --- tear-down ------------------------------------------------------------------------
 
     def close(self):
+        self.closing = True
+        migrating = self._migrating
+        if migrating is not None and migrating.poll() is None:
+            migrating.kill()
         if self.proc is not None:
             self._note_workers()
             self.proc.stop(signal.SIGTERM, timeout=20)

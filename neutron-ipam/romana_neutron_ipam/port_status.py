@@ -20,9 +20,11 @@ such as the DHCP agent's, is still there.
 
 Bounded work: at most ``port_status_batch`` ports and one GetHostStatus per distinct host
 per poll, the rest in turn on the next polls (ordered by port id). Pace: every
-``port_status_interval`` seconds while ports are waiting; up to
-``port_status_max_interval`` while none are, or backing off (doubling) while Romana or
-the database fail. Binding a port wakes the watcher of that process at once. Completing a
+``port_status_interval`` seconds after a poll that set a port going; 1.5 times longer
+after each poll where ports waited and none did, up to ``port_status_max_interval``,
+which is also the pause while no port waits; doubling up to that maximum while Romana or
+the database fail. Binding a port wakes the watcher of that process at once and resets
+the pace. Completing a
 block twice is harmless (Neutron expects it from HA agents), so several processes
 watching the same ports only repeat work.
 
@@ -117,38 +119,46 @@ class Watcher:
     def _run(self):
         base = self.conf.port_status_interval
         longest = max(self.conf.port_status_max_interval, base)
+        pause = base
         failing = base
         while not self._stop.is_set():
-            pause = base
             try:
-                pending = self.poll_once()
+                waiting, completed = self.poll_once()
                 failing = base
-                if not pending:
+                if not waiting:
                     pause = longest
+                elif completed:
+                    pause = base
+                else:
+                    # Ports wait, none got anywhere: look less often, up to the longest.
+                    pause = min(max(pause, base) * 1.5, longest)
+                next_pause = pause
             except Exception as e:  # keep watching whatever went wrong
                 failing = min(failing * 2, longest)
-                pause = failing
+                next_pause = failing
                 LOG.warning("romana: port status poll failed (%s: %s); next in %.1fs",
-                            type(e).__name__, e, pause)
-            self._wake.wait(pause)
+                            type(e).__name__, e, next_pause)
+            if self._wake.wait(next_pause):
+                pause = base  # a port was just bound here
             self._wake.clear()
 
     # --- one poll -------------------------------------------------------------------------
 
     def poll_once(self):
-        """Looks at up to port_status_batch waiting ports; returns how many were waiting
-        (0: none, so the watcher may idle)."""
+        """Looks at up to port_status_batch waiting ports; returns (how many were waiting,
+        how many of them it completed)."""
         from neutron_lib import context as n_context
 
         self.polls += 1
         ctx = n_context.get_admin_context()
         ports = self._waiting_ports(ctx)
         if not ports:
-            return 0
+            return 0, 0
         by_host = {}
         for port_id, host, addresses in ports:
             by_host.setdefault(host, []).append((port_id, addresses))
         space = self._address_space()
+        completed = 0
         for host, host_ports in by_host.items():
             wired = self._wired_on(host)
             if wired is None:
@@ -158,11 +168,12 @@ class Watcher:
                 routed = wired.get(tap_name(port_id), set())
                 if mine and all(a in routed for a in mine):
                     self._complete(ctx, port_id, host, mine)
+                    completed += 1
                 else:
                     LOG.debug("romana: port %s on %s waits for its agent to route %s to "
                               "%s", port_id, host, ", ".join(map(str, mine)) or "(none)",
                               tap_name(port_id))
-        return len(ports)
+        return len(ports), completed
 
     def _waiting_ports(self, ctx):
         import sqlalchemy as sa
