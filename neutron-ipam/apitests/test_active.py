@@ -81,10 +81,6 @@ def _mentions(routes, address):
     return [r for r in routes if r.split() and r.split()[0].split("/")[0] == address]
 
 
-@pytest.mark.xfail(
-    raises=AgentDoesNotRouteTaps, strict=True,
-    reason="romana-agent does not yet route Neutron ports to Nova's tap<port id[:11]> "
-           "device (agent work in progress); remove this mark when it does")
 def test_port_goes_active_once_the_agent_routes_its_tap(api, romana_net, agent_host,
                                                         romana_view):
     host, netns, agent = agent_host

@@ -37,10 +37,6 @@ def test_host_less_port_never_gets_an_address(bare_api, bare_net, romana_view):
     assert romana_view.endpoints_of_port(port["id"]) == []
 
 
-@pytest.mark.xfail(
-    raises=DriverDoesNotWarn, strict=True,
-    reason="needs one call in driver.py (RomanaPool.__init__: deferred.warn_once()), "
-           "owned by another change; remove this mark when it is there")
 def test_the_ipam_driver_logs_the_misconfiguration_once(bare_api, bare_net):
     deadline = time.monotonic() + 5
     while PROBLEM not in bare_api.log_text() and time.monotonic() < deadline:

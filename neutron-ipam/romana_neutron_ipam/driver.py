@@ -32,6 +32,7 @@ import grpc
 
 from romana_neutron_ipam import client as romana_client
 from romana_neutron_ipam import config
+from romana_neutron_ipam import deferred
 from romana_neutron_ipam import errors
 from romana_neutron_ipam import pb
 from romana_neutron_ipam.ports import PortInfo
@@ -109,6 +110,7 @@ class RomanaPool(ipam_base.Pool):
     def __init__(self, subnetpool, context):
         super().__init__(subnetpool, context)
         self.conf = config.options()
+        deferred.warn_once()
 
     # --- plumbing -------------------------------------------------------------------------
 
