@@ -1,13 +1,9 @@
 """What Romana holds, read straight from the services of the test cluster (never through
-Neutron): endpoints, and the CIDR an address must lie in, computed here from the layout
-bits and the host, tenant and segment numbers."""
-
-import ipaddress
+Neutron): endpoints, host status, and the CIDR an address must lie in (tests/cluster.py's
+reads, which the in-process tests use too)."""
 
 from romana_neutron_ipam import pb
-
-LABEL_PORT = "neutron.openstack.org/port-id"
-LABEL_SUBNET = "neutron.openstack.org/subnet-id"
+from romana_neutron_ipam.driver import LABEL_PORT
 
 
 class RomanaView:
@@ -15,37 +11,17 @@ class RomanaView:
         self.cluster = cluster
 
     def endpoints(self, **filters):
-        found, token = [], ""
-        while True:
-            page = self.cluster.ipam().ListEndpoints(
-                pb.ipam.ListEndpointsRequest(page_token=token, **filters), timeout=10)
-            found.extend(page.endpoints)
-            if not page.next_page_token:
-                return found
-            token = page.next_page_token
+        return self.cluster.endpoints(**filters)
 
     def neutron_endpoints(self):
         """Every endpoint the Neutron driver made, by address."""
         return {e.address: e for e in self.endpoints() if LABEL_PORT in e.labels}
 
     def endpoints_of_port(self, port_id):
-        return [e for e in self.endpoints(labels={LABEL_PORT: port_id})]
+        return self.cluster.endpoints_of_port(port_id)
 
     def expected_cidr(self, host, tenant, segment="default"):
-        c = self.cluster
-        layout = c.root_stub().GetConfig(pb.root.GetConfigRequest(), timeout=5)
-        h = c.topology().GetHost(pb.topology.GetHostRequest(name=host), timeout=5)
-        t = c.tenants().GetTenant(pb.tenant.GetTenantRequest(name=tenant), timeout=5)
-        segs = c.tenants().ListSegments(pb.tenant.ListSegmentsRequest(tenant=tenant),
-                                        timeout=5).segments
-        seg_id = [s.id for s in segs if s.name == segment][0]
-        host_net = ipaddress.ip_network(h.prefix)
-        space = ipaddress.ip_network(layout.address_space)
-        endpoint_bits = (space.max_prefixlen - space.prefixlen - layout.host_bits
-                         - layout.tenant_bits - layout.segment_bits)
-        offset = ((t.id << layout.segment_bits) | seg_id) << endpoint_bits
-        plen = space.max_prefixlen - endpoint_bits
-        return ipaddress.ip_network((int(host_net.network_address) + offset, plen))
+        return self.cluster.expected_cidr(host, tenant, segment)
 
     def host_status(self, host):
         return self.cluster.topology().GetHostStatus(

@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import ipaddress
+
 import grpc
 
 from romana_neutron_ipam import pb
@@ -248,3 +250,38 @@ class Cluster:
     def endpoints_json(self):
         """``romanactl ipam list -o json``, parsed."""
         return json.loads(self.romanactl("ipam", "list", "-o", "json"))
+
+    # --- what Romana holds, read straight from the services (never through Neutron) -----
+
+    def endpoints(self, **filters):
+        """Every endpoint matching ListEndpoints' filters, page by page."""
+        found, token = [], ""
+        while True:
+            page = self.ipam().ListEndpoints(
+                pb.ipam.ListEndpointsRequest(page_token=token, **filters), timeout=10)
+            found.extend(page.endpoints)
+            if not page.next_page_token:
+                return found
+            token = page.next_page_token
+
+    def endpoints_of_port(self, port_id):
+        from romana_neutron_ipam.driver import LABEL_PORT
+
+        return [e for e in self.endpoints() if e.labels.get(LABEL_PORT) == port_id]
+
+    def expected_cidr(self, host, tenant, segment="default"):
+        """The (host, tenant, segment) CIDR computed here from the layout bits, the host's
+        prefix and the tenant and segment numbers, independently of ipam-service."""
+        layout = self.root_stub().GetConfig(pb.root.GetConfigRequest(), timeout=5)
+        h = self.topology().GetHost(pb.topology.GetHostRequest(name=host), timeout=5)
+        t = self.tenants().GetTenant(pb.tenant.GetTenantRequest(name=tenant), timeout=5)
+        segs = self.tenants().ListSegments(pb.tenant.ListSegmentsRequest(tenant=tenant),
+                                           timeout=5).segments
+        seg_id = [s.id for s in segs if s.name == segment][0]
+        host_net = ipaddress.ip_network(h.prefix)
+        space = ipaddress.ip_network(layout.address_space)
+        endpoint_bits = (space.max_prefixlen - space.prefixlen - layout.host_bits
+                         - layout.tenant_bits - layout.segment_bits)
+        offset = ((t.id << layout.segment_bits) | seg_id) << endpoint_bits
+        plen = space.max_prefixlen - endpoint_bits
+        return ipaddress.ip_network((int(host_net.network_address) + offset, plen))

@@ -269,41 +269,13 @@ class Neutron:
         self.pool().get_subnet(subnet["id"]).deallocate(address)
 
     def endpoints(self, **filters):
-        from romana_neutron_ipam import pb
-
-        found, token = [], ""
-        while True:
-            page = self.cluster.ipam().ListEndpoints(
-                pb.ipam.ListEndpointsRequest(page_token=token, **filters), timeout=10)
-            found.extend(page.endpoints)
-            if not page.next_page_token:
-                return found
-            token = page.next_page_token
+        return self.cluster.endpoints(**filters)
 
     def endpoints_of_port(self, port_id):
-        from romana_neutron_ipam.driver import LABEL_PORT
-
-        return [e for e in self.endpoints() if e.labels.get(LABEL_PORT) == port_id]
+        return self.cluster.endpoints_of_port(port_id)
 
     def expected_cidr(self, host, tenant, segment="default"):
-        """The (host, tenant, segment) CIDR computed here from the layout bits, the host's
-        prefix and the tenant and segment numbers, independently of ipam-service."""
-        from romana_neutron_ipam import pb
-
-        c = self.cluster
-        layout = c.root_stub().GetConfig(pb.root.GetConfigRequest(), timeout=5)
-        h = c.topology().GetHost(pb.topology.GetHostRequest(name=host), timeout=5)
-        t = c.tenants().GetTenant(pb.tenant.GetTenantRequest(name=tenant), timeout=5)
-        segs = c.tenants().ListSegments(pb.tenant.ListSegmentsRequest(tenant=tenant),
-                                        timeout=5).segments
-        seg_id = [s.id for s in segs if s.name == segment][0]
-        host_net = ipaddress.ip_network(h.prefix)
-        space = ipaddress.ip_network(layout.address_space)
-        endpoint_bits = space.max_prefixlen - space.prefixlen - layout.host_bits \
-            - layout.tenant_bits - layout.segment_bits
-        offset = ((t.id << layout.segment_bits) | seg_id) << endpoint_bits
-        plen = space.max_prefixlen - endpoint_bits
-        return ipaddress.ip_network((int(host_net.network_address) + offset, plen))
+        return self.cluster.expected_cidr(host, tenant, segment)
 
 
 @pytest.fixture
