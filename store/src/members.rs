@@ -95,14 +95,13 @@ impl Members {
     /// (which becomes current); with none serving, the next one in the best state: during an
     /// election a member without a leader beats one that is dead.
     pub(crate) fn pick(&self) -> Pinned {
-        let n = self.members.len();
         let start = self.current.load(Ordering::Acquire);
-        let state = |i: usize| self.members[i].state.load(Ordering::Acquire);
-        let best = (0..n).map(state).min().unwrap_or(SERVING);
-        let chosen = (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| state(i) == best)
-            .unwrap_or(start);
+        let states: Vec<u8> = self
+            .members
+            .iter()
+            .map(|m| m.state.load(Ordering::Acquire))
+            .collect();
+        let chosen = choose(&states, start);
         if chosen != start {
             // Another call may have moved on already; either choice is healthy.
             let _ =
@@ -127,6 +126,16 @@ impl Members {
         }
         let member = &self.members[index];
         let before = member.state.swap(down as u8, Ordering::AcqRel);
+        // The next call starts looking after this member, also when it was down already and
+        // no member is better: with every member down (an election that slowed the probes of
+        // the live ones), staying here would resend every call to one that may be dead while
+        // the others are about to serve again.
+        let _ = self.current.compare_exchange(
+            index,
+            (index + 1) % self.members.len(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         if before == down as u8 {
             return;
         }
@@ -149,6 +158,18 @@ impl Members {
             tracing::info!(member = %member.url, "etcd member answers again");
         }
     }
+}
+
+/// The member a call goes to, given each member's state: the first from `start` on in the
+/// best state there is (a serving one if any; else, during an election, one without a leader
+/// before one that cannot be reached).
+fn choose(states: &[u8], start: usize) -> usize {
+    let n = states.len();
+    let best = states.iter().copied().min().unwrap_or(SERVING);
+    (0..n)
+        .map(|k| (start + k) % n)
+        .find(|&i| states[i] == best)
+        .unwrap_or(start)
 }
 
 // === impl Pinned ===
@@ -239,5 +260,24 @@ async fn probe(members: Weak<Members>, key: String) {
                 Err(_) => live.take_out(index, Down::Unreachable, "no answer to a probe in time"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_LEADER: u8 = Down::NoLeader as u8;
+    const UNREACHABLE: u8 = Down::Unreachable as u8;
+
+    #[test]
+    fn the_best_state_wins_and_ties_go_to_the_first_from_start() {
+        assert_eq!(choose(&[SERVING, SERVING, SERVING], 1), 1);
+        assert_eq!(choose(&[SERVING, UNREACHABLE, SERVING], 1), 2);
+        assert_eq!(choose(&[NO_LEADER, UNREACHABLE, NO_LEADER], 1), 2);
+        assert_eq!(choose(&[SERVING, UNREACHABLE, NO_LEADER], 1), 0);
+        // Every member down alike: whichever `start` names, so a failure must move it on.
+        assert_eq!(choose(&[UNREACHABLE, UNREACHABLE, UNREACHABLE], 2), 2);
+        assert_eq!(choose(&[UNREACHABLE, UNREACHABLE, UNREACHABLE], 0), 0);
     }
 }
