@@ -44,13 +44,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
 fi
 
-# --- Debian packages: etcd, MariaDB and iproute2 for the tests, venv support for Debian's
+# --- Debian packages: etcd, MariaDB, iproute2 and ping for the tests, venv support for Debian's
 # python3, a C compiler and Python's headers for pip to build uWSGI -------------------------
 need_pkgs=()
 command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need_pkgs+=(mariadb-server)
 command -v mariadb-install-db >/dev/null 2>&1 || need_pkgs+=(mariadb-server)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 if [ ! -x "$PY" ] && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     need_pkgs+=(python3-venv)

@@ -37,6 +37,8 @@ from romana_view import RomanaView  # noqa: E402
 LAYOUT = dict(address_space="10.0.0.0/8", host_bits=6, tenant_bits=6, segment_bits=4)
 SPACE = LAYOUT["address_space"]
 HOSTS = {"h1": "127.0.1.1", "h2": "127.0.1.2", "h3": "127.0.1.3"}
+# Hosts with a kernel of their own (a namespace) and a real agent, for traffic tests.
+COMPUTE_HOSTS = ("a1", "a2")
 
 SERVER_CONFIGS = {
     "ml2": dict(mechanism_drivers="romana", service_plugins=""),
@@ -113,10 +115,12 @@ SERVER_FIXTURES = {"api": "ml2", "seg_api": "segments", "bare_api": "bare"}
 NEEDED = set()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
     """The outage test goes last: if ipam-service's outage is answered slowly, Neutron
     may still be retrying those requests when the test is over. And note which servers
-    the selected tests use, so that they start together (their migrations overlap)."""
+    the selected tests use, so that they start together (their migrations overlap); last,
+    so that ``-k`` has already deselected what will not run."""
     items.sort(key=lambda item: item.module.__name__ == "test_outage")
     for item in items:
         NEEDED.update(SERVER_FIXTURES[f] for f in getattr(item, "fixturenames", ())
@@ -156,6 +160,24 @@ def romana():
 @pytest.fixture(scope="session")
 def romana_view(romana):
     return RomanaView(romana)
+
+
+@pytest.fixture(scope="session")
+def compute(romana, romana_view):
+    """Compute hosts a1 and a2 on one rack's network, each a namespace with its own
+    romana-agent (apitests/compute.py)."""
+    from compute import Compute
+
+    workdir = tempfile.mkdtemp(prefix="romana-apitests-compute-")
+    c = Compute(romana, romana_view, workdir, COMPUTE_HOSTS)
+
+    def undo():
+        c.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with guarded(undo):
+        c.start()
+        yield c
 
 
 @pytest.fixture(scope="session")

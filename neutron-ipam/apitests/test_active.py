@@ -9,19 +9,13 @@ when the agent itself reports the route in its host status.
 """
 
 import ipaddress
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 
 import pytest
 
-import neutron_server as ns
-from cluster import Proc, _service_env, bin_dir
-from conftest import create_port, guarded, project, show_port
+from compute import ip
+from conftest import create_port, project, show_port
 
-AGENT_HOST = "a1"
 ACTIVE_WITHIN = 30.0
 
 
@@ -29,52 +23,10 @@ class AgentDoesNotRouteTaps(AssertionError):
     """The agent routes the port's address, but not to the tap device Nova creates."""
 
 
-def _ip(*args):
-    out = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise RuntimeError("ip %s: %s" % (" ".join(args), out.stderr.strip()))
-    return out.stdout
-
-
 @pytest.fixture(scope="module")
-def agent_host(romana, romana_view):
-    """Host a1: registered with topology, a network namespace, a romana-agent for it."""
-    ns.require(os.geteuid() == 0, "needs root (network namespaces for the agent's host)")
-    ns.require(shutil.which("ip"), "needs iproute2 ('ip')")
-    agent_bin = bin_dir() / "romana-agent"
-    ns.require(os.access(agent_bin, os.X_OK), "%s missing (cargo build --bins)" % agent_bin)
-    netns = "rn%d-%s" % (os.getpid(), AGENT_HOST)
-    workdir = tempfile.mkdtemp(prefix="romana-apitests-agent-")
-    state = {"agent": None, "netns": False}
-
-    def undo():
-        if state["agent"] is not None:
-            state["agent"].stop()
-        if state["netns"]:
-            subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
-            state["netns"] = False
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    with guarded(undo):
-        _ip("netns", "add", netns)
-        state["netns"] = True
-        _ip("-n", netns, "link", "set", "lo", "up")
-        romana.add_host(AGENT_HOST, "192.0.2.11")
-        agent = state["agent"] = Proc(
-            "agent-%s" % AGENT_HOST,
-            [str(agent_bin), "--host", AGENT_HOST, "--etcd-endpoints", romana.etcd_url,
-             "--insecure", "--netns", netns],
-            workdir, env=_service_env())
-        deadline = time.monotonic() + 30
-        while True:
-            st = romana_view.host_status(AGENT_HOST)
-            if st.reported and time.time() - st.alive_at < 30:
-                break
-            if not agent.alive() or time.monotonic() > deadline:
-                raise RuntimeError("romana-agent for %s did not report:\n%s"
-                                   % (AGENT_HOST, agent.tail()))
-            time.sleep(0.2)
-        yield AGENT_HOST, netns, agent
+def agent_host(compute):
+    host = compute.names[0]
+    return host, compute.netns[host], compute.agents[host]
 
 
 def _mentions(routes, address):
@@ -99,8 +51,8 @@ def test_port_goes_active_once_the_agent_routes_its_tap(api, romana_net, agent_h
     assert show_port(api, port["id"])["status"] == "DOWN"
 
     # Nova's libvirt driver plugs the VIF: the tap device appears on the host.
-    _ip("-n", netns, "tuntap", "add", "dev", tap, "mode", "tap")
-    _ip("-n", netns, "link", "set", tap, "up")
+    ip("tuntap", "add", "dev", tap, "mode", "tap", netns=netns)
+    ip("link", "set", tap, "up", netns=netns)
 
     deadline = time.monotonic() + ACTIVE_WITHIN
     status = None
