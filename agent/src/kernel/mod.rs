@@ -9,6 +9,8 @@
 //! - [`sysctl`]: settings under `/proc/sys`.
 //! - [`netns`]: running any of them inside a named network namespace (`--netns`).
 
+#[allow(unsafe_code)]
+mod libnft;
 pub mod links;
 pub mod netns;
 pub mod nft;

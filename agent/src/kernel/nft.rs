@@ -1,5 +1,7 @@
-//! Running `nft`: reading our table back as JSON and applying one script as one atomic
-//! transaction. The script text and the JSON parsing are pure ([`crate::nft`]).
+//! Running nftables: reading our table back as JSON and applying one script as one atomic
+//! transaction, through libnftables in process ([`super::libnft`]) or, where the library
+//! cannot be opened, the `nft` command. The script text and the JSON parsing are pure
+//! ([`crate::nft`]).
 //!
 //! What has bitten us (nft 1.0.6):
 //! - The nftables crate's error for a failed `nft -j` has an empty stderr (nft's text goes
@@ -20,19 +22,42 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::libnft::{Libnft, Ran};
 use super::KernelError;
 use crate::nft::{parse_table, TABLE_FAMILY, TABLE_NAME};
 use crate::plan::NftObserved;
 
-/// Runs `nft` in the agent's namespace.
+/// Runs nftables commands in the agent's namespace.
 #[derive(Clone, Debug, Default)]
 pub struct NftRunner {
     netns: Option<String>,
+    library: Option<Libnft>,
 }
 
 impl NftRunner {
+    /// Through libnftables when it can be opened, else through the `nft` command.
     pub fn new(netns: Option<String>) -> NftRunner {
-        NftRunner { netns }
+        let library = match Libnft::start(netns.as_deref()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot use libnftables; running the nft command for every change instead");
+                None
+            }
+        };
+        NftRunner { netns, library }
+    }
+
+    /// Always through the `nft` command (what [`NftRunner::new`] falls back to).
+    pub fn command_only(netns: Option<String>) -> NftRunner {
+        NftRunner {
+            netns,
+            library: None,
+        }
+    }
+
+    /// Whether commands run in process, through libnftables.
+    pub fn in_process(&self) -> bool {
+        self.library.is_some()
     }
 
     fn command(&self) -> Command {
@@ -69,6 +94,27 @@ impl NftRunner {
     }
 
     async fn list(&self, flags: &[&str]) -> Result<Option<String>, KernelError> {
+        let ran = match &self.library {
+            Some(lib) => {
+                let command = format!("list table {TABLE_FAMILY} {TABLE_NAME}");
+                lib.command(command, flags.contains(&"-j")).await
+            }
+            None => self.list_by_command(flags).await?,
+        };
+        if ran.ok {
+            return Ok(Some(ran.output));
+        }
+        let stderr = ran.error.trim().to_string();
+        if stderr.contains("No such file or directory") {
+            return Ok(None);
+        }
+        Err(KernelError::Nft {
+            op: "list table",
+            stderr,
+        })
+    }
+
+    async fn list_by_command(&self, flags: &[&str]) -> Result<Ran, KernelError> {
         let output = self
             .command()
             .args(flags)
@@ -80,21 +126,29 @@ impl NftRunner {
                 program: "nft",
                 source,
             })?;
-        if output.status.success() {
-            return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
-        }
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if stderr.contains("No such file or directory") {
-            return Ok(None);
-        }
-        Err(KernelError::Nft {
-            op: "list table",
-            stderr,
+        Ok(Ran {
+            ok: output.status.success(),
+            output: String::from_utf8_lossy(&output.stdout).into_owned(),
+            error: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
 
-    /// Applies `script` with `nft -f -`: all of it or, on error, none of it.
+    /// Applies `script` as `nft -f -` would: all of it or, on error, none of it.
     pub async fn apply(&self, script: &str) -> Result<(), KernelError> {
+        let Some(lib) = &self.library else {
+            return self.apply_by_command(script).await;
+        };
+        let ran = lib.script(script.to_string()).await;
+        if ran.ok {
+            return Ok(());
+        }
+        Err(KernelError::Nft {
+            op: "apply",
+            stderr: ran.error.trim().to_string(),
+        })
+    }
+
+    async fn apply_by_command(&self, script: &str) -> Result<(), KernelError> {
         let mut child = self
             .command()
             .args(["-f", "-"])
