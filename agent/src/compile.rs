@@ -309,8 +309,8 @@ impl<'a> Compiler<'a> {
             Verdict::Vmap(self.addr(me, None), map.into()),
         ));
         // 2. Baseline: isolation mode, decided by my tenant's elements.
-        let seg = self.layout.segment_match(0, 0).expect("0 is in range").mask;
-        let ten = self.layout.tenant_match(0).expect("0 is in range").mask;
+        let seg = self.layout.segment_mask();
+        let ten = self.layout.tenant_mask();
         for (mask, set) in [(seg, SET_SAME_SEGMENT), (ten, SET_SAME_TENANT)] {
             rules.push(Rule::new(
                 vec![Match::InSet(
@@ -455,34 +455,8 @@ impl<'a> Compiler<'a> {
         tag: &str,
         peer: Side,
     ) -> Vec<Rule> {
-        let rules: Vec<(&[k8s::Peer], &[k8s::Port])> = match direction {
-            Direction::Ingress => p
-                .spec
-                .ingress
-                .iter()
-                .flatten()
-                .map(|r| {
-                    (
-                        r.from.as_deref().unwrap_or_default(),
-                        r.ports.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            Direction::Egress => p
-                .spec
-                .egress
-                .iter()
-                .flatten()
-                .map(|r| {
-                    (
-                        r.to.as_deref().unwrap_or_default(),
-                        r.ports.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        };
         let mut out = Vec::new();
-        for (r, (peers, ports)) in rules.into_iter().enumerate() {
+        for (r, (peers, ports)) in p.rules(direction).enumerate() {
             let prefix = format!("np{i}_{tag}{r}");
             let peer_alts = self.k8s_peers(&prefix, p, peers, peer);
             let port_alts = self.k8s_ports(&prefix, ports);

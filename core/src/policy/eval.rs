@@ -339,7 +339,7 @@ fn decide(
         .collect();
     if !selecting.is_empty() {
         for (id, p) in &selecting {
-            for (i, (peers, ports)) in k8s_rules(p, direction).enumerate() {
+            for (i, (peers, ports)) in p.rules(direction).enumerate() {
                 let peers_ok = peers.is_empty()
                     || peers
                         .iter()
@@ -450,30 +450,6 @@ pub fn selects(p: &NetworkPolicy, direction: Direction, me: &Endpoint) -> bool {
     p.namespace() == me.tenant && p.has_type(wanted) && p.spec.pod_selector.matches(&me.labels)
 }
 
-/// `(peers, ports)` of each rule of a direction; absent lists are empty (both mean "all").
-fn k8s_rules(
-    p: &NetworkPolicy,
-    direction: Direction,
-) -> Box<dyn Iterator<Item = (&[k8s::Peer], &[k8s::Port])> + '_> {
-    match direction {
-        Direction::Ingress => Box::new(p.spec.ingress.iter().flatten().map(|r| {
-            (
-                r.from.as_deref().unwrap_or_default(),
-                r.ports.as_deref().unwrap_or_default(),
-            )
-        })),
-        Direction::Egress => Box::new(p.spec.egress.iter().flatten().map(|r| {
-            (
-                r.to.as_deref().unwrap_or_default(),
-                r.ports.as_deref().unwrap_or_default(),
-            )
-        })),
-    }
-}
-
-/// Whether one NetworkPolicy peer of a policy in `namespace` matches the address `addr`
-/// held by `endpoint` (if any). Public so that the agent's compiler selects exactly as
-/// evaluation does.
 pub fn k8s_peer_matches(
     peer: &k8s::Peer,
     namespace: &str,

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::field::{self, child, index, FieldError, PORT_RANGE_MSG};
-use super::Protocol;
+use super::{Direction, Protocol};
 
 pub const API_VERSION: &str = "networking.k8s.io/v1";
 pub const KIND: &str = "NetworkPolicy";
@@ -189,6 +189,25 @@ impl NetworkPolicy {
                 types.push(POLICY_TYPE_EGRESS.to_string());
             }
             spec.policy_types = Some(types);
+        }
+    }
+
+    /// `(peers, ports)` of each rule of a direction; absent lists are empty (both mean "all").
+    /// The evaluator and the agent's compiler read rules through this one view.
+    pub fn rules(&self, direction: Direction) -> Box<dyn Iterator<Item = (&[Peer], &[Port])> + '_> {
+        match direction {
+            Direction::Ingress => Box::new(self.spec.ingress.iter().flatten().map(|r| {
+                (
+                    r.from.as_deref().unwrap_or_default(),
+                    r.ports.as_deref().unwrap_or_default(),
+                )
+            })),
+            Direction::Egress => Box::new(self.spec.egress.iter().flatten().map(|r| {
+                (
+                    r.to.as_deref().unwrap_or_default(),
+                    r.ports.as_deref().unwrap_or_default(),
+                )
+            })),
         }
     }
 
