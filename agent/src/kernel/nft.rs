@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::KernelError;
-use crate::nft::{parse_table, TABLE_FAMILY, TABLE_NAME};
+use crate::nft::{parse_table_text, TABLE_FAMILY, TABLE_NAME};
 use crate::plan::NftObserved;
 
 /// Runs `nft` in the agent's namespace.
@@ -53,11 +53,7 @@ impl NftRunner {
         let Some(json) = self.list(&["-j"]).await? else {
             return Ok(NftObserved::Absent);
         };
-        let value: serde_json::Value = match serde_json::from_str(&json) {
-            Ok(v) => v,
-            Err(e) => return Ok(NftObserved::Unreadable(format!("nft -j output: {e}"))),
-        };
-        Ok(match parse_table(&value) {
+        Ok(match parse_table_text(&json) {
             Ok(view) => NftObserved::Table(view),
             Err(e) => NftObserved::Unreadable(e.to_string()),
         })
