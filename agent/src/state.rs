@@ -51,7 +51,7 @@ pub struct ClusterState {
 
 /// What one event did to the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
+pub enum Reduced {
     /// A record the dataplane depends on changed (or the state was re-listed).
     Changed,
     /// Nothing the dataplane depends on changed (another key, or the same value again).
@@ -127,9 +127,9 @@ impl ClusterState {
         )
     }
 
-    /// Applies one watch event. On a decode error the record is removed and the error is
+    /// Reduces one watch event into the state. On a decode error the record is removed and the error is
     /// returned next to the outcome, so the caller can log it and still act on the change.
-    pub fn apply(&mut self, keys: &Keys, event: WatchEvent) -> (Applied, Option<StateError>) {
+    pub fn reduce(&mut self, keys: &Keys, event: WatchEvent) -> (Reduced, Option<StateError>) {
         match event {
             WatchEvent::Init => {
                 let revision = self.revision;
@@ -143,11 +143,11 @@ impl ClusterState {
                     before_relist: Some(before),
                     ..ClusterState::default()
                 };
-                (Applied::Changed, None)
+                (Reduced::Changed, None)
             }
             WatchEvent::InitApply(kv) => {
                 let (_, error) = self.put(keys, &kv);
-                (Applied::Changed, error)
+                (Reduced::Changed, error)
             }
             WatchEvent::InitDone { revision } => {
                 self.synced = true;
@@ -156,43 +156,43 @@ impl ClusterState {
                     Some((before, at)) if before == self.policies => at,
                     _ => revision,
                 };
-                (Applied::Synced { revision }, None)
+                (Reduced::Synced { revision }, None)
             }
             WatchEvent::Apply(kv) => {
-                let (applied, error) = self.put(keys, &kv);
-                self.advance(applied, kv.mod_revision);
-                if applied == Applied::Changed && is_policy(keys.parse(&kv.key)) {
+                let (reduced, error) = self.put(keys, &kv);
+                self.advance(reduced, kv.mod_revision);
+                if reduced == Reduced::Changed && is_policy(keys.parse(&kv.key)) {
                     self.policy_revision = self.policy_revision.max(kv.mod_revision);
                 }
-                (applied, error)
+                (reduced, error)
             }
             WatchEvent::Delete { key, mod_revision } => {
                 let parsed = keys.parse(&key);
                 let was_unreadable = self.unreadable.remove(&key).is_some();
-                let applied = match &parsed {
+                let reduced = match &parsed {
                     Some(r) => (self.remove(r) || was_unreadable).into(),
-                    None => Applied::Unchanged,
+                    None => Reduced::Unchanged,
                 };
-                self.advance(applied, mod_revision);
-                if applied == Applied::Changed && is_policy(parsed) {
+                self.advance(reduced, mod_revision);
+                if reduced == Reduced::Changed && is_policy(parsed) {
                     self.policy_revision = self.policy_revision.max(mod_revision);
                 }
-                (applied, None)
+                (reduced, None)
             }
         }
     }
 
     /// Only changes that matter move the revision: the agent's own status writes and
     /// other keys under the prefix would otherwise make every status record "new".
-    fn advance(&mut self, applied: Applied, revision: i64) {
-        if applied == Applied::Changed {
+    fn advance(&mut self, reduced: Reduced, revision: i64) {
+        if reduced == Reduced::Changed {
             self.revision = self.revision.max(revision);
         }
     }
 
-    fn put(&mut self, keys: &Keys, kv: &Kv) -> (Applied, Option<StateError>) {
+    fn put(&mut self, keys: &Keys, kv: &Kv) -> (Reduced, Option<StateError>) {
         let Some(r) = keys.parse(&kv.key) else {
-            return (Applied::Unchanged, None);
+            return (Reduced::Unchanged, None);
         };
         let decoded = match &r {
             KeyRef::Config => kv.decode().map(|c| {
@@ -227,7 +227,7 @@ impl ClusterState {
                     })
                 }
             }),
-            _ => return (Applied::Unchanged, None),
+            _ => return (Reduced::Unchanged, None),
         };
         match decoded {
             Ok(changed) => {
@@ -295,12 +295,12 @@ fn is_policy(r: Option<KeyRef>) -> bool {
     matches!(r, Some(KeyRef::Policy(_)))
 }
 
-impl From<bool> for Applied {
-    fn from(changed: bool) -> Applied {
+impl From<bool> for Reduced {
+    fn from(changed: bool) -> Reduced {
         if changed {
-            Applied::Changed
+            Reduced::Changed
         } else {
-            Applied::Unchanged
+            Reduced::Unchanged
         }
     }
 }

@@ -7,11 +7,11 @@ use crate::fixtures::*;
 
 fn synced(keys: &Keys, events: Vec<WatchEvent>) -> ClusterState {
     let mut s = ClusterState::default();
-    s.apply(keys, WatchEvent::Init);
+    s.reduce(keys, WatchEvent::Init);
     for e in events {
-        s.apply(keys, e);
+        s.reduce(keys, e);
     }
-    s.apply(keys, WatchEvent::InitDone { revision: 10 });
+    s.reduce(keys, WatchEvent::InitDone { revision: 10 });
     s
 }
 
@@ -20,21 +20,21 @@ fn state_is_unsynced_until_init_done_and_again_after_a_relist_starts() {
     let keys = Keys::default();
     let mut s = ClusterState::default();
     assert!(!s.is_synced());
-    assert_eq!(s.apply(&keys, WatchEvent::Init).0, Applied::Changed);
-    s.apply(
+    assert_eq!(s.reduce(&keys, WatchEvent::Init).0, Reduced::Changed);
+    s.reduce(
         &keys,
         WatchEvent::InitApply(kv(&keys, "config", &mk_config(0), 3)),
     );
     assert!(!s.is_synced());
     assert_eq!(
-        s.apply(&keys, WatchEvent::InitDone { revision: 7 }).0,
-        Applied::Synced { revision: 7 }
+        s.reduce(&keys, WatchEvent::InitDone { revision: 7 }).0,
+        Reduced::Synced { revision: 7 }
     );
     assert!(s.is_synced());
     assert_eq!(s.revision(), 7);
     assert_eq!(s.config, Some(mk_config(0)));
 
-    s.apply(&keys, WatchEvent::Init);
+    s.reduce(&keys, WatchEvent::Init);
     assert!(!s.is_synced(), "a relist makes the state partial again");
     assert_eq!(s.config, None, "a relist starts from scratch");
 }
@@ -50,12 +50,12 @@ fn relist_forgets_records_deleted_while_the_watch_was_down() {
         ],
     );
     // h2 was deleted and the deletion compacted away: only a relist tells.
-    s.apply(&keys, WatchEvent::Init);
-    s.apply(
+    s.reduce(&keys, WatchEvent::Init);
+    s.reduce(
         &keys,
         WatchEvent::InitApply(kv(&keys, "hosts/h1", &mk_host("h1", "192.168.0.11", 0), 2)),
     );
-    s.apply(&keys, WatchEvent::InitDone { revision: 20 });
+    s.reduce(&keys, WatchEvent::InitDone { revision: 20 });
     assert_eq!(s.hosts.keys().collect::<Vec<_>>(), ["h1"]);
 }
 
@@ -73,11 +73,11 @@ fn claims_indexes_services_and_unknown_keys_change_nothing() {
         "policies/p1",
     ] {
         assert_eq!(
-            s.apply(&keys, put(&keys, path, &"x", 15)).0,
-            Applied::Unchanged,
+            s.reduce(&keys, put(&keys, path, &"x", 15)).0,
+            Reduced::Unchanged,
             "{path}"
         );
-        assert_eq!(s.apply(&keys, del(&keys, path, 16)).0, Applied::Unchanged);
+        assert_eq!(s.reduce(&keys, del(&keys, path, 16)).0, Reduced::Unchanged);
     }
     assert_eq!(s.records(), ClusterState::default());
     assert_eq!(
@@ -93,17 +93,17 @@ fn putting_an_equal_value_again_is_unchanged() {
     let mut s = synced(&keys, vec![]);
     let t = mk_tenant("t", 1, Isolation::Segment);
     assert_eq!(
-        s.apply(&keys, put(&keys, "tenants/t", &t, 5)).0,
-        Applied::Changed
+        s.reduce(&keys, put(&keys, "tenants/t", &t, 5)).0,
+        Reduced::Changed
     );
     assert_eq!(
-        s.apply(&keys, put(&keys, "tenants/t", &t, 6)).0,
-        Applied::Unchanged
+        s.reduce(&keys, put(&keys, "tenants/t", &t, 6)).0,
+        Reduced::Unchanged
     );
     let open = mk_tenant("t", 1, Isolation::None);
     assert_eq!(
-        s.apply(&keys, put(&keys, "tenants/t", &open, 7)).0,
-        Applied::Changed
+        s.reduce(&keys, put(&keys, "tenants/t", &open, 7)).0,
+        Reduced::Changed
     );
     assert_eq!(s.tenants["t"].isolation, Isolation::None);
 }
@@ -112,12 +112,12 @@ fn putting_an_equal_value_again_is_unchanged() {
 fn an_undecodable_value_removes_the_record_and_names_the_key() {
     let keys = Keys::default();
     let mut s = synced(&keys, vec![]);
-    s.apply(
+    s.reduce(
         &keys,
         put(&keys, "hosts/h1", &mk_host("h1", "192.168.0.11", 0), 5),
     );
-    let (applied, error) = s.apply(&keys, put(&keys, "hosts/h1", &"not a host", 6));
-    assert_eq!(applied, Applied::Changed);
+    let (reduced, error) = s.reduce(&keys, put(&keys, "hosts/h1", &"not a host", 6));
+    assert_eq!(reduced, Reduced::Changed);
     assert_eq!(error.unwrap().key, "/romana/v1/hosts/h1");
     assert!(s.hosts.is_empty());
 }
@@ -150,8 +150,8 @@ fn a_network_policy_with_a_field_we_do_not_know_quarantines_its_tenant_until_fix
     let newer = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "deny", "namespace": "t"},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "fromNewerRelease": true}});
-    let (applied, error) = s.apply(&keys, put(&keys, "policies/k8s/t/deny", &newer, 20));
-    assert_eq!(applied, Applied::Changed);
+    let (reduced, error) = s.reduce(&keys, put(&keys, "policies/k8s/t/deny", &newer, 20));
+    assert_eq!(reduced, Reduced::Changed);
     assert_eq!(error.unwrap().key, "/romana/v1/policies/k8s/t/deny");
     assert_eq!(
         s.quarantined_tenants().into_iter().collect::<Vec<_>>(),
@@ -160,7 +160,7 @@ fn a_network_policy_with_a_field_we_do_not_know_quarantines_its_tenant_until_fix
     // Host, tenant and endpoint records tolerate fields they do not know.
     let mut host = serde_json::to_value(mk_host("h9", "192.168.0.19", 9)).unwrap();
     host["fromNewerRelease"] = true.into();
-    let (_, error) = s.apply(&keys, put(&keys, "hosts/h9", &host, 21));
+    let (_, error) = s.reduce(&keys, put(&keys, "hosts/h9", &host, 21));
     assert!(error.is_none());
     assert!(s.hosts.contains_key("h9"));
     // Rewritten in a form this agent reads: the quarantine is lifted.
@@ -169,16 +169,16 @@ fn a_network_policy_with_a_field_we_do_not_know_quarantines_its_tenant_until_fix
         .as_object_mut()
         .unwrap()
         .remove("fromNewerRelease");
-    let (applied, error) = s.apply(&keys, put(&keys, "policies/k8s/t/deny", &fixed, 22));
+    let (reduced, error) = s.reduce(&keys, put(&keys, "policies/k8s/t/deny", &fixed, 22));
     assert!(error.is_none());
-    assert_eq!(applied, Applied::Changed);
+    assert_eq!(reduced, Reduced::Changed);
     assert!(s.quarantined_tenants().is_empty());
     // Deleting an unreadable record lifts it too.
-    s.apply(&keys, put(&keys, "tenants/t", &newer, 23));
+    s.reduce(&keys, put(&keys, "tenants/t", &newer, 23));
     assert_eq!(s.quarantined_tenants().len(), 1);
     assert_eq!(
-        s.apply(&keys, del(&keys, "tenants/t", 24)).0,
-        Applied::Changed
+        s.reduce(&keys, del(&keys, "tenants/t", 24)).0,
+        Reduced::Changed
     );
     assert!(s.quarantined_tenants().is_empty());
 }
@@ -199,19 +199,19 @@ fn policies_of_both_forms_are_kept_and_their_revision_is_tracked() {
     )
     .unwrap();
     assert_eq!(
-        s.apply(&keys, put(&keys, "policies/romana/lb", &romana, 11))
+        s.reduce(&keys, put(&keys, "policies/romana/lb", &romana, 11))
             .0,
-        Applied::Changed
+        Reduced::Changed
     );
     assert_eq!(
-        s.apply(&keys, put(&keys, "policies/k8s/t/deny", &k8s, 12))
+        s.reduce(&keys, put(&keys, "policies/k8s/t/deny", &k8s, 12))
             .0,
-        Applied::Changed
+        Reduced::Changed
     );
     assert_eq!(s.policy_set().len(), 2);
     assert_eq!(s.policy_revision(), 12);
     // Stored under another id than its own: not enforced, and the key is named.
-    let (_, error) = s.apply(&keys, put(&keys, "policies/romana/other", &romana, 13));
+    let (_, error) = s.reduce(&keys, put(&keys, "policies/romana/other", &romana, 13));
     assert_eq!(error.unwrap().key, "/romana/v1/policies/romana/other");
     assert_eq!(s.policy_set().len(), 2);
     // It is listed as unreadable (a Romana policy only adds allows: no quarantine).
@@ -221,27 +221,27 @@ fn policies_of_both_forms_are_kept_and_their_revision_is_tracked() {
     );
     assert_eq!(s.policy_revision(), 13);
     // Other changes do not move the policy revision.
-    s.apply(
+    s.reduce(
         &keys,
         put(&keys, "hosts/h1", &mk_host("h1", "192.168.0.11", 0), 14),
     );
     assert_eq!(s.policy_revision(), 13);
     assert_eq!(
-        s.apply(&keys, del(&keys, "policies/romana/lb", 15)).0,
-        Applied::Changed
+        s.reduce(&keys, del(&keys, "policies/romana/lb", 15)).0,
+        Reduced::Changed
     );
     assert_eq!(s.policy_revision(), 15);
 
     // A relist with the same policies keeps the revision; one with fewer moves it.
-    s.apply(&keys, WatchEvent::Init);
-    s.apply(
+    s.reduce(&keys, WatchEvent::Init);
+    s.reduce(
         &keys,
         WatchEvent::InitApply(kv(&keys, "policies/k8s/t/deny", &k8s, 12)),
     );
-    s.apply(&keys, WatchEvent::InitDone { revision: 30 });
+    s.reduce(&keys, WatchEvent::InitDone { revision: 30 });
     assert_eq!(s.policy_revision(), 15);
-    s.apply(&keys, WatchEvent::Init);
-    s.apply(&keys, WatchEvent::InitDone { revision: 40 });
+    s.reduce(&keys, WatchEvent::Init);
+    s.reduce(&keys, WatchEvent::InitDone { revision: 40 });
     assert_eq!(s.policy_revision(), 40);
     assert!(s.policy_set().is_empty());
 }
@@ -324,7 +324,7 @@ proptest! {
 
         // A relist of the final records gives the same state as the history did.
         let mut relisted = a.clone();
-        relisted.apply(&keys, WatchEvent::Init);
+        relisted.reduce(&keys, WatchEvent::Init);
         let mut rev = 100;
         let mut listing = Vec::new();
         if let Some(c) = &a.config { listing.push(kv(&keys, "config", c, rev)); }
@@ -332,8 +332,8 @@ proptest! {
         for (n, t) in &a.tenants { rev += 1; listing.push(kv(&keys, &format!("tenants/{n}"), t, rev)); }
         for ((t, n), s) in &a.segments { rev += 1; listing.push(kv(&keys, &format!("segments/{t}/{n}"), s, rev)); }
         for (id, e) in &a.endpoints { rev += 1; listing.push(kv(&keys, &format!("endpoints/{id}"), e, rev)); }
-        for kv in listing { relisted.apply(&keys, WatchEvent::InitApply(kv)); }
-        relisted.apply(&keys, WatchEvent::InitDone { revision: rev });
+        for kv in listing { relisted.reduce(&keys, WatchEvent::InitApply(kv)); }
+        relisted.reduce(&keys, WatchEvent::InitDone { revision: rev });
         prop_assert_eq!(relisted.records(), a.records());
     }
 }
