@@ -85,6 +85,19 @@ mod tests {
     use super::*;
     use crate::ClusterConfig;
 
+    fn mk_layout(rack_bits: u8) -> Layout {
+        ClusterConfig {
+            address_space: "10.0.0.0/8".parse().unwrap(),
+            host_bits: 8,
+            rack_bits,
+            tenant_bits: 4,
+            segment_bits: 4,
+            single_tenant: false,
+        }
+        .layout()
+        .unwrap()
+    }
+
     fn mk_host(name: &str, ip: &str, rack: u32, index: u32) -> Host {
         Host {
             name: name.into(),
@@ -96,16 +109,7 @@ mod tests {
 
     #[test]
     fn two_racks_give_one_spine_route_each_and_host_routes_on_leaves() {
-        let layout = ClusterConfig {
-            address_space: "10.0.0.0/8".parse().unwrap(),
-            host_bits: 8,
-            rack_bits: 2,
-            tenant_bits: 4,
-            segment_bits: 4,
-            single_tenant: false,
-        }
-        .layout()
-        .unwrap();
+        let layout = mk_layout(2);
         let hosts = [
             mk_host("b1", "192.168.1.11", 1, 64),
             mk_host("a2", "192.168.0.12", 0, 1),
@@ -142,16 +146,7 @@ mod tests {
 
     #[test]
     fn no_hosts_means_no_routes() {
-        let layout = ClusterConfig {
-            address_space: "10.0.0.0/8".parse().unwrap(),
-            host_bits: 8,
-            rack_bits: 0,
-            tenant_bits: 4,
-            segment_bits: 4,
-            single_tenant: false,
-        }
-        .layout()
-        .unwrap();
+        let layout = mk_layout(0);
         assert_eq!(view(&[], &layout).unwrap(), Fabric::default());
     }
 }

@@ -72,10 +72,7 @@ impl NftRunner {
             .stdin(Stdio::null())
             .output()
             .await
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+            .map_err(nft_spawn)?;
         if output.status.success() {
             return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
         }
@@ -98,20 +95,11 @@ impl NftRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+            .map_err(nft_spawn)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let write = stdin.write_all(script.as_bytes()).await;
         drop(stdin);
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+        let output = child.wait_with_output().await.map_err(nft_spawn)?;
         if output.status.success() {
             return Ok(());
         }
@@ -123,5 +111,13 @@ impl NftRunner {
             op: "apply",
             stderr,
         })
+    }
+}
+
+/// `nft` could not be started or waited for.
+fn nft_spawn(source: std::io::Error) -> KernelError {
+    KernelError::Spawn {
+        program: "nft",
+        source,
     }
 }
