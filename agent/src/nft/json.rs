@@ -17,11 +17,13 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, value::MapAccessDeserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::ir::{proto_from_name, SetElement};
 use super::view::{ChainView, SetView, TableView};
+use elem::ElemJson;
+
+mod elem;
 
 /// Why `nft -j` output could not be read; the caller treats the table as drifted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +95,7 @@ struct SetJson {
     key: Option<Loose<SetType>>,
     /// A map's value type.
     map: Option<Loose<String>>,
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(default, deserialize_with = "elem::one_or_many")]
     elem: Vec<ElemJson>,
     #[serde(default, deserialize_with = "present")]
     flags: bool,
@@ -107,43 +109,6 @@ struct SetJson {
 enum SetType {
     One(String),
     Concat(Vec<Loose<String>>),
-}
-
-/// A set element as nft prints the ones we write.
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-enum ElemJson {
-    /// `"10.0.0.1"`.
-    Key(String),
-    /// A map element: `["10.0.0.1", {"goto": {"target": "np_in_0"}}]`.
-    Mapped(String, Obj<MapValue>),
-    /// `{"concat": [a, b]}` or `{"concat": [addr, proto, port]}`.
-    Concat(Obj<ConcatJson>),
-    Other(Value),
-}
-
-#[derive(Deserialize, Serialize)]
-struct MapValue {
-    goto: Obj<Goto>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct Goto {
-    target: String,
-}
-
-#[derive(Deserialize, Serialize)]
-struct ConcatJson {
-    concat: Vec<Scalar>,
-}
-
-/// A part of a concatenated element: an address, interface name, protocol or port.
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-enum Scalar {
-    Str(String),
-    Num(u64),
-    Other(Value),
 }
 
 /// A field read as `T` when it has `T`'s shape, else as nothing (as a JSON walk would).
@@ -225,45 +190,10 @@ impl SetJson {
         for e in &self.elem {
             elements.insert(e.element().ok_or_else(|| ParseError::Element {
                 set: name.clone(),
-                element: serde_json::to_string(e).unwrap_or_default(),
+                element: e.to_string(),
             })?);
         }
         Ok((name, SetView { key, elements }, self.flags || self.timeout))
-    }
-}
-
-impl ElemJson {
-    fn element(&self) -> Option<SetElement> {
-        match self {
-            ElemJson::Key(k) => k.parse().ok().map(SetElement::Addr),
-            ElemJson::Mapped(k, v) => {
-                Some(SetElement::Goto(k.parse().ok()?, v.0.goto.0.target.clone()))
-            }
-            ElemJson::Concat(c) => match c.0.concat.as_slice() {
-                [Scalar::Str(a), Scalar::Str(b)] => match a.parse() {
-                    Ok(a) => Some(SetElement::Pair(a, b.parse().ok()?)),
-                    Err(_) => Some(SetElement::IfAddr(a.clone(), b.parse().ok()?)),
-                },
-                [Scalar::Str(a), proto, Scalar::Num(port)] => Some(SetElement::AddrProtoPort(
-                    a.parse().ok()?,
-                    proto.proto()?,
-                    u16::try_from(*port).ok()?,
-                )),
-                _ => None,
-            },
-            ElemJson::Other(_) => None,
-        }
-    }
-}
-
-impl Scalar {
-    /// A protocol as nft prints it: its name, or its number.
-    fn proto(&self) -> Option<u8> {
-        match self {
-            Scalar::Num(n) => u8::try_from(*n).ok(),
-            Scalar::Str(s) => proto_from_name(s),
-            Scalar::Other(_) => None,
-        }
     }
 }
 
@@ -438,30 +368,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
-impl<T: Serialize> Serialize for Obj<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
 /// A field that is there, whatever its value (a JSON walk's `get(..).is_some()`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d)?;
     Ok(true)
-}
-
-/// `elem`: an array of elements, or a single one.
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ElemJson>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        Many(Vec<ElemJson>),
-        One(ElemJson),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::Many(v) => v,
-        OneOrMany::One(e) => vec![e],
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::nft::SetElement;
 
 fn mk_listing(items: Value) -> Value {
     serde_json::json!({ "nftables": items })
@@ -130,4 +131,18 @@ fn element_shapes_we_never_write_fail_the_read() {
             "{elem}"
         );
     }
+}
+
+#[test]
+fn an_unreadable_element_is_named_in_the_error() {
+    let json = mk_listing(serde_json::json!([
+        {"set": {"name": "s", "type": "ipv4_addr", "elem": [{"concat": ["10.0.0.1", "tcp", "http"]}]}}
+    ]));
+    assert_eq!(
+        parse_table(&json),
+        Err(ParseError::Element {
+            set: "s".into(),
+            element: r#"{"concat": ["10.0.0.1", "tcp", "http"]}"#.into()
+        })
+    );
 }
