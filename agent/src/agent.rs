@@ -35,7 +35,7 @@ use crate::incremental::Changes;
 use crate::kernel::links::{self, LinkNotice};
 use crate::reconcile::Reconciler;
 use crate::schedule::{backoff, settled, Schedule};
-use crate::state::{Applied, ClusterState};
+use crate::state::{ClusterState, Reduced};
 use crate::status::{AgentStatus, StatusWriter};
 
 /// How one agent runs.
@@ -182,7 +182,7 @@ pub async fn run(
                             tracing::debug!(link = %name, "endpoint interface changed");
                             // The kernel changed, not etcd: never the endpoint-only path.
                             changes.full = true;
-                            schedule.changed(Applied::Changed, state.is_synced(), now);
+                            schedule.changed(Reduced::Changed, state.is_synced(), now);
                         }
                     }
                     LinkNotice::Live(live) => {
@@ -210,14 +210,14 @@ fn take_in(
     schedule: &mut Schedule,
     event: WatchEvent,
 ) {
-    let (applied, error) = changes.apply(keys, state, event);
+    let (reduced, error) = changes.reduce(keys, state, event);
     if let Some(e) = error {
         tracing::warn!(key = %e.key, error = %e.source, "record ignored: it does not decode");
     }
-    if let Applied::Synced { revision } = applied {
+    if let Reduced::Synced { revision } = reduced {
         tracing::info!(revision, "in sync with etcd");
     }
-    schedule.changed(applied, state.is_synced(), Instant::now());
+    schedule.changed(reduced, state.is_synced(), Instant::now());
 }
 
 /// Hands watch events to the loop; store errors are retried here with a backoff (the

@@ -49,28 +49,35 @@
 //!   delete before they add ([`crate::nft::render_elements`]).
 //! - A rule with ports never matches ICMP; a NetworkPolicy rule without ports matches it.
 
+//!
+//! # Layout
+//! - this file: the program's skeleton, the isolation sets and the direction chains.
+//! - [`guard`]: the chains that tie each endpoint interface to its address, and quarantine.
+//! - [`network_policy`]: the rules of one NetworkPolicy (peers, ipBlocks, ports).
+//! - [`romana_policy`]: the rules of one Romana policy.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
-use romana_core::policy::eval::{applies_to, selects};
-use romana_core::policy::k8s::{self, IntOrString};
-use romana_core::policy::romana::{self, Target, PEER_ANY, PEER_HOST};
+use romana_core::policy::eval::selects;
+use romana_core::policy::romana;
 use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
 use romana_core::{Endpoint, Isolation, Layout};
 
-use crate::ifname::host_interface;
 use crate::nft::{
-    Atom, Chain, Family, Hook, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side,
-    Verdict, CHAIN_EGRESS, CHAIN_FROM_ENDPOINT, CHAIN_INGRESS, CHAIN_NAME, CHAIN_PREROUTING,
-    CHAIN_TO_ENDPOINT, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP, PROTO_UDP, SET_ENDPOINTS,
-    SET_OPEN_TENANT, SET_QUARANTINE, SET_SAME_SEGMENT, SET_SAME_TENANT,
+    Chain, Family, Hook, Match, NftProgram, NftSet, Part, Rule, SetElement, SetKey, Side, Verdict,
+    CHAIN_EGRESS, CHAIN_FROM_ENDPOINT, CHAIN_INGRESS, CHAIN_NAME, CHAIN_PREROUTING,
+    CHAIN_TO_ENDPOINT, MAP_EGRESS, MAP_INGRESS, PROTO_SCTP, PROTO_TCP, PROTO_UDP, SET_OPEN_TENANT,
+    SET_SAME_SEGMENT, SET_SAME_TENANT,
 };
 use crate::recipe::{Recipe, Recipes};
 use crate::state::ClusterState;
 
+mod guard;
 #[cfg(test)]
 pub(crate) mod interp;
+mod network_policy;
+mod romana_policy;
 
 /// The program of host `host` for the cluster in `state` (see the module docs). Without a
 /// layout (no config yet) there can be no endpoints: every packet from or to an endpoint
@@ -309,8 +316,8 @@ impl<'a> Compiler<'a> {
             Verdict::Vmap(self.addr(me, None), map.into()),
         ));
         // 2. Baseline: isolation mode, decided by my tenant's elements.
-        let seg = self.layout.segment_match(0, 0).expect("0 is in range").mask;
-        let ten = self.layout.tenant_match(0).expect("0 is in range").mask;
+        let seg = self.layout.segment_mask();
+        let ten = self.layout.tenant_mask();
         for (mask, set) in [(seg, SET_SAME_SEGMENT), (ten, SET_SAME_TENANT)] {
             rules.push(Rule::new(
                 vec![Match::InSet(
@@ -345,405 +352,6 @@ impl<'a> Compiler<'a> {
             rules,
         }
     }
-
-    /// `from_endpoint` (from prerouting, for every packet entering through an endpoint
-    /// interface): the source must be that endpoint's own address. IPv6 link-local and
-    /// the unspecified source of duplicate address detection towards multicast are let
-    /// through for neighbour discovery with the host; the kernel never forwards them.
-    /// An interface the agent does not know (an endpoint being set up, or one whose record
-    /// is gone) has no element, so all its traffic is dropped.
-    fn source_check(&self) -> Chain {
-        let v6 = |side, atom| Match::Eq(self.v6_addr(side), atom);
-        let rules = vec![
-            Rule::new(
-                vec![Match::InSet(
-                    vec![Part::Iifname, self.addr(Side::Src, None)],
-                    SET_ENDPOINTS.into(),
-                )],
-                Verdict::Return,
-            ),
-            Rule::new(
-                vec![v6(Side::Src, Atom::Net(link_local()))],
-                Verdict::Return,
-            ),
-            Rule::new(
-                vec![
-                    v6(Side::Src, Atom::Addr(Ipv6Addr::UNSPECIFIED.into())),
-                    v6(Side::Dst, Atom::Net(multicast_v6())),
-                ],
-                Verdict::Return,
-            ),
-            Rule::new(Vec::new(), Verdict::Drop),
-        ];
-        Chain {
-            name: CHAIN_FROM_ENDPOINT.into(),
-            hook: None,
-            rules,
-        }
-    }
-
-    /// `to_endpoint` (first in forward, before established): a packet routed out of an
-    /// endpoint interface must be for that endpoint's address, and the interface must be
-    /// one the agent has programmed.
-    fn destination_check(&mut self) -> Chain {
-        let local: BTreeSet<SetElement> = self
-            .local
-            .iter()
-            .filter_map(|e| Some(SetElement::IfAddr(host_interface(e).ok()?, e.address)))
-            .collect();
-        self.add_set(SET_ENDPOINTS, SetKey::IfAddr(self.family), local);
-        Chain {
-            name: CHAIN_TO_ENDPOINT.into(),
-            hook: None,
-            rules: vec![
-                Rule::new(
-                    vec![Match::InSet(
-                        vec![Part::Oifname, self.addr(Side::Dst, None)],
-                        SET_ENDPOINTS.into(),
-                    )],
-                    Verdict::Return,
-                ),
-                Rule::new(Vec::new(), Verdict::Drop),
-            ],
-        }
-    }
-
-    /// Forward rules dropping everything from and to the local endpoints of tenants with a
-    /// record this agent cannot read ([`ClusterState::quarantined_tenants`]): a
-    /// NetworkPolicy it cannot read must not fall back to a more open baseline.
-    fn quarantine(&mut self) -> Vec<Rule> {
-        let tenants = self.state.quarantined_tenants();
-        let elements = self
-            .local
-            .iter()
-            .filter(|e| tenants.contains(e.tenant.as_str()))
-            .map(|e| SetElement::Addr(e.address))
-            .collect();
-        self.add_set(SET_QUARANTINE, SetKey::Addr(self.family), elements);
-        vec![
-            Rule::new(
-                vec![
-                    Match::FromEndpoint,
-                    Match::InSet(vec![self.addr(Side::Src, None)], SET_QUARANTINE.into()),
-                ],
-                Verdict::Drop,
-            ),
-            Rule::new(
-                vec![
-                    Match::ToEndpoint,
-                    Match::InSet(vec![self.addr(Side::Dst, None)], SET_QUARANTINE.into()),
-                ],
-                Verdict::Drop,
-            ),
-        ]
-    }
-
-    fn v6_addr(&self, side: Side) -> Part {
-        Part::Addr {
-            family: Family::V6,
-            side,
-            mask: None,
-        }
-    }
-
-    /// The rules of NetworkPolicy `i` for `direction`, each `return` when it allows.
-    fn network_policy(
-        &mut self,
-        i: usize,
-        p: &NetworkPolicy,
-        direction: Direction,
-        tag: &str,
-        peer: Side,
-    ) -> Vec<Rule> {
-        let rules: Vec<(&[k8s::Peer], &[k8s::Port])> = match direction {
-            Direction::Ingress => p
-                .spec
-                .ingress
-                .iter()
-                .flatten()
-                .map(|r| {
-                    (
-                        r.from.as_deref().unwrap_or_default(),
-                        r.ports.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            Direction::Egress => p
-                .spec
-                .egress
-                .iter()
-                .flatten()
-                .map(|r| {
-                    (
-                        r.to.as_deref().unwrap_or_default(),
-                        r.ports.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        };
-        let mut out = Vec::new();
-        for (r, (peers, ports)) in rules.into_iter().enumerate() {
-            let prefix = format!("np{i}_{tag}{r}");
-            let peer_alts = self.k8s_peers(&prefix, p, peers, peer);
-            let port_alts = self.k8s_ports(&prefix, ports);
-            for a in &peer_alts {
-                for b in &port_alts {
-                    out.push(Rule::new(
-                        a.iter().chain(b).cloned().collect(),
-                        Verdict::Return,
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    fn k8s_peers(
-        &mut self,
-        prefix: &str,
-        p: &NetworkPolicy,
-        peers: &[k8s::Peer],
-        side: Side,
-    ) -> Vec<Alt> {
-        if peers.is_empty() {
-            return vec![Vec::new()];
-        }
-        let mut alts = Vec::new();
-        let selectors: Vec<k8s::Peer> = peers
-            .iter()
-            .filter(|q| q.ip_block.is_none())
-            .cloned()
-            .collect();
-        if !selectors.is_empty() {
-            let name = format!("{prefix}_peers");
-            let recipe = Recipe::Peers {
-                namespace: p.namespace().to_string(),
-                selectors,
-            };
-            self.add_recipe_set(&name, SetKey::Addr(self.family), recipe);
-            alts.push(vec![Match::InSet(vec![self.addr(side, None)], name)]);
-        }
-        let mut nets = Vec::new();
-        for block in peers.iter().filter_map(|q| q.ip_block.as_ref()) {
-            let Some(cidr) = k8s::parse_cidr(&block.cidr) else {
-                continue;
-            };
-            if family_of_net(&cidr) != self.family {
-                continue;
-            }
-            let excepts: Vec<IpNet> = block
-                .except
-                .iter()
-                .flatten()
-                .filter_map(|e| k8s::parse_cidr(e))
-                .filter(|e| family_of_net(e) == self.family)
-                .collect();
-            subtract(cidr, &excepts, &mut nets);
-        }
-        if !nets.is_empty() {
-            let nets = IpNet::aggregate(&nets);
-            alts.push(vec![Match::InAnon(
-                vec![self.addr(side, None)],
-                nets.into_iter().map(|n| vec![Atom::Net(n)]).collect(),
-            )]);
-        }
-        alts
-    }
-
-    fn k8s_ports(&mut self, prefix: &str, ports: &[k8s::Port]) -> Vec<Alt> {
-        if ports.is_empty() {
-            return vec![Vec::new()];
-        }
-        let mut ranges = Vec::new();
-        let mut named: Vec<(&str, Protocol)> = Vec::new();
-        for port in ports {
-            let Some(protocol) = port
-                .protocol
-                .as_deref()
-                .map_or(Some(Protocol::Tcp), Protocol::from_k8s)
-            else {
-                continue;
-            };
-            let proto = proto_number(protocol, self.family);
-            match &port.port {
-                None => ranges.push((proto, 0, 65535)),
-                Some(IntOrString::Int(n)) => {
-                    let (lo, hi) = (*n, port.end_port.unwrap_or(*n));
-                    let (lo, hi) = (lo.max(0), hi.min(65535));
-                    if lo <= hi {
-                        ranges.push((proto, lo as u16, hi as u16));
-                    }
-                }
-                Some(IntOrString::Str(name)) => named.push((name, protocol)),
-            }
-        }
-        let mut alts = Vec::new();
-        if !ranges.is_empty() {
-            alts.push(vec![self.port_ranges(ranges)]);
-        }
-        if !named.is_empty() {
-            // Resolved on the destination endpoint, which is the daddr in both directions.
-            let named = named
-                .into_iter()
-                .map(|(name, protocol)| (name.to_string(), protocol))
-                .collect();
-            let name = format!("{prefix}_ports");
-            self.add_recipe_set(
-                &name,
-                SetKey::AddrProtoPort(self.family),
-                Recipe::Ports { named },
-            );
-            alts.push(vec![Match::InSet(
-                vec![self.addr(Side::Dst, None), Part::L4proto, Part::Dport],
-                name,
-            )]);
-        }
-        alts
-    }
-
-    /// `meta l4proto . th dport { ... }` of merged, non-overlapping ranges.
-    fn port_ranges(&self, mut ranges: Vec<(u8, u16, u16)>) -> Match {
-        ranges.sort();
-        let mut merged: Vec<(u8, u16, u16)> = Vec::new();
-        for (p, lo, hi) in ranges {
-            match merged.last_mut() {
-                Some((lp, _, lhi)) if *lp == p && u32::from(lo) <= u32::from(*lhi) + 1 => {
-                    *lhi = (*lhi).max(hi);
-                }
-                _ => merged.push((p, lo, hi)),
-            }
-        }
-        Match::InAnon(
-            vec![Part::L4proto, Part::Dport],
-            merged
-                .into_iter()
-                .map(|(p, lo, hi)| {
-                    let port = if lo == hi {
-                        Atom::Port(lo)
-                    } else {
-                        Atom::PortRange(lo, hi)
-                    };
-                    vec![Atom::Proto(p), port]
-                })
-                .collect(),
-        )
-    }
-
-    /// The rules of Romana policy number `n` (in policy order), behind `@rpN`.
-    fn romana_policy(
-        &mut self,
-        n: usize,
-        p: &romana::RomanaPolicy,
-        me: Side,
-        peer: Side,
-    ) -> Vec<Rule> {
-        let elements = self
-            .local
-            .iter()
-            .filter(|e| p.applied_to.iter().any(|t| applies_to(t, &self.view, e)))
-            .map(|e| SetElement::Addr(e.address))
-            .collect();
-        let name = format!("rp{n}");
-        self.add_set(&name, SetKey::Addr(self.family), elements);
-        let applied = Match::InSet(vec![self.addr(me, None)], name);
-        let peer_alts: Vec<Alt> = p
-            .peers
-            .iter()
-            .flat_map(|t| self.romana_peer(t, peer))
-            .collect();
-        let rule_alts: Vec<Alt> = p.rules.iter().filter_map(|r| self.romana_rule(r)).collect();
-        let mut out = Vec::new();
-        for a in &peer_alts {
-            for b in &rule_alts {
-                let mut matches = vec![applied.clone()];
-                matches.extend(a.iter().chain(b).cloned());
-                out.push(Rule::new(matches, Verdict::Return));
-            }
-        }
-        out
-    }
-
-    fn romana_peer(&self, t: &Target, side: Side) -> Vec<Alt> {
-        match t.peer.as_deref() {
-            Some(PEER_ANY) => return vec![Vec::new()],
-            // Own-host traffic never crosses the forward hook, and is always allowed.
-            Some(PEER_HOST) => return Vec::new(),
-            Some(_) => return Vec::new(),
-            None => {}
-        }
-        if let Some(cidr) = &t.cidr {
-            return match k8s::parse_cidr(cidr) {
-                Some(c) if family_of_net(&c) == self.family => {
-                    vec![vec![Match::Eq(self.addr(side, None), Atom::Net(c))]]
-                }
-                _ => Vec::new(),
-            };
-        }
-        let Some(tenant) = t.tenant.as_ref().and_then(|n| self.state.tenants.get(n)) else {
-            return Vec::new();
-        };
-        let m = match &t.segment {
-            Some(segment) => self
-                .state
-                .segments
-                .get(&(tenant.name.clone(), segment.clone()))
-                .and_then(|s| self.layout.segment_match(tenant.id, s.id).ok()),
-            None => self.layout.tenant_match(tenant.id).ok(),
-        };
-        match m {
-            Some(m) => vec![vec![Match::Eq(
-                self.addr(side, Some(m.mask)),
-                Atom::Addr(m.value),
-            )]],
-            None => Vec::new(),
-        }
-    }
-
-    /// The matches of one Romana rule; `None` when it can never match.
-    fn romana_rule(&self, r: &romana::Rule) -> Option<Alt> {
-        let protocol = r.protocol.to_ascii_lowercase();
-        if protocol == "any" {
-            return Some(Vec::new());
-        }
-        let protocol: Protocol = protocol.parse().ok()?;
-        let proto = proto_number(protocol, self.family);
-        if protocol == Protocol::Icmp {
-            let Some(t) = r.icmp_type else {
-                return Some(vec![Match::Eq(Part::L4proto, Atom::Proto(proto))]);
-            };
-            let mut alt = vec![Match::Eq(
-                Part::IcmpType(self.family),
-                Atom::Num(u8::try_from(t).ok()?),
-            )];
-            if let Some(c) = r.icmp_code {
-                alt.push(Match::Eq(
-                    Part::IcmpCode(self.family),
-                    Atom::Num(u8::try_from(c).ok()?),
-                ));
-            }
-            return Some(alt);
-        }
-        if r.ports.is_empty() && r.port_ranges.is_empty() {
-            return Some(vec![Match::Eq(Part::L4proto, Atom::Proto(proto))]);
-        }
-        let in_range = |n: i64| (0..=65535).contains(&n);
-        let mut ranges: Vec<(u8, u16, u16)> = r
-            .ports
-            .iter()
-            .filter(|n| in_range(**n))
-            .map(|n| (proto, *n as u16, *n as u16))
-            .collect();
-        for [lo, hi] in &r.port_ranges {
-            let (lo, hi) = ((*lo).max(0), (*hi).min(65535));
-            if lo <= hi {
-                ranges.push((proto, lo as u16, hi as u16));
-            }
-        }
-        if ranges.is_empty() {
-            return None;
-        }
-        Some(vec![self.port_ranges(ranges)])
-    }
 }
 
 /// The `meta l4proto` number of a policy protocol in `family` (ICMP is ICMPv6 in IPv6).
@@ -758,33 +366,6 @@ pub fn proto_number(p: Protocol, family: Family) -> u8 {
 
 fn family_of_net(n: &IpNet) -> Family {
     Family::of_addr(&n.addr())
-}
-
-/// `net` minus every `except`, as CIDRs appended to `out`.
-fn subtract(net: IpNet, excepts: &[IpNet], out: &mut Vec<IpNet>) {
-    if excepts.iter().any(|e| e.contains(&net)) {
-        return;
-    }
-    if !excepts.iter().any(|e| net.contains(e)) {
-        out.push(net);
-        return;
-    }
-    match net.subnets(net.prefix_len() + 1) {
-        Ok(halves) => {
-            for half in halves {
-                subtract(half, excepts, out);
-            }
-        }
-        Err(_) => out.push(net),
-    }
-}
-
-fn link_local() -> IpNet {
-    "fe80::/10".parse().expect("a valid CIDR")
-}
-
-fn multicast_v6() -> IpNet {
-    "ff02::/16".parse().expect("a valid CIDR")
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use romana_store::{KeyRef, Keys, WatchEvent};
 use crate::desired::Desired;
 use crate::nft::{ElementOps, Family, TableView};
 use crate::recipe::Recipes;
-use crate::state::{Applied, ClusterState};
+use crate::state::{ClusterState, Reduced};
 
 /// What changed in the state since the last round.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,13 +34,13 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Applies `event` to `state`, noting what it changed.
-    pub fn apply(
+    /// Reduces `event` into `state`, noting what it changed.
+    pub fn reduce(
         &mut self,
         keys: &Keys,
         state: &mut ClusterState,
         event: WatchEvent,
-    ) -> (Applied, Option<crate::state::StateError>) {
+    ) -> (Reduced, Option<crate::state::StateError>) {
         let endpoint = match &event {
             WatchEvent::Apply(kv) => endpoint_id(keys, &kv.key, state),
             WatchEvent::Delete { key, .. } => endpoint_id(keys, key, state),
@@ -50,11 +50,11 @@ impl Changes {
             let before = state.endpoints.get(id).cloned();
             self.endpoints.entry(id.clone()).or_insert(before);
         }
-        let (applied, error) = state.apply(keys, event);
-        if applied != Applied::Unchanged && (endpoint.is_none() || error.is_some()) {
+        let (reduced, error) = state.reduce(keys, event);
+        if reduced != Reduced::Unchanged && (endpoint.is_none() || error.is_some()) {
             self.full = true;
         }
-        (applied, error)
+        (reduced, error)
     }
 }
 
@@ -67,7 +67,7 @@ fn endpoint_id(keys: &Keys, key: &str, state: &ClusterState) -> Option<String> {
     }
 }
 
-/// The program last applied and how its endpoint-dependent sets were filled.
+/// The program last reduced and how its endpoint-dependent sets were filled.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub desired: Desired,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::state::Applied;
+use crate::state::Reduced;
 
 /// Where the round takes the kernel's state from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,15 +53,15 @@ impl Schedule {
         self.due
     }
 
-    /// After a watch event was applied to a state that is now `synced` or not.
-    pub fn changed(&mut self, applied: Applied, synced: bool, now: Instant) {
-        match applied {
-            Applied::Synced { .. } => self.due = Some(now),
-            Applied::Changed if synced => {
+    /// After a watch event was reduced into a state that is now `synced` or not.
+    pub fn changed(&mut self, reduced: Reduced, synced: bool, now: Instant) {
+        match reduced {
+            Reduced::Synced { .. } => self.due = Some(now),
+            Reduced::Changed if synced => {
                 let soon = now + self.debounce;
                 self.due = Some(self.due.map_or(soon, |at| at.min(soon)));
             }
-            Applied::Changed | Applied::Unchanged => {}
+            Reduced::Changed | Reduced::Unchanged => {}
         }
     }
 
@@ -126,11 +126,11 @@ mod tests {
     fn nothing_is_due_before_the_first_init_done() {
         let t0 = Instant::now();
         let mut s = Schedule::new(ms(1));
-        s.changed(Applied::Changed, false, t0);
-        s.changed(Applied::Unchanged, false, t0);
+        s.changed(Reduced::Changed, false, t0);
+        s.changed(Reduced::Unchanged, false, t0);
         s.resync(false, t0);
         assert_eq!(s.due(), None);
-        s.changed(Applied::Synced { revision: 7 }, true, t0 + ms(5));
+        s.changed(Reduced::Synced { revision: 7 }, true, t0 + ms(5));
         assert_eq!(s.due(), Some(t0 + ms(5)), "in sync: apply at once");
         assert_eq!(s.fire(true), Some(Read::Kernel), "the first round reads");
     }
@@ -139,13 +139,13 @@ mod tests {
     fn a_change_is_applied_a_millisecond_later_and_a_burst_does_not_push_it_back() {
         let t0 = Instant::now();
         let mut s = Schedule::new(ms(1));
-        s.changed(Applied::Changed, true, t0);
+        s.changed(Reduced::Changed, true, t0);
         assert_eq!(s.due(), Some(t0 + ms(1)), "no 50 ms floor");
         for i in 0..20 {
-            s.changed(Applied::Changed, true, t0 + Duration::from_micros(i * 100));
+            s.changed(Reduced::Changed, true, t0 + Duration::from_micros(i * 100));
         }
         assert_eq!(s.due(), Some(t0 + ms(1)), "later events ride along");
-        s.changed(Applied::Unchanged, true, t0);
+        s.changed(Reduced::Unchanged, true, t0);
         assert_eq!(s.due(), Some(t0 + ms(1)));
     }
 
@@ -155,14 +155,14 @@ mod tests {
         let mut s = Schedule::new(ms(1));
         assert_eq!(s.fire(true), Some(Read::Kernel));
         assert_eq!(s.done(true, t0), 0);
-        s.changed(Applied::Changed, true, t0);
+        s.changed(Reduced::Changed, true, t0);
         assert_eq!(s.fire(true), Some(Read::Cached));
         s.done(true, t0);
         s.resync(true, t0 + ms(30_000));
         assert_eq!(s.due(), Some(t0 + ms(30_000)));
         assert_eq!(s.fire(true), Some(Read::Kernel), "the tick re-reads");
         s.done(true, t0);
-        s.changed(Applied::Changed, true, t0);
+        s.changed(Reduced::Changed, true, t0);
         assert_eq!(s.fire(true), Some(Read::Cached));
     }
 
@@ -172,7 +172,7 @@ mod tests {
         let mut s = Schedule::new(ms(1));
         s.fire(true);
         s.done(true, t0);
-        s.changed(Applied::Changed, true, t0);
+        s.changed(Reduced::Changed, true, t0);
         assert_eq!(s.fire(true), Some(Read::Cached));
         s.done(false, t0);
         assert_eq!(s.fire(true), Some(Read::Kernel), "fail closed: read again");
@@ -182,7 +182,7 @@ mod tests {
     fn a_relist_after_scheduling_cancels_the_round() {
         let t0 = Instant::now();
         let mut s = Schedule::new(ms(1));
-        s.changed(Applied::Changed, true, t0);
+        s.changed(Reduced::Changed, true, t0);
         assert_eq!(s.fire(false), None, "the state is partial during a relist");
         assert_eq!(s.due(), None);
     }
@@ -197,7 +197,7 @@ mod tests {
         assert!(s.fire(true).is_some());
         assert_eq!(s.done(false, t0), 2);
         assert_eq!(s.due(), Some(t0 + ms(400)));
-        s.changed(Applied::Changed, true, t0 + ms(10));
+        s.changed(Reduced::Changed, true, t0 + ms(10));
         assert_eq!(s.due(), Some(t0 + ms(11)));
         assert!(s.fire(true).is_some());
         assert_eq!(s.done(true, t0), 0);

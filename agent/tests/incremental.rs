@@ -118,7 +118,7 @@ async fn listed(store: &Store) -> ClusterState {
     loop {
         let event = watcher.next().await.unwrap();
         let done = matches!(event, WatchEvent::InitDone { .. });
-        state.apply(store.keys(), event);
+        state.reduce(store.keys(), event);
         if done {
             return state;
         }

@@ -244,18 +244,24 @@ impl Layout {
 
     /// Every address of tenant `tenant` on every host.
     pub fn tenant_match(&self, tenant: u32) -> Result<MaskedMatch, AddrError> {
-        let mask = self.prefix_mask()
-            | shift_left(field_mask(self.config.tenant_bits), self.tenant_shift());
-        Ok(self.masked(self.tenant_bits_value(tenant)?, mask))
+        Ok(self.masked(self.tenant_bits_value(tenant)?, self.tenant_mask_bits()))
     }
 
     /// Every address of segment `segment` of tenant `tenant` on every host.
     pub fn segment_match(&self, tenant: u32, segment: u32) -> Result<MaskedMatch, AddrError> {
-        let tenant_and_segment = self.config.tenant_bits + self.config.segment_bits;
-        let mask =
-            self.prefix_mask() | shift_left(field_mask(tenant_and_segment), self.segment_shift());
         let value = self.tenant_bits_value(tenant)? | self.segment_bits_value(segment)?;
-        Ok(self.masked(value, mask))
+        Ok(self.masked(value, self.segment_mask_bits()))
+    }
+
+    /// The mask of every [`Layout::tenant_match`]: the address-space prefix and the tenant
+    /// field, so `addr & tenant_mask()` names an address's tenant on any host.
+    pub fn tenant_mask(&self) -> IpAddr {
+        self.addr(self.tenant_mask_bits())
+    }
+
+    /// The mask of every [`Layout::segment_match`]: prefix, tenant and segment fields.
+    pub fn segment_mask(&self) -> IpAddr {
+        self.addr(self.segment_mask_bits())
     }
 
     // --- private helpers ---
@@ -289,6 +295,15 @@ impl Layout {
     fn segment_bits_value(&self, segment: u32) -> Result<u128, AddrError> {
         check("segment", segment as u128, self.config.segment_bits)?;
         Ok(shift_left(segment as u128, self.segment_shift()))
+    }
+
+    fn tenant_mask_bits(&self) -> u128 {
+        self.prefix_mask() | shift_left(field_mask(self.config.tenant_bits), self.tenant_shift())
+    }
+
+    fn segment_mask_bits(&self) -> u128 {
+        let tenant_and_segment = self.config.tenant_bits + self.config.segment_bits;
+        self.prefix_mask() | shift_left(field_mask(tenant_and_segment), self.segment_shift())
     }
 
     /// The mask of the address-space prefix within the family's width.

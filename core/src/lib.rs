@@ -7,6 +7,7 @@
 //! - [`layout`]: address math over a validated configuration: host prefixes, rack aggregates,
 //!   tenant and segment CIDRs, endpoint addresses, decoding, and the cluster-wide masked
 //!   matches that let one nftables rule isolate a tenant or segment on every host.
+//! - [`fabric`]: the static routes of the leaves and the spine for the hosts that exist.
 //! - [`model`]: the records kept in etcd (hosts, tenants, segments, endpoints).
 //! - [`names`]: name rules (hosts, tenants, segments, endpoint ids).
 //! - [`labels`]: label and named-port rules, as Kubernetes has them, and their bounds.
@@ -27,6 +28,7 @@ pub mod alloc;
 pub mod authz;
 pub mod config;
 pub mod datapath;
+pub mod fabric;
 pub mod hostaddr;
 pub mod interface;
 pub mod labels;

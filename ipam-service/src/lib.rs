@@ -31,7 +31,7 @@ use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::labels::first_missing;
 use romana_core::{alloc::first_free_sorted, ClusterConfig, Endpoint, Layout, NamedPort};
-use romana_proto::convert::{endpoint_to_pb, parse_ip};
+use romana_proto::convert::parse_ip;
 use romana_proto::pb::{self, ipam_server};
 use romana_runtime::authz::{caller, require};
 use romana_runtime::{
@@ -194,7 +194,7 @@ impl IpamService {
                         r.claimed();
                     }
                     tracing::debug!(endpoint = %endpoint.id, %address, placement = %placement.describe(), "allocated");
-                    return Ok(endpoint_to_pb(&endpoint, &layout));
+                    return Ok(pb::Endpoint::from((&endpoint, &layout)));
                 }
                 // The id is held: a retry of the same allocation gets the same answer.
                 Err(StoreError::Conflict { key, .. })
@@ -376,7 +376,7 @@ impl IpamService {
                     self.cache.freed(endpoint.value.address);
                     tracing::debug!(endpoint = %id, address = %endpoint.value.address, "released");
                     return Ok(pb::ReleaseResponse {
-                        endpoint: Some(endpoint_to_pb(&endpoint.value, &layout)),
+                        endpoint: Some(pb::Endpoint::from((&endpoint.value, &layout))),
                     });
                 }
                 Err(StoreError::Conflict { .. }) => maybe_stale = false,
@@ -417,7 +417,7 @@ impl IpamService {
                 endpoint.labels.remove(k);
             }
             if endpoint == current.value {
-                return Ok(endpoint_to_pb(&endpoint, &layout));
+                return Ok(pb::Endpoint::from((&endpoint, &layout)));
             }
             check_label_count(&format!("endpoint {}", req.endpoint), endpoint.labels.len())?;
             match self
@@ -431,7 +431,7 @@ impl IpamService {
             {
                 Ok(_) => {
                     tracing::debug!(endpoint = %endpoint.id, labels = ?endpoint.labels, "labels updated");
-                    return Ok(endpoint_to_pb(&endpoint, &layout));
+                    return Ok(pb::Endpoint::from((&endpoint, &layout)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -488,7 +488,7 @@ fn same_allocation(
         if let Some(refused) = interface::conflict(existing, interface) {
             return Err(refused);
         }
-        return Ok(endpoint_to_pb(existing, layout));
+        return Ok(pb::Endpoint::from((existing, layout)));
     }
     Err(Status::already_exists(format!(
         "endpoint {} already holds {} on host {} tenant {} segment {}; release it first",
@@ -543,7 +543,10 @@ impl ipam_server::Ipam for IpamService {
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found(format!("endpoint {id} does not exist")))?;
         require(&who, Action::read(endpoint_object(&endpoint.value)))?;
-        Ok(Response::new(endpoint_to_pb(&endpoint.value, &layout)))
+        Ok(Response::new(pb::Endpoint::from((
+            &endpoint.value,
+            &layout,
+        ))))
     }
 
     async fn list_endpoints(

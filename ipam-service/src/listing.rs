@@ -5,7 +5,6 @@
 use romana_core::authz::{Action, Identity};
 use romana_core::labels::first_missing;
 use romana_core::Layout;
-use romana_proto::convert::endpoint_to_pb;
 use romana_proto::pb;
 use romana_runtime::authz::may;
 use romana_runtime::{check_labels, check_name, store_status};
@@ -94,7 +93,7 @@ pub(crate) async fn list_page(
                         && first_missing(&e.labels, &req.labels).is_none()
                         && may(who, Action::read(endpoint_object(e)))
                 })
-                .map(|e| endpoint_to_pb(e, layout)),
+                .map(|e| pb::Endpoint::from((e, layout))),
         );
         match page.next {
             Some(next) if endpoints.len() >= size => break next,

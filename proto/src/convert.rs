@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use romana_core::fabric::Fabric;
 use romana_core::text::quote;
 use romana_core::{model, AgentStatus, ClusterConfig, Isolation, Layout};
 
@@ -94,68 +95,84 @@ pub fn isolation_from_pb(value: i32) -> Result<Option<Isolation>, Invalid> {
     }
 }
 
-pub fn isolation_to_pb(i: Isolation) -> pb::Isolation {
-    match i {
-        Isolation::Segment => pb::Isolation::Segment,
-        Isolation::Tenant => pb::Isolation::Tenant,
-        Isolation::None => pb::Isolation::None,
+impl From<Isolation> for pb::Isolation {
+    fn from(i: Isolation) -> Self {
+        match i {
+            Isolation::Segment => pb::Isolation::Segment,
+            Isolation::Tenant => pb::Isolation::Tenant,
+            Isolation::None => pb::Isolation::None,
+        }
     }
 }
 
-pub fn host_to_pb(h: &model::Host, layout: &Layout) -> pb::Host {
-    pb::Host {
-        name: h.name.clone(),
-        ip: h.ip.to_string(),
-        rack: h.rack,
-        index: h.index,
-        prefix: derived(layout.host_prefix(h.index)),
+/// A host with its prefix, derived from its index in `layout`.
+impl From<(&model::Host, &Layout)> for pb::Host {
+    fn from((h, layout): (&model::Host, &Layout)) -> Self {
+        pb::Host {
+            name: h.name.clone(),
+            ip: h.ip.to_string(),
+            rack: h.rack,
+            index: h.index,
+            prefix: derived(layout.host_prefix(h.index)),
+        }
     }
 }
 
-pub fn tenant_to_pb(t: &model::Tenant, layout: &Layout) -> pb::Tenant {
-    pb::Tenant {
-        name: t.name.clone(),
-        id: t.id,
-        isolation: isolation_to_pb(t.isolation).into(),
-        labels: t.labels.clone().into_iter().collect(),
-        r#match: derived(layout.tenant_match(t.id)),
+/// A tenant with its cluster-wide match, derived from its id in `layout`.
+impl From<(&model::Tenant, &Layout)> for pb::Tenant {
+    fn from((t, layout): (&model::Tenant, &Layout)) -> Self {
+        pb::Tenant {
+            name: t.name.clone(),
+            id: t.id,
+            isolation: pb::Isolation::from(t.isolation).into(),
+            labels: t.labels.clone().into_iter().collect(),
+            r#match: derived(layout.tenant_match(t.id)),
+        }
     }
 }
 
-pub fn segment_to_pb(s: &model::Segment, tenant_id: u32, layout: &Layout) -> pb::Segment {
-    pb::Segment {
-        tenant: s.tenant.clone(),
-        name: s.name.clone(),
-        id: s.id,
-        r#match: derived(layout.segment_match(tenant_id, s.id)),
+/// A segment of the tenant with id `tenant_id`, with its cluster-wide match.
+impl From<(&model::Segment, u32, &Layout)> for pb::Segment {
+    fn from((s, tenant_id, layout): (&model::Segment, u32, &Layout)) -> Self {
+        pb::Segment {
+            tenant: s.tenant.clone(),
+            name: s.name.clone(),
+            id: s.id,
+            r#match: derived(layout.segment_match(tenant_id, s.id)),
+        }
     }
 }
 
-pub fn endpoint_to_pb(e: &model::Endpoint, layout: &Layout) -> pb::Endpoint {
-    let decoded = layout.decode(e.address);
-    pb::Endpoint {
-        id: e.id.clone(),
-        address: e.address.to_string(),
-        host: e.host.clone(),
-        tenant: e.tenant.clone(),
-        segment: e.segment.clone(),
-        labels: e.labels.clone().into_iter().collect(),
-        ports: e.ports.iter().map(named_port_to_pb).collect(),
-        segment_cidr: decoded
-            .map(|d| derived(layout.segment_cidr(d.host, d.tenant, d.segment)))
-            .unwrap_or_default(),
-        gateway: decoded
-            .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
-            .unwrap_or_default(),
-        interface: e.interface.clone(),
+/// An endpoint with its segment's CIDR and gateway, decoded from its address.
+impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
+    fn from((e, layout): (&model::Endpoint, &Layout)) -> Self {
+        let decoded = layout.decode(e.address);
+        pb::Endpoint {
+            id: e.id.clone(),
+            address: e.address.to_string(),
+            host: e.host.clone(),
+            tenant: e.tenant.clone(),
+            segment: e.segment.clone(),
+            labels: e.labels.clone().into_iter().collect(),
+            ports: e.ports.iter().map(pb::NamedPort::from).collect(),
+            segment_cidr: decoded
+                .map(|d| derived(layout.segment_cidr(d.host, d.tenant, d.segment)))
+                .unwrap_or_default(),
+            gateway: decoded
+                .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
+                .unwrap_or_default(),
+            interface: e.interface.clone(),
+        }
     }
 }
 
-pub fn named_port_to_pb(p: &model::NamedPort) -> pb::NamedPort {
-    pb::NamedPort {
-        name: p.name.clone(),
-        protocol: p.protocol.clone(),
-        port: p.port.into(),
+impl From<&model::NamedPort> for pb::NamedPort {
+    fn from(p: &model::NamedPort) -> Self {
+        pb::NamedPort {
+            name: p.name.clone(),
+            protocol: p.protocol.clone(),
+            port: p.port.into(),
+        }
     }
 }
 
@@ -191,44 +208,47 @@ impl TryFrom<&pb::NamedPort> for model::NamedPort {
     }
 }
 
-/// A host's status on the wire. `status` is `None` when the host's agent has not reported;
-/// the name is the host's, not the record's, so a record can never answer for another host.
-pub fn host_status_to_pb(host: &str, status: Option<&AgentStatus>) -> pb::HostStatus {
-    let Some(status) = status else {
-        return pb::HostStatus {
-            host: host.to_string(),
-            reported: false,
-            ..Default::default()
+/// A host's status on the wire: `(host, status)`, `status` `None` when the host's agent has
+/// not reported. The name is the host's, not the record's, so a record can never answer for
+/// another host.
+impl From<(&str, Option<&AgentStatus>)> for pb::HostStatus {
+    fn from((host, status): (&str, Option<&AgentStatus>)) -> Self {
+        let Some(status) = status else {
+            return pb::HostStatus {
+                host: host.to_string(),
+                reported: false,
+                ..Default::default()
+            };
         };
-    };
-    let AgentStatus {
-        host: _,
-        revision,
-        policy_revision,
-        routes,
-        nft_rules,
-        nft_sets,
-        nft_elements,
-        converged,
-        blocked,
-        problems,
-        applied_at,
-        alive_at,
-    } = status;
-    pb::HostStatus {
-        host: host.to_string(),
-        reported: true,
-        revision: *revision,
-        policy_revision: *policy_revision,
-        converged: *converged,
-        routes: routes.clone(),
-        nft_rules: count(*nft_rules),
-        nft_sets: count(*nft_sets),
-        nft_elements: count(*nft_elements),
-        blocked: blocked.clone(),
-        problems: problems.clone(),
-        applied_at: *applied_at,
-        alive_at: *alive_at,
+        let AgentStatus {
+            host: _,
+            revision,
+            policy_revision,
+            routes,
+            nft_rules,
+            nft_sets,
+            nft_elements,
+            converged,
+            blocked,
+            problems,
+            applied_at,
+            alive_at,
+        } = status;
+        pb::HostStatus {
+            host: host.to_string(),
+            reported: true,
+            revision: *revision,
+            policy_revision: *policy_revision,
+            converged: *converged,
+            routes: routes.clone(),
+            nft_rules: count(*nft_rules),
+            nft_sets: count(*nft_sets),
+            nft_elements: count(*nft_elements),
+            blocked: blocked.clone(),
+            problems: problems.clone(),
+            applied_at: *applied_at,
+            alive_at: *alive_at,
+        }
     }
 }
 
@@ -255,6 +275,38 @@ pub fn agent_status_from_pb(pb: &pb::HostStatus) -> Option<AgentStatus> {
     })
 }
 
+impl From<&Fabric> for pb::Fabric {
+    fn from(f: &Fabric) -> Self {
+        pb::Fabric {
+            leaves: f
+                .leaves
+                .iter()
+                .map(|l| pb::Leaf {
+                    rack: l.rack,
+                    aggregate: l.aggregate.to_string(),
+                    routes: l
+                        .routes
+                        .iter()
+                        .map(|r| pb::LeafRoute {
+                            prefix: r.prefix.to_string(),
+                            via: r.via.to_string(),
+                            host: r.host.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            spine: f
+                .spine
+                .iter()
+                .map(|r| pb::SpineRoute {
+                    prefix: r.prefix.to_string(),
+                    rack: r.rack,
+                })
+                .collect(),
+        }
+    }
+}
+
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
@@ -269,110 +321,4 @@ fn derived<T: ToString, E: std::fmt::Display>(r: Result<T, E>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_converts_both_ways_with_derived_endpoint_bits() {
-        let wire = pb::ClusterConfig {
-            address_space: "10.0.0.0/8".into(),
-            host_bits: 8,
-            rack_bits: 0,
-            tenant_bits: 4,
-            segment_bits: 4,
-            single_tenant: false,
-            endpoint_bits: 0,
-        };
-        let core = ClusterConfig::try_from(&wire).unwrap();
-        let back = pb::ClusterConfig::from(&core);
-        assert_eq!(back.endpoint_bits, 8);
-        assert_eq!(back.address_space, "10.0.0.0/8");
-    }
-
-    #[test]
-    fn bad_cidr_names_the_field() {
-        let wire = pb::ClusterConfig {
-            address_space: "10.0.0/8x".into(),
-            ..Default::default()
-        };
-        let err = ClusterConfig::try_from(&wire).unwrap_err();
-        assert_eq!(err.field, "address_space");
-        assert!(err.to_string().contains("is not a CIDR"), "{err}");
-    }
-
-    #[test]
-    fn host_status_carries_every_field_and_the_host_name_not_the_records() {
-        let status = AgentStatus {
-            host: "someone-else".into(),
-            revision: 42,
-            policy_revision: 40,
-            routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
-            nft_rules: 12,
-            nft_sets: 3,
-            nft_elements: 40,
-            converged: true,
-            blocked: vec!["10.0.0.5 dev romana-e1".into()],
-            problems: vec!["kernel refused".into()],
-            applied_at: 1_700_000_000,
-            alive_at: 1_700_000_010,
-        };
-        let wire = host_status_to_pb("h1", Some(&status));
-        assert_eq!(
-            agent_status_from_pb(&wire),
-            Some(AgentStatus {
-                host: "h1".into(),
-                ..status.clone()
-            })
-        );
-        assert_eq!(
-            host_status_to_pb("h1", Some(&status)),
-            pb::HostStatus {
-                host: "h1".into(),
-                reported: true,
-                revision: 42,
-                policy_revision: 40,
-                converged: true,
-                routes: vec!["10.1.0.0/16 via 192.168.0.12".into()],
-                nft_rules: 12,
-                nft_sets: 3,
-                nft_elements: 40,
-                blocked: vec!["10.0.0.5 dev romana-e1".into()],
-                problems: vec!["kernel refused".into()],
-                applied_at: 1_700_000_000,
-                alive_at: 1_700_000_010,
-            }
-        );
-    }
-
-    #[test]
-    fn host_without_status_is_not_reported_and_otherwise_empty() {
-        assert_eq!(agent_status_from_pb(&host_status_to_pb("h2", None)), None);
-        assert_eq!(
-            host_status_to_pb("h2", None),
-            pb::HostStatus {
-                host: "h2".into(),
-                ..Default::default()
-            }
-        );
-    }
-
-    #[test]
-    fn named_port_protocol_and_range_are_checked() {
-        let ok = pb::NamedPort {
-            name: "http".into(),
-            protocol: "TCP".into(),
-            port: 80,
-        };
-        assert_eq!(model::NamedPort::try_from(&ok).unwrap().protocol, "tcp");
-        let bad = pb::NamedPort {
-            port: 70000,
-            ..ok.clone()
-        };
-        assert!(model::NamedPort::try_from(&bad).is_err());
-        let icmp = pb::NamedPort {
-            protocol: "icmp".into(),
-            ..ok
-        };
-        assert!(model::NamedPort::try_from(&icmp).is_err());
-    }
-}
+mod tests;

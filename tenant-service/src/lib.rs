@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use romana_core::authz::{Action, Object, Verb};
 use romana_core::names::{validate_segment_name, validate_tenant_name};
 use romana_core::{alloc::lowest_free, Layout, Segment, Tenant};
-use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
+use romana_proto::convert::isolation_from_pb;
 use romana_proto::pb::{self, tenants_server};
 use romana_runtime::authz::{authorize, caller, may, require};
 use romana_runtime::{
@@ -148,7 +148,7 @@ impl TenantService {
             match result {
                 Ok(_) => {
                     tracing::info!(tenant = %tenant.name, id, ?isolation, "tenant added");
-                    return Ok(tenant_to_pb(&tenant, &layout));
+                    return Ok(pb::Tenant::from((&tenant, &layout)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -180,14 +180,14 @@ impl TenantService {
                 tenant.labels.remove(k);
             }
             if tenant == current.value {
-                return Ok(tenant_to_pb(&tenant, &layout));
+                return Ok(pb::Tenant::from((&tenant, &layout)));
             }
             check_label_count(&format!("tenant {}", req.name), tenant.labels.len())?;
             let key = self.store.keys().tenant(&req.name);
             match self.store.update(&key, &tenant, current.mod_revision).await {
                 Ok(_) => {
                     tracing::info!(tenant = %tenant.name, isolation = ?tenant.isolation, "tenant updated");
-                    return Ok(tenant_to_pb(&tenant, &layout));
+                    return Ok(pb::Tenant::from((&tenant, &layout)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -228,7 +228,7 @@ impl TenantService {
             match result {
                 Ok(_) => {
                     tracing::info!(tenant = %name, "tenant removed");
-                    return Ok(tenant_to_pb(&tenant.value, &layout));
+                    return Ok(pb::Tenant::from((&tenant.value, &layout)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -287,7 +287,7 @@ impl TenantService {
             match result {
                 Ok(_) => {
                     tracing::info!(tenant = %req.tenant, segment = %req.name, id, "segment added");
-                    return Ok(segment_to_pb(&segment, tenant.value.id, &layout));
+                    return Ok(pb::Segment::from((&segment, tenant.value.id, &layout)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -346,7 +346,11 @@ impl TenantService {
             match result {
                 Ok(_) => {
                     tracing::info!(tenant = %req.tenant, segment = %req.name, "segment removed");
-                    return Ok(segment_to_pb(&segment.value, tenant.value.id, &layout));
+                    return Ok(pb::Segment::from((
+                        &segment.value,
+                        tenant.value.id,
+                        &layout,
+                    )));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -391,7 +395,7 @@ impl TenantService {
             // with a made-up match.
             .filter_map(|s| {
                 ids.get(s.tenant.as_str())
-                    .map(|&t| segment_to_pb(s, t, layout))
+                    .map(|&t| pb::Segment::from((s, t, layout)))
             })
             .collect())
     }
@@ -449,7 +453,7 @@ impl tenants_server::Tenants for TenantService {
         let name = request.into_inner().name;
         let (_, layout) = current_layout(&self.store).await?;
         let tenant = self.get_tenant(&name).await?;
-        Ok(Response::new(tenant_to_pb(&tenant.value, &layout)))
+        Ok(Response::new(pb::Tenant::from((&tenant.value, &layout))))
     }
 
     async fn list_tenants(
@@ -471,7 +475,10 @@ impl tenants_server::Tenants for TenantService {
             .collect();
         tenants.sort_by_key(|t| t.id);
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants.iter().map(|t| tenant_to_pb(t, &layout)).collect(),
+            tenants: tenants
+                .iter()
+                .map(|t| pb::Tenant::from((t, &layout)))
+                .collect(),
         }))
     }
 

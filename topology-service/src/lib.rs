@@ -21,7 +21,7 @@ use romana_core::authz::{Action, Object, Verb};
 use romana_core::{
     alloc::lowest_free, names::validate_host_name, validate_host_ip, AgentStatus, Host,
 };
-use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
+use romana_proto::convert::parse_ip;
 use romana_proto::pb::{self, topology_server};
 use romana_runtime::authz::{authorize, caller, may, require};
 use romana_runtime::{
@@ -138,7 +138,7 @@ impl TopologyService {
             match result {
                 Ok(_) => {
                     tracing::info!(host = %host.name, %ip, rack, index, "host added");
-                    return Ok(host_to_pb(&host, &layout));
+                    return Ok(pb::Host::from((&host, &layout)));
                 }
                 // Another replica took the index (or the name/ip) first: read again.
                 Err(StoreError::Conflict { .. }) => continue,
@@ -199,7 +199,7 @@ impl TopologyService {
             };
             tracing::info!(host = %req.name, released, "host removed");
             return Ok(pb::RemoveHostResponse {
-                host: Some(host_to_pb(&host.value, &layout)),
+                host: Some(pb::Host::from((&host.value, &layout))),
                 released_endpoints: released,
             });
         }
@@ -276,7 +276,7 @@ impl topology_server::Topology for TopologyService {
             .await
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
-        Ok(Response::new(host_to_pb(&host.value, &layout)))
+        Ok(Response::new(pb::Host::from((&host.value, &layout))))
     }
 
     async fn list_hosts(
@@ -300,7 +300,7 @@ impl topology_server::Topology for TopologyService {
             .collect();
         hosts.sort_by_key(|h| h.index);
         Ok(Response::new(pb::ListHostsResponse {
-            hosts: hosts.iter().map(|h| host_to_pb(h, &layout)).collect(),
+            hosts: hosts.iter().map(|h| pb::Host::from((h, &layout))).collect(),
         }))
     }
 
@@ -354,7 +354,7 @@ impl topology_server::Topology for TopologyService {
             .await
             .map_err(store_status)?;
         let report = current_report(&host, status.as_ref());
-        Ok(Response::new(host_status_to_pb(&name, report)))
+        Ok(Response::new(pb::HostStatus::from((name.as_str(), report))))
     }
 
     async fn list_host_status(

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use romana_core::authz::{Action, Identity, Object};
 use romana_core::AgentStatus;
-use romana_proto::convert::host_status_to_pb;
 use romana_proto::pb;
 use romana_runtime::authz::may;
 use romana_runtime::listings::{self, Draining, Listings};
@@ -49,7 +48,7 @@ pub async fn host_statuses(
         .iter()
         .map(|h| {
             let report = current_report(h, statuses.get(&h.value.name));
-            host_status_to_pb(&h.value.name, report)
+            pb::HostStatus::from((h.value.name.as_str(), report))
         })
         .collect())
 }

@@ -136,6 +136,11 @@ fn value<'a>(probe: &'a Probe, part: &Part) -> Option<Value<'a>> {
     }
 }
 
+/// The values of every part, or `None` when the packet lacks one (no such set can match).
+fn values<'a>(probe: &'a Probe, parts: &[Part]) -> Option<Vec<Value<'a>>> {
+    parts.iter().map(|p| value(probe, p)).collect()
+}
+
 fn and(a: IpAddr, m: IpAddr) -> Option<IpAddr> {
     match (a, m) {
         (IpAddr::V4(a), IpAddr::V4(m)) => Some(IpAddr::V4((u32::from(a) & u32::from(m)).into())),
@@ -165,11 +170,7 @@ fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
         Match::Established => false,
         Match::Eq(part, atom) => value(probe, part).is_some_and(|v| atom_matches(atom, v)),
         Match::InAnon(parts, elements) => {
-            let Some(values) = parts
-                .iter()
-                .map(|p| value(probe, p))
-                .collect::<Option<Vec<_>>>()
-            else {
+            let Some(values) = values(probe, parts) else {
                 return false;
             };
             elements.iter().any(|e| {
@@ -177,11 +178,7 @@ fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
             })
         }
         Match::InSet(parts, set) => {
-            let Some(values) = parts
-                .iter()
-                .map(|p| value(probe, p))
-                .collect::<Option<Vec<_>>>()
-            else {
+            let Some(values) = values(probe, parts) else {
                 return false;
             };
             let element = match values.as_slice() {

@@ -6,9 +6,11 @@ use romana_core::policy::{evaluate, parse_documents, Packet, Policy, Protocol, V
 use romana_core::{ClusterConfig, Endpoint, Host, Isolation, NamedPort, Segment, Tenant};
 
 use super::interp::{interpret, Probe};
+use super::network_policy::subtract;
 use super::*;
 use crate::fixtures::*;
-use crate::ifname::endpoint_ifname;
+use crate::ifname::{endpoint_ifname, host_interface};
+use crate::nft::SET_QUARANTINE;
 
 fn layout_of(s: &ClusterState) -> Layout {
     s.config.as_ref().unwrap().layout().unwrap()

@@ -122,7 +122,7 @@ proptest! {
             let mut changes = Changes::default();
             for op in round {
                 rev += 1;
-                changes.apply(&keys, &mut state, event(&keys, op, rev));
+                changes.reduce(&keys, &mut state, event(&keys, op, rev));
             }
             prop_assert!(!changes.full);
             let delta = endpoint_delta(&mut last, &state, &me.name, &changes);
@@ -146,7 +146,7 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     let mut state = mk_cluster();
 
     let mut changes = Changes::default();
-    changes.apply(
+    changes.reduce(
         &keys,
         &mut state,
         put(&keys, "endpoints/e1", &endpoint(1, "b", true), 5),
@@ -158,7 +158,7 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     );
 
     let mut changes = Changes::default();
-    changes.apply(
+    changes.reduce(
         &keys,
         &mut state,
         put(&keys, "endpoints/e2", &endpoint(2, "c", false), 5),
@@ -171,14 +171,14 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     let mut changes = Changes::default();
     let mut twin = endpoint(5, "a", false);
     twin.id = "e99".into();
-    changes.apply(&keys, &mut state, put(&keys, "endpoints/e99", &twin, 6));
+    changes.reduce(&keys, &mut state, put(&keys, "endpoints/e99", &twin, 6));
     assert!(
         endpoint_delta(&mut fresh(&state), &state, "h1", &changes).is_none(),
         "e5's address"
     );
 
     let mut changes = Changes::default();
-    changes.apply(
+    changes.reduce(
         &keys,
         &mut state,
         put(&keys, "tenants/x", &mk_tenant("x", 3, Isolation::Tenant), 7),
@@ -186,7 +186,7 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     assert!(changes.full);
 
     let mut changes = Changes::default();
-    changes.apply(
+    changes.reduce(
         &keys,
         &mut state,
         put(&keys, "endpoints/e7", &"not an endpoint", 8),
@@ -194,6 +194,6 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     assert!(changes.full, "an undecodable record changes the problems");
 
     let mut changes = Changes::default();
-    changes.apply(&keys, &mut state, put(&keys, "agents/h2/status", &"x", 9));
+    changes.reduce(&keys, &mut state, put(&keys, "agents/h2/status", &"x", 9));
     assert_eq!(changes, Changes::default(), "ignored rows change nothing");
 }

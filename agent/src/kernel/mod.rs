@@ -252,3 +252,15 @@ impl Kernel {
         unwired
     }
 }
+
+/// The error of netlink request `op` on `what`, for `map_err`.
+fn netlink_failed<'a>(
+    op: &'static str,
+    what: &'a str,
+) -> impl Fn(rtnetlink::Error) -> KernelError + 'a {
+    move |source| KernelError::Netlink {
+        op,
+        what: what.to_string(),
+        source,
+    }
+}

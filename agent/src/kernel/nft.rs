@@ -24,7 +24,7 @@ use tokio::process::Command;
 
 use super::libnft::{Libnft, Ran};
 use super::KernelError;
-use crate::nft::{parse_table, TABLE_FAMILY, TABLE_NAME};
+use crate::nft::{parse_table_text, TABLE_FAMILY, TABLE_NAME};
 use crate::plan::NftObserved;
 
 /// Runs nftables commands in the agent's namespace.
@@ -78,11 +78,7 @@ impl NftRunner {
         let Some(json) = self.list(&["-j"]).await? else {
             return Ok(NftObserved::Absent);
         };
-        let value: serde_json::Value = match serde_json::from_str(&json) {
-            Ok(v) => v,
-            Err(e) => return Ok(NftObserved::Unreadable(format!("nft -j output: {e}"))),
-        };
-        Ok(match parse_table(&value) {
+        Ok(match parse_table_text(&json) {
             Ok(view) => NftObserved::Table(view),
             Err(e) => NftObserved::Unreadable(e.to_string()),
         })
@@ -122,10 +118,7 @@ impl NftRunner {
             .stdin(Stdio::null())
             .output()
             .await
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+            .map_err(nft_spawn)?;
         Ok(Ran {
             ok: output.status.success(),
             output: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -156,20 +149,11 @@ impl NftRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+            .map_err(nft_spawn)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let write = stdin.write_all(script.as_bytes()).await;
         drop(stdin);
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|source| KernelError::Spawn {
-                program: "nft",
-                source,
-            })?;
+        let output = child.wait_with_output().await.map_err(nft_spawn)?;
         if output.status.success() {
             return Ok(());
         }
@@ -181,5 +165,13 @@ impl NftRunner {
             op: "apply",
             stderr,
         })
+    }
+}
+
+/// `nft` could not be started or waited for.
+fn nft_spawn(source: std::io::Error) -> KernelError {
+    KernelError::Spawn {
+        program: "nft",
+        source,
     }
 }

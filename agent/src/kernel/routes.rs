@@ -36,7 +36,7 @@ use netlink_packet_route::route::{
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::netns::run_in;
-use super::KernelError;
+use super::{netlink_failed, KernelError};
 use crate::desired::{ROUTE_PROTOCOL, ROUTE_TABLE};
 use crate::plan::{default_priority, ObservedRoute};
 
@@ -77,11 +77,7 @@ impl Netlink {
             while let Some(msg) = dump
                 .try_next()
                 .await
-                .map_err(|source| KernelError::Netlink {
-                    op: "dump",
-                    what: "routes".into(),
-                    source,
-                })?
+                .map_err(netlink_failed("dump", "routes"))?
             {
                 if let Some(route) = parse_route(&msg) {
                     // The kernel filtered already; this keeps the promise if it did not.
@@ -101,11 +97,7 @@ impl Netlink {
         while let Some(msg) = dump
             .try_next()
             .await
-            .map_err(|source| KernelError::Netlink {
-                op: "dump",
-                what: "links".into(),
-                source,
-            })?
+            .map_err(netlink_failed("dump", "links"))?
         {
             for attr in &msg.attributes {
                 if let LinkAttribute::IfName(name) = attr {
@@ -123,11 +115,7 @@ impl Netlink {
         while let Some(msg) = dump
             .try_next()
             .await
-            .map_err(|source| KernelError::Netlink {
-                op: "dump",
-                what: "addresses".into(),
-                source,
-            })?
+            .map_err(netlink_failed("dump", "addresses"))?
         {
             if matches!(msg.header.scope, AddressScope::Host | AddressScope::Link) {
                 continue;
@@ -185,11 +173,7 @@ impl Netlink {
             .replace()
             .execute()
             .await
-            .map_err(|source| KernelError::Netlink {
-                op: "replace route",
-                what: what.clone(),
-                source,
-            })
+            .map_err(netlink_failed("replace route", &what))
     }
 
     /// Deletes exactly `route` (matched on destination, metric, next hop and protocol).
@@ -216,11 +200,7 @@ impl Netlink {
             .del(builder.build())
             .execute()
             .await
-            .map_err(|source| KernelError::Netlink {
-                op: "delete route",
-                what: what.clone(),
-                source,
-            })
+            .map_err(netlink_failed("delete route", &what))
     }
 }
 

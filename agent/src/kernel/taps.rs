@@ -20,7 +20,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeade
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::{AddressMessageBuilder, LinkUnspec};
 
-use super::{KernelError, Netlink};
+use super::{netlink_failed, KernelError, Netlink};
 use crate::taps::{is_tap, TapLink, TapOp};
 
 const ENODEV: i32 = 19;
@@ -32,7 +32,11 @@ impl Netlink {
     pub async fn taps(&self) -> Result<BTreeMap<String, TapLink>, KernelError> {
         let mut taps = BTreeMap::new();
         let mut dump = self.handle.link().get().execute();
-        while let Some(msg) = dump.try_next().await.map_err(failed("dump", "links"))? {
+        while let Some(msg) = dump
+            .try_next()
+            .await
+            .map_err(netlink_failed("dump", "links"))?
+        {
             let name = msg.attributes.iter().find_map(|a| match a {
                 LinkAttribute::IfName(name) => Some(name.clone()),
                 _ => None,
@@ -54,7 +58,11 @@ impl Netlink {
             .map(|(name, link)| (link.index, name.clone()))
             .collect();
         let mut dump = self.handle.address().get().execute();
-        while let Some(msg) = dump.try_next().await.map_err(failed("dump", "addresses"))? {
+        while let Some(msg) = dump
+            .try_next()
+            .await
+            .map_err(netlink_failed("dump", "addresses"))?
+        {
             let Some(name) = by_index.get(&msg.header.index) else {
                 continue;
             };
@@ -94,7 +102,9 @@ impl Netlink {
                         .attributes
                         .push(AddressAttribute::Flags(AddressFlags::Nodad));
                 }
-                add.execute().await.map_err(failed("add address", &what))
+                add.execute()
+                    .await
+                    .map_err(netlink_failed("add address", &what))
             }
             TapOp::SetUp { index, .. } => self
                 .handle
@@ -102,7 +112,7 @@ impl Netlink {
                 .change(LinkUnspec::new_with_index(*index).up().build())
                 .execute()
                 .await
-                .map_err(failed("set link up", &what)),
+                .map_err(netlink_failed("set link up", &what)),
             TapOp::DeleteGateway { index, address, .. } => {
                 let message = match address.addr() {
                     IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
@@ -116,7 +126,7 @@ impl Netlink {
                 };
                 match self.handle.address().del(message).execute().await {
                     Err(e) if matches!(errno(&e), Some(ENODEV | EADDRNOTAVAIL)) => Ok(()),
-                    other => other.map_err(failed("delete address", &what)),
+                    other => other.map_err(netlink_failed("delete address", &what)),
                 }
             }
         }
@@ -134,13 +144,5 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
-    }
-}
-
-fn failed<'a>(op: &'static str, what: &'a str) -> impl Fn(rtnetlink::Error) -> KernelError + 'a {
-    move |source| KernelError::Netlink {
-        op,
-        what: what.to_string(),
-        source,
     }
 }

@@ -19,15 +19,9 @@ impl TableView {
     /// does (same chains in the same order, same hooks, same set declarations, nothing
     /// foreign), and every such chain of ours is intact; `None` otherwise.
     pub fn patchable(&self, want: &TableView) -> Option<Vec<String>> {
-        let decls = |v: &TableView| -> Vec<(String, String)> {
-            v.sets
-                .iter()
-                .map(|(n, s)| (n.clone(), s.key.clone()))
-                .collect()
-        };
         if !self.other.is_empty()
             || !want.other.is_empty()
-            || decls(self) != decls(want)
+            || self.decls() != want.decls()
             || self.chains.len() != want.chains.len()
         {
             return None;

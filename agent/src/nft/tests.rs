@@ -1,4 +1,4 @@
-use romana_core::Isolation;
+use romana_core::{Isolation, Layout};
 
 use super::*;
 use crate::compile::compile;

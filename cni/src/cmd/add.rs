@@ -56,7 +56,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         labels: labels.into_iter().collect(),
         ports: ports
             .iter()
-            .map(romana_proto::convert::named_port_to_pb)
+            .map(romana_proto::pb::NamedPort::from)
             .collect(),
         ..Default::default()
     };

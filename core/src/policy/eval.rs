@@ -18,27 +18,19 @@
 //!   address that is no endpoint it matches nothing.
 //! - A rule with ports never matches ICMP, nor a TCP/UDP/SCTP packet whose port is unknown.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::k8s::{self, IntOrString, LabelSelector, NAMESPACE_NAME_LABEL};
-use super::romana::{self, Target, PEER_ANY, PEER_HOST};
 use super::{Direction, NetworkPolicy, PolicyId, PolicySet, Protocol};
-use crate::{Endpoint, Host, Isolation, Layout, Segment, Tenant};
+use crate::{Endpoint, Isolation};
+mod matchers;
+mod view;
 
-/// What evaluation needs to know of the cluster, indexed for lookups by name and address.
-#[derive(Clone, Debug)]
-pub struct ClusterView {
-    layout: Layout,
-    hosts: BTreeMap<String, Host>,
-    host_by_index: BTreeMap<u32, String>,
-    tenants: BTreeMap<String, Tenant>,
-    segments: BTreeMap<(String, String), Segment>,
-    endpoints: BTreeMap<String, Endpoint>,
-    by_address: BTreeMap<IpAddr, String>,
-}
+pub use matchers::{applies_to, k8s_peer_matches, selects};
+pub use view::ClusterView;
+
+use matchers::{k8s_port_matches, romana_peer_matches, romana_rule_matches};
 
 /// One packet opening a connection (established and related packets are always allowed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,124 +105,6 @@ pub struct Decision {
     /// The destination endpoint's ingress; `None` when the destination is no endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Step>,
-}
-
-// === impl ClusterView ===
-
-impl ClusterView {
-    pub fn new(
-        layout: Layout,
-        hosts: impl IntoIterator<Item = Host>,
-        tenants: impl IntoIterator<Item = Tenant>,
-        segments: impl IntoIterator<Item = Segment>,
-        endpoints: impl IntoIterator<Item = Endpoint>,
-    ) -> ClusterView {
-        let hosts: BTreeMap<String, Host> =
-            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
-        let host_by_index = hosts.values().map(|h| (h.index, h.name.clone())).collect();
-        let endpoints: BTreeMap<String, Endpoint> =
-            endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
-        let by_address = endpoints
-            .values()
-            .map(|e| (e.address, e.id.clone()))
-            .collect();
-        ClusterView {
-            layout,
-            hosts,
-            host_by_index,
-            tenants: tenants.into_iter().map(|t| (t.name.clone(), t)).collect(),
-            segments: segments
-                .into_iter()
-                .map(|s| ((s.tenant.clone(), s.name.clone()), s))
-                .collect(),
-            endpoints,
-            by_address,
-        }
-    }
-
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
-    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
-        self.endpoints.get(id)
-    }
-
-    pub fn endpoint_at(&self, addr: IpAddr) -> Option<&Endpoint> {
-        self.by_address
-            .get(&addr)
-            .and_then(|id| self.endpoints.get(id))
-    }
-
-    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
-        self.tenants.get(name)
-    }
-
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.get(name)
-    }
-
-    /// An endpoint id or an IP address, as `policy explain --from/--to` take them.
-    pub fn resolve(&self, text: &str) -> Option<IpAddr> {
-        if let Some(e) = self.endpoints.get(text) {
-            return Some(e.address);
-        }
-        text.parse().ok()
-    }
-
-    /// Whether `addr` is host `host`'s own: its fabric address or a segment gateway under
-    /// its prefix.
-    pub fn is_host_of(&self, addr: IpAddr, host: &str) -> bool {
-        let Some(h) = self.hosts.get(host) else {
-            return false;
-        };
-        if h.ip == addr {
-            return true;
-        }
-        self.layout
-            .decode(addr)
-            .is_some_and(|d| d.endpoint == 1 && d.host == h.index)
-    }
-
-    /// The host whose own address `addr` is, if any.
-    pub fn host_at(&self, addr: IpAddr) -> Option<&Host> {
-        if let Some(h) = self.hosts.values().find(|h| h.ip == addr) {
-            return Some(h);
-        }
-        let d = self.layout.decode(addr).filter(|d| d.endpoint == 1)?;
-        self.host_by_index
-            .get(&d.host)
-            .and_then(|n| self.hosts.get(n))
-    }
-
-    /// A tenant's labels for `namespaceSelector`, with `kubernetes.io/metadata.name` always
-    /// set to its name, as Kubernetes sets it on every namespace.
-    pub fn tenant_labels(&self, tenant: &str) -> BTreeMap<String, String> {
-        let mut labels = self
-            .tenants
-            .get(tenant)
-            .map(|t| t.labels.clone())
-            .unwrap_or_default();
-        labels.insert(NAMESPACE_NAME_LABEL.to_string(), tenant.to_string());
-        labels
-    }
-
-    fn tenant_contains(&self, tenant: &str, addr: IpAddr) -> bool {
-        self.tenants
-            .get(tenant)
-            .and_then(|t| self.layout.tenant_match(t.id).ok())
-            .is_some_and(|m| m.matches(addr))
-    }
-
-    fn segment_contains(&self, tenant: &str, segment: &str, addr: IpAddr) -> bool {
-        let Some(t) = self.tenants.get(tenant) else {
-            return false;
-        };
-        self.segments
-            .get(&(tenant.to_string(), segment.to_string()))
-            .and_then(|s| self.layout.segment_match(t.id, s.id).ok())
-            .is_some_and(|m| m.matches(addr))
-    }
 }
 
 // === evaluation ===
@@ -339,7 +213,7 @@ fn decide(
         .collect();
     if !selecting.is_empty() {
         for (id, p) in &selecting {
-            for (i, (peers, ports)) in k8s_rules(p, direction).enumerate() {
+            for (i, (peers, ports)) in p.rules(direction).enumerate() {
                 let peers_ok = peers.is_empty()
                     || peers
                         .iter()
@@ -439,161 +313,6 @@ fn decide(
             me.tenant
         ),
     )
-}
-
-/// Whether `p` selects `me` for `direction`.
-pub fn selects(p: &NetworkPolicy, direction: Direction, me: &Endpoint) -> bool {
-    let wanted = match direction {
-        Direction::Ingress => k8s::POLICY_TYPE_INGRESS,
-        Direction::Egress => k8s::POLICY_TYPE_EGRESS,
-    };
-    p.namespace() == me.tenant && p.has_type(wanted) && p.spec.pod_selector.matches(&me.labels)
-}
-
-/// `(peers, ports)` of each rule of a direction; absent lists are empty (both mean "all").
-fn k8s_rules(
-    p: &NetworkPolicy,
-    direction: Direction,
-) -> Box<dyn Iterator<Item = (&[k8s::Peer], &[k8s::Port])> + '_> {
-    match direction {
-        Direction::Ingress => Box::new(p.spec.ingress.iter().flatten().map(|r| {
-            (
-                r.from.as_deref().unwrap_or_default(),
-                r.ports.as_deref().unwrap_or_default(),
-            )
-        })),
-        Direction::Egress => Box::new(p.spec.egress.iter().flatten().map(|r| {
-            (
-                r.to.as_deref().unwrap_or_default(),
-                r.ports.as_deref().unwrap_or_default(),
-            )
-        })),
-    }
-}
-
-/// Whether one NetworkPolicy peer of a policy in `namespace` matches the address `addr`
-/// held by `endpoint` (if any). Public so that the agent's compiler selects exactly as
-/// evaluation does.
-pub fn k8s_peer_matches(
-    peer: &k8s::Peer,
-    namespace: &str,
-    view: &ClusterView,
-    addr: IpAddr,
-    endpoint: Option<&Endpoint>,
-) -> bool {
-    if let Some(block) = &peer.ip_block {
-        let Some(cidr) = k8s::parse_cidr(&block.cidr) else {
-            return false;
-        };
-        return cidr.contains(&addr)
-            && !block
-                .except
-                .iter()
-                .flatten()
-                .filter_map(|e| k8s::parse_cidr(e))
-                .any(|e| e.contains(&addr));
-    }
-    let Some(ep) = endpoint else {
-        return false;
-    };
-    let namespace_ok = match &peer.namespace_selector {
-        Some(sel) => sel.matches(&view.tenant_labels(&ep.tenant)),
-        None => ep.tenant == namespace,
-    };
-    namespace_ok
-        && peer
-            .pod_selector
-            .as_ref()
-            .is_none_or(|sel: &LabelSelector| sel.matches(&ep.labels))
-}
-
-fn k8s_port_matches(port: &k8s::Port, packet: &Packet, destination: Option<&Endpoint>) -> bool {
-    let protocol = port
-        .protocol
-        .as_deref()
-        .map_or(Some(Protocol::Tcp), Protocol::from_k8s);
-    if protocol != Some(packet.protocol) {
-        return false;
-    }
-    match &port.port {
-        None => true,
-        Some(IntOrString::Int(n)) => {
-            let end = port.end_port.unwrap_or(*n);
-            packet
-                .port
-                .is_some_and(|p| (*n..=end).contains(&i64::from(p)))
-        }
-        Some(IntOrString::Str(name)) => destination.is_some_and(|d| {
-            d.ports.iter().any(|np| {
-                &np.name == name
-                    && np.protocol.eq_ignore_ascii_case(packet.protocol.as_str())
-                    && Some(np.port) == packet.port
-            })
-        }),
-    }
-}
-
-/// Whether a Romana policy's `applied_to` entry covers endpoint `me`. Public so that the
-/// agent's compiler selects exactly as evaluation does.
-pub fn applies_to(t: &Target, view: &ClusterView, me: &Endpoint) -> bool {
-    if let Some(id) = &t.endpoint {
-        return *id == me.id;
-    }
-    if let Some(cidr) = &t.cidr {
-        return k8s::parse_cidr(cidr).is_some_and(|c| c.contains(&me.address));
-    }
-    match (&t.tenant, &t.segment) {
-        (Some(tenant), Some(segment)) => view.segment_contains(tenant, segment, me.address),
-        (Some(tenant), None) => view.tenant_contains(tenant, me.address),
-        _ => false,
-    }
-}
-
-fn romana_peer_matches(t: &Target, view: &ClusterView, me: &Endpoint, peer: IpAddr) -> bool {
-    match t.peer.as_deref() {
-        Some(PEER_ANY) => return true,
-        Some(PEER_HOST) => return view.is_host_of(peer, &me.host),
-        Some(_) => return false,
-        None => {}
-    }
-    if let Some(cidr) = &t.cidr {
-        return k8s::parse_cidr(cidr).is_some_and(|c| c.contains(&peer));
-    }
-    match (&t.tenant, &t.segment) {
-        (Some(tenant), Some(segment)) => view.segment_contains(tenant, segment, peer),
-        (Some(tenant), None) => view.tenant_contains(tenant, peer),
-        _ => false,
-    }
-}
-
-fn romana_rule_matches(r: &romana::Rule, packet: &Packet) -> bool {
-    let protocol = r.protocol.to_ascii_lowercase();
-    if protocol == "any" {
-        return true;
-    }
-    if protocol != packet.protocol.as_str() {
-        return false;
-    }
-    if packet.protocol == Protocol::Icmp {
-        return match r.icmp_type {
-            None => true,
-            Some(t) => {
-                packet.icmp_type.map(i64::from) == Some(t)
-                    && r.icmp_code
-                        .is_none_or(|c| packet.icmp_code.map(i64::from) == Some(c))
-            }
-        };
-    }
-    if r.ports.is_empty() && r.port_ranges.is_empty() {
-        return true;
-    }
-    let Some(port) = packet.port.map(i64::from) else {
-        return false;
-    };
-    r.ports.contains(&port)
-        || r.port_ranges
-            .iter()
-            .any(|[lo, hi]| (*lo..=*hi).contains(&port))
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@
 //! - Kubernetes-style tenants (isolation none): `frontend` and `backend` (env=prod), `dev`
 //!   (env=dev), `plain` (no labels).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::policy::k8s::NAMESPACE_NAME_LABEL;
 use crate::policy::parse_documents;
-use crate::{ClusterConfig, NamedPort};
+use crate::{ClusterConfig, Host, Layout, NamedPort, Segment, Tenant};
 
 const H1: &str = "192.168.0.1";
 const H2: &str = "192.168.0.2";

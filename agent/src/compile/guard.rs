@@ -1,0 +1,124 @@
+//! `from_endpoint`, `to_endpoint` and quarantine: before any tier, the packet's interface
+//! vouches for its address, and tenants with an unreadable record pass nothing.
+
+use std::collections::BTreeSet;
+use std::net::Ipv6Addr;
+
+use ipnet::IpNet;
+
+use super::Compiler;
+use crate::ifname::host_interface;
+use crate::nft::{
+    Atom, Chain, Family, Match, Part, Rule, SetElement, SetKey, Side, Verdict, CHAIN_FROM_ENDPOINT,
+    CHAIN_TO_ENDPOINT, SET_ENDPOINTS, SET_QUARANTINE,
+};
+
+impl Compiler<'_> {
+    /// `from_endpoint` (from prerouting, for every packet entering through an endpoint
+    /// interface): the source must be that endpoint's own address. IPv6 link-local and
+    /// the unspecified source of duplicate address detection towards multicast are let
+    /// through for neighbour discovery with the host; the kernel never forwards them.
+    /// An interface the agent does not know (an endpoint being set up, or one whose record
+    /// is gone) has no element, so all its traffic is dropped.
+    pub(super) fn source_check(&self) -> Chain {
+        let v6 = |side, atom| Match::Eq(self.v6_addr(side), atom);
+        let rules = vec![
+            Rule::new(
+                vec![Match::InSet(
+                    vec![Part::Iifname, self.addr(Side::Src, None)],
+                    SET_ENDPOINTS.into(),
+                )],
+                Verdict::Return,
+            ),
+            Rule::new(
+                vec![v6(Side::Src, Atom::Net(link_local()))],
+                Verdict::Return,
+            ),
+            Rule::new(
+                vec![
+                    v6(Side::Src, Atom::Addr(Ipv6Addr::UNSPECIFIED.into())),
+                    v6(Side::Dst, Atom::Net(multicast_v6())),
+                ],
+                Verdict::Return,
+            ),
+            Rule::new(Vec::new(), Verdict::Drop),
+        ];
+        Chain {
+            name: CHAIN_FROM_ENDPOINT.into(),
+            hook: None,
+            rules,
+        }
+    }
+
+    /// `to_endpoint` (first in forward, before established): a packet routed out of an
+    /// endpoint interface must be for that endpoint's address, and the interface must be
+    /// one the agent has programmed.
+    pub(super) fn destination_check(&mut self) -> Chain {
+        let local: BTreeSet<SetElement> = self
+            .local
+            .iter()
+            .filter_map(|e| Some(SetElement::IfAddr(host_interface(e).ok()?, e.address)))
+            .collect();
+        self.add_set(SET_ENDPOINTS, SetKey::IfAddr(self.family), local);
+        Chain {
+            name: CHAIN_TO_ENDPOINT.into(),
+            hook: None,
+            rules: vec![
+                Rule::new(
+                    vec![Match::InSet(
+                        vec![Part::Oifname, self.addr(Side::Dst, None)],
+                        SET_ENDPOINTS.into(),
+                    )],
+                    Verdict::Return,
+                ),
+                Rule::new(Vec::new(), Verdict::Drop),
+            ],
+        }
+    }
+
+    /// Forward rules dropping everything from and to the local endpoints of tenants with a
+    /// record this agent cannot read ([`ClusterState::quarantined_tenants`]): a
+    /// NetworkPolicy it cannot read must not fall back to a more open baseline.
+    pub(super) fn quarantine(&mut self) -> Vec<Rule> {
+        let tenants = self.state.quarantined_tenants();
+        let elements = self
+            .local
+            .iter()
+            .filter(|e| tenants.contains(e.tenant.as_str()))
+            .map(|e| SetElement::Addr(e.address))
+            .collect();
+        self.add_set(SET_QUARANTINE, SetKey::Addr(self.family), elements);
+        vec![
+            Rule::new(
+                vec![
+                    Match::FromEndpoint,
+                    Match::InSet(vec![self.addr(Side::Src, None)], SET_QUARANTINE.into()),
+                ],
+                Verdict::Drop,
+            ),
+            Rule::new(
+                vec![
+                    Match::ToEndpoint,
+                    Match::InSet(vec![self.addr(Side::Dst, None)], SET_QUARANTINE.into()),
+                ],
+                Verdict::Drop,
+            ),
+        ]
+    }
+
+    pub(super) fn v6_addr(&self, side: Side) -> Part {
+        Part::Addr {
+            family: Family::V6,
+            side,
+            mask: None,
+        }
+    }
+}
+
+fn link_local() -> IpNet {
+    "fe80::/10".parse().expect("a valid CIDR")
+}
+
+fn multicast_v6() -> IpNet {
+    "ff02::/16".parse().expect("a valid CIDR")
+}

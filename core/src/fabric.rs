@@ -1,0 +1,152 @@
+//! The fabric view: the static routes a routed-access fabric needs for the hosts that exist.
+//! Pure, so that the harness that builds leaves and spines in namespaces and an operator
+//! configuring real switches get exactly the same routes.
+//!
+//! Hosts are grouped by their recorded `rack`. Topology assigns every index inside its
+//! rack's range, so that is the rack of the index bits ([`Layout::rack_of`]), which the
+//! agent's routes use; a hand-written record where the two disagree is listed under the
+//! rack it names.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::{AddrError, Host, Layout};
+
+/// Every leaf with hosts, and the spine's routes to them, ordered by rack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fabric {
+    pub leaves: Vec<Leaf>,
+    pub spine: Vec<SpineRoute>,
+}
+
+/// A leaf (one per rack) and the routes it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub rack: u32,
+    /// The aggregate of every host prefix in the rack.
+    pub aggregate: IpNet,
+    /// One per host of the rack, by host index.
+    pub routes: Vec<LeafRoute>,
+}
+
+/// A host's prefix via the host's fabric address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafRoute {
+    pub prefix: IpNet,
+    pub via: IpAddr,
+    pub host: String,
+}
+
+/// A rack aggregate via that rack's leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpineRoute {
+    pub prefix: IpNet,
+    pub rack: u32,
+}
+
+/// Per rack with hosts: a leaf routing each host prefix via the host's address; on the spine
+/// one route per such rack, its aggregate via that rack's leaf.
+pub fn view(hosts: &[Host], layout: &Layout) -> Result<Fabric, AddrError> {
+    let mut racks: BTreeMap<u32, Vec<&Host>> = BTreeMap::new();
+    for h in hosts {
+        racks.entry(h.rack).or_default().push(h);
+    }
+    let mut fabric = Fabric::default();
+    for (rack, mut members) in racks {
+        members.sort_by_key(|h| h.index);
+        let aggregate = layout.rack_aggregate(rack)?;
+        let routes = members
+            .iter()
+            .map(|h| {
+                Ok(LeafRoute {
+                    prefix: layout.host_prefix(h.index)?,
+                    via: h.ip,
+                    host: h.name.clone(),
+                })
+            })
+            .collect::<Result<_, AddrError>>()?;
+        fabric.spine.push(SpineRoute {
+            prefix: aggregate,
+            rack,
+        });
+        fabric.leaves.push(Leaf {
+            rack,
+            aggregate,
+            routes,
+        });
+    }
+    Ok(fabric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClusterConfig;
+
+    fn mk_layout(rack_bits: u8) -> Layout {
+        ClusterConfig {
+            address_space: "10.0.0.0/8".parse().unwrap(),
+            host_bits: 8,
+            rack_bits,
+            tenant_bits: 4,
+            segment_bits: 4,
+            single_tenant: false,
+        }
+        .layout()
+        .unwrap()
+    }
+
+    fn mk_host(name: &str, ip: &str, rack: u32, index: u32) -> Host {
+        Host {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+            rack,
+            index,
+        }
+    }
+
+    #[test]
+    fn two_racks_give_one_spine_route_each_and_host_routes_on_leaves() {
+        let layout = mk_layout(2);
+        let hosts = [
+            mk_host("b1", "192.168.1.11", 1, 64),
+            mk_host("a2", "192.168.0.12", 0, 1),
+            mk_host("a1", "192.168.0.11", 0, 0),
+        ];
+        let f = view(&hosts, &layout).unwrap();
+        let spine: Vec<_> = f
+            .spine
+            .iter()
+            .map(|r| (r.prefix.to_string(), r.rack))
+            .collect();
+        assert_eq!(
+            spine,
+            [
+                ("10.0.0.0/10".to_string(), 0),
+                ("10.64.0.0/10".to_string(), 1)
+            ]
+        );
+        let leaf0: Vec<_> = f.leaves[0]
+            .routes
+            .iter()
+            .map(|r| (r.prefix.to_string(), r.via.to_string(), r.host.as_str()))
+            .collect();
+        assert_eq!(
+            leaf0,
+            [
+                ("10.0.0.0/16".to_string(), "192.168.0.11".to_string(), "a1"),
+                ("10.1.0.0/16".to_string(), "192.168.0.12".to_string(), "a2")
+            ]
+        );
+        assert_eq!(f.leaves[1].aggregate.to_string(), "10.64.0.0/10");
+        assert_eq!(f.leaves[1].routes[0].prefix.to_string(), "10.64.0.0/16");
+    }
+
+    #[test]
+    fn no_hosts_means_no_routes() {
+        let layout = mk_layout(0);
+        assert_eq!(view(&[], &layout).unwrap(), Fabric::default());
+    }
+}

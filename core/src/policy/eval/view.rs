@@ -1,0 +1,137 @@
+//! [`ClusterView`]: the cluster as evaluation sees it, indexed by name and by address.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::policy::k8s::NAMESPACE_NAME_LABEL;
+use crate::{Endpoint, Host, Layout, Segment, Tenant};
+
+/// What evaluation needs to know of the cluster, indexed for lookups by name and address.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    layout: Layout,
+    hosts: BTreeMap<String, Host>,
+    host_by_index: BTreeMap<u32, String>,
+    tenants: BTreeMap<String, Tenant>,
+    segments: BTreeMap<(String, String), Segment>,
+    endpoints: BTreeMap<String, Endpoint>,
+    by_address: BTreeMap<IpAddr, String>,
+}
+
+// === impl ClusterView ===
+
+impl ClusterView {
+    pub fn new(
+        layout: Layout,
+        hosts: impl IntoIterator<Item = Host>,
+        tenants: impl IntoIterator<Item = Tenant>,
+        segments: impl IntoIterator<Item = Segment>,
+        endpoints: impl IntoIterator<Item = Endpoint>,
+    ) -> ClusterView {
+        let hosts: BTreeMap<String, Host> =
+            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+        let host_by_index = hosts.values().map(|h| (h.index, h.name.clone())).collect();
+        let endpoints: BTreeMap<String, Endpoint> =
+            endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let by_address = endpoints
+            .values()
+            .map(|e| (e.address, e.id.clone()))
+            .collect();
+        ClusterView {
+            layout,
+            hosts,
+            host_by_index,
+            tenants: tenants.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            segments: segments
+                .into_iter()
+                .map(|s| ((s.tenant.clone(), s.name.clone()), s))
+                .collect(),
+            endpoints,
+            by_address,
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.get(id)
+    }
+
+    pub fn endpoint_at(&self, addr: IpAddr) -> Option<&Endpoint> {
+        self.by_address
+            .get(&addr)
+            .and_then(|id| self.endpoints.get(id))
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.get(name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+
+    /// An endpoint id or an IP address, as `policy explain --from/--to` take them.
+    pub fn resolve(&self, text: &str) -> Option<IpAddr> {
+        if let Some(e) = self.endpoints.get(text) {
+            return Some(e.address);
+        }
+        text.parse().ok()
+    }
+
+    /// Whether `addr` is host `host`'s own: its fabric address or a segment gateway under
+    /// its prefix.
+    pub fn is_host_of(&self, addr: IpAddr, host: &str) -> bool {
+        let Some(h) = self.hosts.get(host) else {
+            return false;
+        };
+        if h.ip == addr {
+            return true;
+        }
+        self.layout
+            .decode(addr)
+            .is_some_and(|d| d.endpoint == 1 && d.host == h.index)
+    }
+
+    /// The host whose own address `addr` is, if any.
+    pub fn host_at(&self, addr: IpAddr) -> Option<&Host> {
+        if let Some(h) = self.hosts.values().find(|h| h.ip == addr) {
+            return Some(h);
+        }
+        let d = self.layout.decode(addr).filter(|d| d.endpoint == 1)?;
+        self.host_by_index
+            .get(&d.host)
+            .and_then(|n| self.hosts.get(n))
+    }
+
+    /// A tenant's labels for `namespaceSelector`, with `kubernetes.io/metadata.name` always
+    /// set to its name, as Kubernetes sets it on every namespace.
+    pub fn tenant_labels(&self, tenant: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .tenants
+            .get(tenant)
+            .map(|t| t.labels.clone())
+            .unwrap_or_default();
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), tenant.to_string());
+        labels
+    }
+
+    pub(super) fn tenant_contains(&self, tenant: &str, addr: IpAddr) -> bool {
+        self.tenants
+            .get(tenant)
+            .and_then(|t| self.layout.tenant_match(t.id).ok())
+            .is_some_and(|m| m.matches(addr))
+    }
+
+    pub(super) fn segment_contains(&self, tenant: &str, segment: &str, addr: IpAddr) -> bool {
+        let Some(t) = self.tenants.get(tenant) else {
+            return false;
+        };
+        self.segments
+            .get(&(tenant.to_string(), segment.to_string()))
+            .and_then(|s| self.layout.segment_match(t.id, s.id).ok())
+            .is_some_and(|m| m.matches(addr))
+    }
+}
