@@ -102,7 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
-    romana_runtime::args::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
+    romana_runtime::tls::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
     let tls = romana_store::EtcdTls::from_files(
         args.tls_ca.as_deref(),
         args.tls_cert.as_deref(),

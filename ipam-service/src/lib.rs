@@ -14,7 +14,7 @@
 //! - `watching`: WatchEndpoints, the whole listing again on every change.
 //! - [`placement`]: resolving (host, tenant, segment) from names, a CIDR or an address.
 //! - [`IpamService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -34,12 +34,13 @@ use romana_core::{alloc::first_free_sorted, ClusterConfig, Endpoint, Layout, Nam
 use romana_proto::convert::{endpoint_to_pb, parse_ip};
 use romana_proto::pb::{self, ipam_server};
 use romana_runtime::authz::{caller, require};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{
     check_label_count, check_labels, check_name, check_ports, check_removed_labels, current_layout,
-    invalid, store_status, Serving, Shutdown,
+    invalid, store_status, Serving,
 };
 use romana_store::{Store, StoreError, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use cache::{Cache, Reservation};
@@ -58,42 +59,23 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct IpamService {
     store: Store,
     cache: Cache,
-    draining: romana_runtime::listings::Draining,
+    draining: Draining,
 }
 
-/// Serves ipam-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// ipam-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "ipam",
+    grpc_name: "romana.v1.Ipam",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
-    let routes = tonic::service::Routes::new(
-        ipam_server::IpamServer::new(IpamService {
-            store: store.clone(),
-            cache: Cache::start(&store),
-            draining,
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "ipam",
-        grpc_name: "romana.v1.Ipam",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The ipam-service handlers over `store`.
+pub fn routes(store: &Store, draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(ipam_server::IpamServer::new(IpamService {
+        store: store.clone(),
+        cache: Cache::start(store),
+        draining,
+    }))
 }
 
 // === impl IpamService ===

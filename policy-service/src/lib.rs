@@ -18,7 +18,7 @@
 //!
 //! # Layout
 //! - [`PolicyService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 //! - [`policy_to_pb`]: a stored policy on the wire.
 //! - [`watching`]: the policy listing, and its watch (WatchPolicies).
 #![forbid(unsafe_code)]
@@ -38,9 +38,10 @@ use romana_core::policy::{
 use romana_core::text::quote;
 use romana_proto::pb::{self, policies_server};
 use romana_runtime::authz::{caller, require};
-use romana_runtime::{check_name, current_layout, store_status, Serving, Shutdown};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
+use romana_runtime::{check_name, current_layout, store_status, Serving};
 use romana_store::{Store, StoreError, Txn, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 /// How often a write that lost a race to another writer is retried before giving up.
@@ -54,42 +55,23 @@ pub struct PolicyService {
     /// One parse at a time per replica, on a blocking thread: a big valid document takes a
     /// core for a while, never the async runtime.
     parsing: Arc<tokio::sync::Semaphore>,
-    draining: romana_runtime::listings::Draining,
+    draining: Draining,
 }
 
-/// Serves policy-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// policy-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "policy",
+    grpc_name: "romana.v1.Policies",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
-    let routes = tonic::service::Routes::new(
-        policies_server::PoliciesServer::new(PolicyService {
-            store: store.clone(),
-            parsing: Arc::new(tokio::sync::Semaphore::new(1)),
-            draining,
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "policy",
-        grpc_name: "romana.v1.Policies",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The policy-service handlers over `store`.
+pub fn routes(store: &Store, draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(policies_server::PoliciesServer::new(PolicyService {
+        store: store.clone(),
+        parsing: Arc::new(tokio::sync::Semaphore::new(1)),
+        draining,
+    }))
 }
 
 /// A stored policy as the wire shows it.

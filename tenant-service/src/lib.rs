@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`TenantService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,12 +16,13 @@ use romana_core::{alloc::lowest_free, Layout, Segment, Tenant};
 use romana_proto::convert::{isolation_from_pb, segment_to_pb, tenant_to_pb};
 use romana_proto::pb::{self, tenants_server};
 use romana_runtime::authz::{authorize, caller, may, require};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{
     bad_name, check_label_count, check_labels, check_name, check_removed_labels, contended,
-    current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+    current_layout, invalid, preview, store_status, Serving, MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 /// The segment every tenant is created with.
@@ -34,36 +35,18 @@ pub struct TenantService {
     store: Store,
 }
 
-/// Serves tenant-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// tenant-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "tenant",
+    grpc_name: "romana.v1.Tenants",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(
-        tenants_server::TenantsServer::new(TenantService {
-            store: store.clone(),
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "tenant",
-        grpc_name: "romana.v1.Tenants",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The tenant-service handlers over `store`.
+pub fn routes(store: &Store, _draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(tenants_server::TenantsServer::new(TenantService {
+        store: store.clone(),
+    }))
 }
 
 /// An action on a segment, as authorization sees it.

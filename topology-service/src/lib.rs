@@ -9,7 +9,7 @@
 //! - [`current_report`]: which agent record, if any, speaks for a host.
 //! - [`fabric`]: the fabric view, a pure function of the hosts and the layout.
 //! - [`watching`]: the host status listing, and its watch (WatchHostStatus).
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 pub mod fabric;
@@ -24,51 +24,33 @@ use romana_core::{
 use romana_proto::convert::{host_status_to_pb, host_to_pb, parse_ip};
 use romana_proto::pb::{self, topology_server};
 use romana_runtime::authz::{authorize, caller, may, require};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{
     bad_name, check_name, contended, current_layout, invalid, preview, store_status, Serving,
-    Shutdown, MAX_ATTEMPTS,
+    MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub struct TopologyService {
     store: Store,
-    draining: romana_runtime::listings::Draining,
+    draining: Draining,
 }
 
-/// Serves topology-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// topology-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "topology",
+    grpc_name: "romana.v1.Topology",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
-    let routes = tonic::service::Routes::new(
-        topology_server::TopologyServer::new(TopologyService {
-            store: store.clone(),
-            draining,
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "topology",
-        grpc_name: "romana.v1.Topology",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The topology-service handlers over `store`.
+pub fn routes(store: &Store, draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(topology_server::TopologyServer::new(TopologyService {
+        store: store.clone(),
+        draining,
+    }))
 }
 
 // === impl TopologyService ===

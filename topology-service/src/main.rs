@@ -11,7 +11,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9601, romana_topology::run_tls).await,
+    romana_runtime::exit_code(
+        romana_runtime::process::main(args.service, 9601, romana_topology::SERVING).await,
     )
 }
