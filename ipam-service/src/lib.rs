@@ -37,17 +37,14 @@ use romana_runtime::authz::{caller, require};
 use romana_runtime::listings::Draining;
 use romana_runtime::serve::Routes;
 use romana_runtime::{
-    check_label_count, check_labels, check_name, check_ports, check_removed_labels, current_layout,
-    invalid, store_status, Serving,
+    check_label_count, check_labels, check_name, check_ports, check_removed_labels,
+    contended_after, current_layout, invalid, store_status, Serving, MAX_ENDPOINT_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
 use tonic::{Request, Response, Status};
 
 use cache::{Cache, Reservation};
 use placement::{Placement, Read, Source};
-
-/// Attempts before an allocation that keeps losing races gives up with ABORTED.
-const MAX_ATTEMPTS: usize = 64;
 
 /// An allocator that lost a race picks at random among this many lowest free addresses, so
 /// that racing allocators stop colliding while the segment still fills from the bottom.
@@ -118,7 +115,7 @@ impl IpamService {
         // Placement kept across attempts that only lost an address: nothing it was read from
         // changed.
         let mut resolved = None;
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_ENDPOINT_ATTEMPTS {
             let (config, layout) = self.layout(fresh).await?;
             let (placement, requested) = match resolved.take() {
                 Some(r) => r,
@@ -219,10 +216,11 @@ impl IpamService {
                 Err(e) => return Err(store_status(e)),
             }
         }
-        Err(Status::aborted(format!(
-            "allocating for endpoint {}: lost {MAX_ATTEMPTS} races in a row; retry",
-            req.endpoint
-        )))
+        Err(contended_after(
+            MAX_ENDPOINT_ATTEMPTS,
+            "allocating for endpoint",
+            &req.endpoint,
+        ))
     }
 
     /// A record, read linearizably unless `maybe_stale` allows a cheaper read that may be
@@ -303,7 +301,7 @@ impl IpamService {
         // compares the record's revision, and a miss or a lost compare reads again
         // properly before anything is concluded.
         let mut maybe_stale = true;
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_ENDPOINT_ATTEMPTS {
             let (id, by_address) = match &req.target {
                 Some(pb::release_request::Target::Endpoint(id)) => (id.clone(), None),
                 Some(pb::release_request::Target::Address(a)) => {
@@ -365,9 +363,12 @@ impl IpamService {
                 Err(e) => return Err(store_status(e)),
             }
         }
-        Err(Status::aborted(
-            "release lost too many races against concurrent changes; retry",
-        ))
+        let target = match &req.target {
+            Some(pb::release_request::Target::Endpoint(id)) => format!("endpoint {id}"),
+            Some(pb::release_request::Target::Address(a)) => format!("address {a}"),
+            None => String::new(),
+        };
+        Err(contended_after(MAX_ENDPOINT_ATTEMPTS, "releasing", &target))
     }
 
     async fn update(
@@ -380,7 +381,7 @@ impl IpamService {
         check_removed_labels(&req.remove_labels)?;
         let keys = self.store.keys();
         let (_, layout) = self.layout(false).await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_ENDPOINT_ATTEMPTS {
             let current = self
                 .store
                 .get(&keys.endpoint(&req.endpoint))
@@ -419,10 +420,11 @@ impl IpamService {
                 Err(e) => return Err(store_status(e)),
             }
         }
-        Err(Status::aborted(format!(
-            "updating endpoint {}: lost {MAX_ATTEMPTS} races in a row; retry",
-            req.endpoint
-        )))
+        Err(contended_after(
+            MAX_ENDPOINT_ATTEMPTS,
+            "updating endpoint",
+            &req.endpoint,
+        ))
     }
 }
 

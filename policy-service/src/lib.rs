@@ -40,12 +40,9 @@ use romana_proto::pb::{self, policies_server};
 use romana_runtime::authz::{caller, require};
 use romana_runtime::listings::Draining;
 use romana_runtime::serve::Routes;
-use romana_runtime::{check_name, current_layout, store_status, Serving};
+use romana_runtime::{check_name, contended, current_layout, store_status, Serving, MAX_ATTEMPTS};
 use romana_store::{Store, StoreError, Txn, Versioned};
 use tonic::{Request, Response, Status};
-
-/// How often a write that lost a race to another writer is retried before giving up.
-const MAX_ATTEMPTS: usize = 20;
 
 /// Most policies one apply may carry: one etcd transaction holds at most 128 writes.
 pub const MAX_APPLY: usize = policy::parse::MAX_POLICIES;
@@ -113,12 +110,6 @@ fn parse_id(text: &str) -> Result<PolicyId, Status> {
         }
     }
     Ok(id)
-}
-
-fn contended(what: &str) -> Status {
-    Status::aborted(format!(
-        "{what}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
-    ))
 }
 
 // === impl PolicyService ===
@@ -270,7 +261,7 @@ impl PolicyService {
                 revision,
             });
         }
-        Err(contended("applying policies"))
+        Err(contended("applying", "policies"))
     }
 
     /// The tenants (namespaces) the Kubernetes policies live in must exist; the transaction
@@ -322,7 +313,7 @@ impl PolicyService {
                 Err(e) => return Err(store_status(e)),
             }
         }
-        Err(contended(&format!("deleting policy {id}")))
+        Err(contended("deleting policy", &id.to_string()))
     }
 
     async fn explain(

@@ -40,7 +40,8 @@ mod service {
     pub use crate::serve::{serve, Serving, MAX_REQUEST_BYTES};
     pub use crate::status::{
         bad_name, check_label_count, check_labels, check_name, check_ports, check_removed_labels,
-        contended, invalid, preview, store_status, MAX_ATTEMPTS,
+        contended, contended_after, invalid, preview, store_status, MAX_ATTEMPTS,
+        MAX_ENDPOINT_ATTEMPTS,
     };
 }
 #[cfg(feature = "service")]
