@@ -20,7 +20,9 @@ pub async fn main(args: ServiceArgs, default_port: u16, serving: Serving) -> Res
         // Bad certificates or keys fail here, before etcd and the listener, not at serve.
         tonic::transport::Server::builder()
             .tls_config(tls.clone())
-            .map_err(|e| MainError::Tls(TlsArgsError::Invalid(crate::exit::causes(&e))))?;
+            .map_err(|e| {
+                MainError::Tls(TlsArgsError::Invalid(romana_proto::error_text::causes(&e)))
+            })?;
     }
     let telemetry = crate::telemetry::init(
         &crate::telemetry::binary_name(),
