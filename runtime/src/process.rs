@@ -11,6 +11,28 @@ use crate::serve::Serving;
 use crate::tls::TlsArgsError;
 use crate::{shutdown_signal, ServiceArgs};
 
+/// A service binary's whole `main`: the flags of `name` (`romana-ipam`, with `about` as its
+/// `--help` summary), then [`main`] on a multi-threaded tokio runtime, then the exit code
+/// of [`crate::exit_code`].
+pub fn run_binary(
+    name: &'static str,
+    about: &'static str,
+    default_port: u16,
+    serving: Serving,
+) -> std::process::ExitCode {
+    use clap::{Args, FromArgMatches};
+    // Every crate of the workspace shares one version: runtime's is the binary's.
+    let command = clap::Command::new(name).version(env!("CARGO_PKG_VERSION"));
+    // After the flags: they would otherwise give their own doc as the summary.
+    let matches = ServiceArgs::augment_args(command).about(about).get_matches();
+    let args = ServiceArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
+    crate::exit_code(runtime.block_on(main(args, default_port, serving)))
+}
+
 /// Runs `serving` as its binary does, listening on `--listen` or 127.0.0.1:`default_port`.
 /// The server is plaintext only with `--insecure` (see [`ServiceArgs::server_tls`]).
 pub async fn main(args: ServiceArgs, default_port: u16, serving: Serving) -> Result<(), MainError> {
