@@ -24,7 +24,9 @@ pub fn run_binary(
     // Every crate of the workspace shares one version: runtime's is the binary's.
     let command = clap::Command::new(name).version(env!("CARGO_PKG_VERSION"));
     // After the flags: they would otherwise give their own doc as the summary.
-    let matches = ServiceArgs::augment_args(command).about(about).get_matches();
+    let matches = ServiceArgs::augment_args(command)
+        .about(about)
+        .get_matches();
     let args = ServiceArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -56,6 +56,25 @@ pub fn routes(store: &Store, draining: Draining) -> Routes {
 // === impl TopologyService ===
 
 impl TopologyService {
+    /// The host `name`, NOT_FOUND when there is none.
+    async fn host(&self, name: &str) -> Result<Versioned<Host>, Status> {
+        self.store
+            .get(&self.store.keys().host(name))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))
+    }
+
+    /// Every host, in etcd's key order.
+    async fn hosts(&self) -> Result<Vec<Host>, Status> {
+        let listing = self
+            .store
+            .list(&self.store.keys().hosts())
+            .await
+            .map_err(store_status)?;
+        Ok(listing.items.into_iter().map(|h| h.value).collect())
+    }
+
     async fn add_host(&self, req: pb::AddHostRequest) -> Result<pb::Host, Status> {
         validate_host_name(&req.name).map_err(bad_name)?;
         let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
@@ -252,12 +271,7 @@ impl topology_server::Topology for TopologyService {
         let name = request.into_inner().name;
         check_name("host", &name)?;
         let (_, layout) = current_layout(&self.store).await?;
-        let host = self
-            .store
-            .get(&self.store.keys().host(&name))
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
+        let host = self.host(&name).await?;
         Ok(Response::new(host_to_pb(&host.value, &layout)))
     }
 
@@ -268,15 +282,10 @@ impl topology_server::Topology for TopologyService {
         let who = caller(&request)?;
         let rack = request.into_inner().rack;
         let (_, layout) = current_layout(&self.store).await?;
-        let listing = self
-            .store
-            .list(&self.store.keys().hosts())
-            .await
-            .map_err(store_status)?;
-        let mut hosts: Vec<Host> = listing
-            .items
+        let mut hosts: Vec<Host> = self
+            .hosts()
+            .await?
             .into_iter()
-            .map(|h| h.value)
             .filter(|h| rack.is_none_or(|r| h.rack == r))
             .filter(|h| may(&who, Action::read(Object::Host(&h.name))))
             .collect();
@@ -303,12 +312,7 @@ impl topology_server::Topology for TopologyService {
     ) -> Result<Response<pb::Fabric>, Status> {
         authorize(&request, Action::read(Object::Fabric))?;
         let (_, layout) = current_layout(&self.store).await?;
-        let listing = self
-            .store
-            .list(&self.store.keys().hosts())
-            .await
-            .map_err(store_status)?;
-        let hosts: Vec<Host> = listing.items.into_iter().map(|h| h.value).collect();
+        let hosts = self.hosts().await?;
         let view = fabric::view(&hosts, &layout).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(view))
     }
@@ -323,16 +327,10 @@ impl topology_server::Topology for TopologyService {
         )?;
         let name = request.into_inner().host;
         check_name("host", &name)?;
-        let keys = self.store.keys();
-        let host = self
-            .store
-            .get(&keys.host(&name))
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
+        let host = self.host(&name).await?;
         let status = self
             .store
-            .get(&keys.agent_status(&name))
+            .get(&self.store.keys().agent_status(&name))
             .await
             .map_err(store_status)?;
         let report = current_report(&host, status.as_ref());
