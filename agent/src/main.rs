@@ -51,27 +51,27 @@ struct Args {
     insecure: bool,
 
     /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
-    /// (`--etcd-ca` is the same flag, as the services name it.)
-    #[arg(long = "tls-ca", visible_alias = "etcd-ca", env = "ROMANA_ETCD_CA")]
-    tls_ca: Option<std::path::PathBuf>,
+    /// (`--tls-ca`, the older name, keeps working.)
+    #[arg(long, visible_alias = "tls-ca", env = "ROMANA_ETCD_CA")]
+    etcd_ca: Option<std::path::PathBuf>,
 
     /// Client certificate (PEM) for an etcd that requires client certificates.
     #[arg(
-        long = "tls-cert",
-        visible_alias = "etcd-cert",
+        long,
+        visible_alias = "tls-cert",
         env = "ROMANA_ETCD_CERT",
-        requires = "tls_key"
+        requires = "etcd_key"
     )]
-    tls_cert: Option<std::path::PathBuf>,
+    etcd_cert: Option<std::path::PathBuf>,
 
-    /// Key (PEM) of --tls-cert.
+    /// Key (PEM) of --etcd-cert.
     #[arg(
-        long = "tls-key",
-        visible_alias = "etcd-key",
+        long,
+        visible_alias = "tls-key",
         env = "ROMANA_ETCD_KEY",
-        requires = "tls_cert"
+        requires = "etcd_cert"
     )]
-    tls_key: Option<std::path::PathBuf>,
+    etcd_key: Option<std::path::PathBuf>,
 
     /// Export `tracing` spans as OpenTelemetry traces over OTLP/gRPC to this collector URL
     /// (e.g. http://127.0.0.1:4317). Without it nothing is exported.
@@ -102,11 +102,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
-    romana_runtime::args::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
+    romana_runtime::tls::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
     let tls = romana_store::EtcdTls::from_files(
-        args.tls_ca.as_deref(),
-        args.tls_cert.as_deref(),
-        args.tls_key.as_deref(),
+        args.etcd_ca.as_deref(),
+        args.etcd_cert.as_deref(),
+        args.etcd_key.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let store = Store::connect_with_tls(

@@ -34,12 +34,17 @@ impl Service {
 
     /// The kind the service registers under.
     pub fn kind(self) -> &'static str {
+        self.serving().kind
+    }
+
+    /// The service as `romana_runtime::serve` runs it.
+    pub fn serving(self) -> romana_runtime::Serving {
         match self {
-            Service::Root => "root",
-            Service::Topology => "topology",
-            Service::Tenant => "tenant",
-            Service::Ipam => "ipam",
-            Service::Policy => "policy",
+            Service::Root => romana_root::SERVING,
+            Service::Topology => romana_topology::SERVING,
+            Service::Tenant => romana_tenant::SERVING,
+            Service::Ipam => romana_ipam::SERVING,
+            Service::Policy => romana_policy::SERVING,
         }
     }
 }
@@ -141,13 +146,8 @@ impl ControlPlane {
         let store = self.store.clone();
         let u = url.clone();
         let task = tokio::spawn(async move {
-            let result = match service {
-                Service::Root => romana_root::run(listener, store, u, shutdown).await,
-                Service::Topology => romana_topology::run(listener, store, u, shutdown).await,
-                Service::Tenant => romana_tenant::run(listener, store, u, shutdown).await,
-                Service::Ipam => romana_ipam::run(listener, store, u, shutdown).await,
-                Service::Policy => romana_policy::run(listener, store, u, shutdown).await,
-            };
+            let result =
+                romana_runtime::serve(service.serving(), u, listener, store, None, shutdown).await;
             if let Err(e) = result {
                 tracing::error!(service = service.kind(), error = %e, "test service failed");
             }

@@ -1,17 +1,8 @@
-use clap::Parser;
-
-/// romana-ipam: endpoint address allocation and release.
-#[derive(Parser)]
-#[command(name = "romana-ipam", version)]
-struct Args {
-    #[command(flatten)]
-    service: romana_runtime::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9603, romana_ipam::run_tls).await,
+fn main() -> std::process::ExitCode {
+    romana_runtime::process::run_binary(
+        "romana-ipam",
+        "romana-ipam: endpoint address allocation and release",
+        9603,
+        romana_ipam::SERVING,
     )
 }

@@ -18,11 +18,13 @@
 //!
 //! # Layout
 //! - [`PolicyService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
+//! - `explaining`: ExplainPolicy, the evaluator over the current state.
 //! - [`policy_to_pb`]: a stored policy on the wire.
 //! - [`watching`]: the policy listing, and its watch (WatchPolicies).
 #![forbid(unsafe_code)]
 
+mod explaining;
 pub mod watching;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,20 +33,14 @@ use std::sync::Arc;
 
 use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::policy::bounds::{check_bounds, MAX_DOCUMENT_BYTES};
-use romana_core::policy::{
-    self, evaluate, ClusterView, Decision, Packet, Policy, PolicyId, PolicySet, Protocol, Tier,
-    Verdict,
-};
-use romana_core::text::quote;
+use romana_core::policy::{self, Policy, PolicyId};
 use romana_proto::pb::{self, policies_server};
 use romana_runtime::authz::{caller, require};
-use romana_runtime::{check_name, current_layout, store_status, Serving, Shutdown};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
+use romana_runtime::{check_name, contended, store_status, Serving, MAX_ATTEMPTS};
 use romana_store::{Store, StoreError, Txn, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
-
-/// How often a write that lost a race to another writer is retried before giving up.
-const MAX_ATTEMPTS: usize = 20;
 
 /// Most policies one apply may carry: one etcd transaction holds at most 128 writes.
 pub const MAX_APPLY: usize = policy::parse::MAX_POLICIES;
@@ -54,42 +50,23 @@ pub struct PolicyService {
     /// One parse at a time per replica, on a blocking thread: a big valid document takes a
     /// core for a while, never the async runtime.
     parsing: Arc<tokio::sync::Semaphore>,
-    draining: romana_runtime::listings::Draining,
+    draining: Draining,
 }
 
-/// Serves policy-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// policy-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "policy",
+    grpc_name: "romana.v1.Policies",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
-    let routes = tonic::service::Routes::new(
-        policies_server::PoliciesServer::new(PolicyService {
-            store: store.clone(),
-            parsing: Arc::new(tokio::sync::Semaphore::new(1)),
-            draining,
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "policy",
-        grpc_name: "romana.v1.Policies",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The policy-service handlers over `store`.
+pub fn routes(store: &Store, draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(policies_server::PoliciesServer::new(PolicyService {
+        store: store.clone(),
+        parsing: Arc::new(tokio::sync::Semaphore::new(1)),
+        draining,
+    }))
 }
 
 /// A stored policy as the wire shows it.
@@ -131,12 +108,6 @@ fn parse_id(text: &str) -> Result<PolicyId, Status> {
         }
     }
     Ok(id)
-}
-
-fn contended(what: &str) -> Status {
-    Status::aborted(format!(
-        "{what}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
-    ))
 }
 
 // === impl PolicyService ===
@@ -288,7 +259,7 @@ impl PolicyService {
                 revision,
             });
         }
-        Err(contended("applying policies"))
+        Err(contended("applying", "policies"))
     }
 
     /// The tenants (namespaces) the Kubernetes policies live in must exist; the transaction
@@ -340,121 +311,7 @@ impl PolicyService {
                 Err(e) => return Err(store_status(e)),
             }
         }
-        Err(contended(&format!("deleting policy {id}")))
-    }
-
-    async fn explain(
-        &self,
-        who: &Identity,
-        req: pb::ExplainRequest,
-    ) -> Result<pb::ExplainResponse, Status> {
-        for text in [&req.from, &req.to] {
-            if text.parse::<std::net::IpAddr>().is_err() {
-                check_name("endpoint", text)?;
-            }
-        }
-        let protocol = Protocol::from_str(&req.protocol)
-            .map_err(|e| Status::invalid_argument(format!("protocol: {e}")))?;
-        let port =
-            match req.port {
-                None => None,
-                Some(_) if !protocol.has_ports() => {
-                    return Err(Status::invalid_argument(format!(
-                        "port: {protocol} has no ports"
-                    )))
-                }
-                Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-                    Status::invalid_argument(format!("port: {p} is not 1..=65535"))
-                })?),
-            };
-        let icmp = |field: &str, v: Option<u32>| -> Result<Option<u8>, Status> {
-            match v {
-                None => Ok(None),
-                Some(_) if protocol != Protocol::Icmp => Err(Status::invalid_argument(format!(
-                    "{field}: only for protocol icmp"
-                ))),
-                Some(v) => u8::try_from(v)
-                    .map(Some)
-                    .map_err(|_| Status::invalid_argument(format!("{field}: {v} is not 0..=255"))),
-            }
-        };
-        let icmp_type = icmp("icmp_type", req.icmp_type)?;
-        let icmp_code = icmp("icmp_code", req.icmp_code)?;
-        if icmp_code.is_some() && icmp_type.is_none() {
-            return Err(Status::invalid_argument(
-                "icmp_code: an ICMP code is given within its type",
-            ));
-        }
-
-        let (view, policies) = self.snapshot().await?;
-        let resolve = |field: &str, text: &str| {
-            view.resolve(text).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{field}: {} is neither an endpoint id nor an IP address",
-                    quote(text)
-                ))
-            })
-        };
-        let packet = Packet {
-            from: resolve("from", &req.from)?,
-            to: resolve("to", &req.to)?,
-            protocol,
-            port,
-            icmp_type,
-            icmp_code,
-        };
-        // A verdict tells about both sides' policies: a tenant asks only about its own.
-        let owner = |a| view.endpoint_at(a).map(|e| e.tenant.as_str());
-        let sides = Object::Explain {
-            from: owner(packet.from),
-            to: owner(packet.to),
-        };
-        require(who, Action::read(sides))?;
-        let decision = evaluate(&policies, &view, &packet);
-        Ok(decision_to_pb(&decision, &packet))
-    }
-
-    /// What evaluation needs, read from etcd now.
-    async fn snapshot(&self) -> Result<(ClusterView, PolicySet), Status> {
-        let (_, layout) = current_layout(&self.store).await?;
-        let keys = self.store.keys();
-        let s = &self.store;
-        let hosts = s.list(&keys.hosts()).await.map_err(store_status)?;
-        let tenants = s.list(&keys.tenants()).await.map_err(store_status)?;
-        let segments = s.list(&keys.segments()).await.map_err(store_status)?;
-        let endpoints = s.list(&keys.endpoints()).await.map_err(store_status)?;
-        let policies = s.list(&keys.policies()).await.map_err(store_status)?;
-        let view = ClusterView::new(
-            layout,
-            hosts.items.into_iter().map(|v| v.value),
-            tenants.items.into_iter().map(|v| v.value),
-            segments.items.into_iter().map(|v| v.value),
-            endpoints.items.into_iter().map(|v| v.value),
-        );
-        Ok((view, policies.items.into_iter().map(|v| v.value).collect()))
-    }
-}
-
-fn decision_to_pb(d: &Decision, packet: &Packet) -> pb::ExplainResponse {
-    pb::ExplainResponse {
-        verdict: match d.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-        }
-        .into(),
-        tier: match d.tier {
-            Tier::NetworkPolicy => "network_policy",
-            Tier::Baseline => "baseline",
-            Tier::Host => "host",
-        }
-        .into(),
-        direction: d.direction.map(|x| x.to_string()).unwrap_or_default(),
-        policy: d.policy.clone().unwrap_or_default(),
-        rule: d.rule.and_then(|r| u32::try_from(r).ok()),
-        reason: d.reason.clone(),
-        from_address: packet.from.to_string(),
-        to_address: packet.to.to_string(),
-        decision_json: serde_json::to_string(d).unwrap_or_default(),
+        Err(contended("deleting policy", &id.to_string()))
     }
 }
 

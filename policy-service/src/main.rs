@@ -1,17 +1,8 @@
-use clap::Parser;
-
-/// romana-policy: network policies, validated and stored in etcd.
-#[derive(Parser)]
-#[command(name = "romana-policy", version)]
-struct Args {
-    #[command(flatten)]
-    service: romana_runtime::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9604, romana_policy::run_tls).await,
+fn main() -> std::process::ExitCode {
+    romana_runtime::process::run_binary(
+        "romana-policy",
+        "romana-policy: network policies, validated and stored in etcd",
+        9604,
+        romana_policy::SERVING,
     )
 }

@@ -8,6 +8,7 @@
 //!   are filled from a [`romana_core::Layout`].
 //! - [`discover`]: a channel to a service kind found through root's registry, with
 //!   connect and request timeouts; what clients (romanactl, the CNI plugin) use.
+//! - [`error_text`]: an error and its causes on one line.
 //! - [`pages`]: reading a paginated listing to its end.
 //! - `requests`: shorthand constructors, e.g. `pb::ReleaseRequest::endpoint(id)`.
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled API, for gRPC reflection.
@@ -15,6 +16,7 @@
 
 pub mod convert;
 pub mod discover;
+pub mod error_text;
 pub mod pages;
 mod requests;
 

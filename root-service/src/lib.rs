@@ -3,52 +3,35 @@
 //!
 //! # Layout
 //! - [`RootService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 use romana_core::authz::{Action, Object, Verb};
 use romana_core::ClusterConfig;
 use romana_proto::pb::{self, root_server};
 use romana_runtime::authz::authorize;
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{check_name, invalid, preview, store_status, Serving};
 use romana_store::{Store, StoreError};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub struct RootService {
     store: Store,
 }
 
-/// Serves root-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: romana_runtime::Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// root-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "root",
+    grpc_name: "romana.v1.Root",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: romana_runtime::Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(
-        root_server::RootServer::new(RootService {
-            store: store.clone(),
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "root",
-        grpc_name: "romana.v1.Root",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The root-service handlers over `store`.
+pub fn routes(store: &Store, _draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(root_server::RootServer::new(RootService {
+        store: store.clone(),
+    }))
 }
 
 // === impl RootService ===

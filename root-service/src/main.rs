@@ -1,17 +1,8 @@
-use clap::Parser;
-
-/// romana-root: serves the cluster layout and the service registry.
-#[derive(Parser)]
-#[command(name = "romana-root", version)]
-struct Args {
-    #[command(flatten)]
-    service: romana_runtime::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9600, romana_root::run_tls).await,
+fn main() -> std::process::ExitCode {
+    romana_runtime::process::run_binary(
+        "romana-root",
+        "romana-root: serves the cluster layout and the service registry",
+        9600,
+        romana_root::SERVING,
     )
 }

@@ -1,11 +1,14 @@
 //! Flags every service takes, named as in CONVENTIONS.md.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use romana_store::{Keys, Store};
+
+use crate::error::MainError;
+use crate::tls::{check_etcd_endpoints, read_pem, TlsArgsError};
 
 /// Flags shared by all services. Each binary flattens this into its own `clap` parser and
 /// picks its default `--listen` port.
@@ -74,35 +77,6 @@ pub struct ServiceArgs {
     pub insecure: bool,
 }
 
-/// Why the TLS flags cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsArgsError {
-    #[error("refusing to serve plaintext gRPC without --insecure; give --tls-cert/--tls-key or --insecure")]
-    PlaintextNotAllowed,
-    #[error("--{given} needs --{missing}")]
-    Missing {
-        given: &'static str,
-        missing: &'static str,
-    },
-    #[error("refusing plaintext etcd endpoint {endpoint} without --insecure; use https:// (with --etcd-ca) or give --insecure")]
-    PlaintextEtcd { endpoint: String },
-    // The io error is in the message, not a source, so that the error prints on one line.
-    #[error("cannot read --{flag} {}: {error}", path.display())]
-    Read {
-        flag: &'static str,
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("invalid TLS certificate or key: {0}")]
-    Invalid(String),
-    #[error("--{flag} {} holds no PEM {what}", path.display())]
-    NotPem {
-        flag: &'static str,
-        path: PathBuf,
-        what: &'static str,
-    },
-}
-
 impl ServiceArgs {
     /// The server TLS configuration the flags ask for: `None` for plaintext (only with
     /// `--insecure`), an error naming the flag when they are incomplete or unreadable.
@@ -154,55 +128,15 @@ impl ServiceArgs {
     }
 }
 
-/// Refuses any endpoint that is not `https://` (etcd-client dials a scheme-less one in
-/// plaintext) unless `insecure`. Shared with the agent, which takes the same `--insecure`.
-pub fn check_etcd_endpoints(endpoints: &[String], insecure: bool) -> Result<(), TlsArgsError> {
-    if insecure {
-        return Ok(());
-    }
-    match endpoints.iter().find(|e| !e.starts_with("https://")) {
-        Some(plain) => Err(TlsArgsError::PlaintextEtcd {
-            endpoint: plain.chars().take(64).collect(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Reads a PEM file and checks it holds a block whose label ends in `what`
-/// (`CERTIFICATE`, or `PRIVATE KEY` for PKCS#8, RSA and EC keys).
-pub fn read_pem(
-    flag: &'static str,
-    path: &Path,
-    what: &'static str,
-) -> Result<Vec<u8>, TlsArgsError> {
-    let bytes = std::fs::read(path).map_err(|error| TlsArgsError::Read {
-        flag,
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let text = String::from_utf8_lossy(&bytes);
-    let has_block = text
-        .lines()
-        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{what}-----")));
-    if !has_block {
-        return Err(TlsArgsError::NotPem {
-            flag,
-            path: path.to_path_buf(),
-            what,
-        });
-    }
-    Ok(bytes)
-}
-
 impl ServiceArgs {
     /// The store, over TLS when --etcd-ca/--etcd-cert/--etcd-key are given.
-    pub async fn connect(&self) -> Result<Store, crate::serve::MainError> {
+    pub async fn connect(&self) -> Result<Store, MainError> {
         let tls = romana_store::EtcdTls::from_files(
             self.etcd_ca.as_deref(),
             self.etcd_cert.as_deref(),
             self.etcd_key.as_deref(),
         )
-        .map_err(crate::serve::MainError::EtcdTls)?;
+        .map_err(MainError::EtcdTls)?;
         Ok(Store::connect_with_tls(
             &self.etcd_endpoints,
             Keys::new(&self.etcd_prefix),

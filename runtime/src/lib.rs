@@ -1,38 +1,70 @@
-//! What every romana-rs service process shares, so that the five services behave alike for
-//! an operator: the same flags, the same logs, the same health service, registration in
-//! etcd under a lease, graceful shutdown on SIGTERM, and the same mapping of store errors to
-//! gRPC codes.
+//! What every romana-rs process shares, so that the five services and the agent behave alike
+//! for an operator: the same logs and traces, the same TLS flag checks and the same shutdown
+//! on SIGTERM. With the `service` feature (on by default), what a gRPC service adds: the same
+//! flags and one-line exit, one serve path with health, metrics and registration in etcd
+//! under a lease, authorization, and the same mapping of store errors to gRPC codes. The
+//! agent leaves `service` off and so links no health service or Prometheus exporter.
 //!
 //! # Layout
-//! - [`authz`]: the caller's identity from its client certificate, and `require(..)`.
+//! Every process:
+//! - [`telemetry`]: `tracing` setup and OTLP trace export (`--otlp-endpoint`).
+//! - [`shutdown`]: the SIGTERM / Ctrl-C trigger.
+//! - [`tls`]: PEM files and the plaintext checks of the TLS flags.
+//!
+//! A gRPC service (`service` feature):
 //! - [`args`]: the common flags (`--etcd-endpoints`, `--listen`, ...).
-//! - [`telemetry`]: `tracing` setup, OTLP trace export (`--otlp-endpoint`) and per-call gRPC spans.
-//! - [`metrics`]: Prometheus `/metrics` and per-call gRPC metrics.
+//! - [`error`]: why serving or a service binary stopped.
 //! - [`serve`]: serve a service's routes with health and registration until shutdown.
+//! - [`process`]: a service binary's `main` after flag parsing.
+//! - [`exit`]: the exit code and its one `error: ...` line.
+//! - [`grpc_layer`]: the per-call span and metrics.
+//! - [`metrics`]: Prometheus `/metrics`.
+//! - [`authz`]: the caller's identity from its client certificate, and `require(..)`.
 //! - [`cluster`]: the current cluster layout, as every service needs it.
 //! - [`listings`]: the server streams of the Watch* RPCs (a listing, then one per change).
 //! - [`status`]: store and core errors as `tonic::Status` a person can act on.
 #![forbid(unsafe_code)]
 
-pub mod args;
-pub mod authz;
-pub mod cluster;
-pub mod listings;
-pub mod metrics;
-pub mod serve;
-pub mod status;
+pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
-pub use args::ServiceArgs;
+pub use shutdown::{shutdown_signal, Shutdown};
 
-/// Largest request a service decodes (tonic's default, set on purpose): big enough that an
-/// oversized field (a 1 MiB+ policy document, a 3 MB label) reaches validation and gets an
-/// INVALID_ARGUMENT naming the limit, small enough to bound what one call makes a replica
-/// hold. Requests above it get RESOURCE_EXHAUSTED from tonic.
-pub const MAX_REQUEST_BYTES: usize = 4 << 20;
-pub use cluster::current_layout;
-pub use serve::{serve, serve_tls, shutdown_signal, Serving, Shutdown};
-pub use status::{
-    bad_name, check_label_count, check_labels, check_name, check_ports, check_removed_labels,
-    contended, invalid, preview, store_status, MAX_ATTEMPTS,
-};
+#[cfg(feature = "service")]
+mod service {
+    pub use crate::args::ServiceArgs;
+    pub use crate::cluster::current_layout;
+    pub use crate::exit::exit_code;
+    pub use crate::serve::{serve, Serving, MAX_REQUEST_BYTES};
+    pub use crate::status::{
+        bad_name, check_label_count, check_labels, check_name, check_ports, check_removed_labels,
+        contended, contended_after, invalid, preview, store_status, MAX_ATTEMPTS,
+        MAX_ENDPOINT_ATTEMPTS,
+    };
+}
+#[cfg(feature = "service")]
+pub use service::*;
+
+#[cfg(feature = "service")]
+pub mod args;
+#[cfg(feature = "service")]
+pub mod authz;
+#[cfg(feature = "service")]
+pub mod cluster;
+#[cfg(feature = "service")]
+pub mod error;
+#[cfg(feature = "service")]
+pub mod exit;
+#[cfg(feature = "service")]
+pub mod grpc_layer;
+#[cfg(feature = "service")]
+pub mod listings;
+#[cfg(feature = "service")]
+pub mod metrics;
+#[cfg(feature = "service")]
+pub mod process;
+#[cfg(feature = "service")]
+pub mod serve;
+#[cfg(feature = "service")]
+pub mod status;

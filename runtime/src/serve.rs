@@ -1,72 +1,70 @@
-//! Serving one service: the service's routes plus the standard gRPC health service,
-//! registration in etcd under a lease, and a graceful drain on shutdown.
-
-use std::future::Future;
-use std::net::SocketAddr;
+//! Serving one service: its routes plus the standard gRPC health service, registration in
+//! etcd under a lease, and a graceful drain on shutdown. The one path every service is
+//! served by, in its binary and in tests: TCP_NODELAY, the request limit and the per-call
+//! span and metrics are set here and nowhere else.
 
 use romana_core::ServiceRecord;
-use romana_store::{Store, StoreError};
+use romana_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Routes;
+pub use tonic::service::Routes;
 use tonic::transport::ServerTlsConfig;
 use tonic_health::ServingStatus;
 
-use crate::ServiceArgs;
+use crate::error::ServeError;
+use crate::listings::{draining, Draining};
+use crate::Shutdown;
 
 /// Lease TTL of service registrations: a dead process disappears from discovery this fast.
 const REGISTRATION_TTL_SECS: i64 = 10;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot read the listener address: {0}")]
-    Listener(#[source] std::io::Error),
-    #[error("cannot register {kind} in etcd: {source}")]
-    Register {
-        kind: String,
-        #[source]
-        source: StoreError,
-    },
-    #[error("gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
+/// Largest request a service decodes (tonic's default, set on purpose): big enough that an
+/// oversized field (a 1 MiB+ policy document, a 3 MB label) reaches validation and gets an
+/// INVALID_ARGUMENT naming the limit, small enough to bound what one call makes a replica
+/// hold. Requests above it get RESOURCE_EXHAUSTED from tonic.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// The routes of one generated gRPC server, decoding requests up to [`MAX_REQUEST_BYTES`]:
+/// `grpc_routes!(ipam_server::IpamServer::new(service))`. (A macro: the generated servers
+/// share the method but no trait.)
+#[macro_export]
+macro_rules! grpc_routes {
+    ($server:expr) => {
+        $crate::serve::Routes::new($server.max_decoding_message_size($crate::MAX_REQUEST_BYTES))
+    };
 }
 
-/// What a running service is: its kind, gRPC service name (for health) and advertised URL.
+/// What a service is, for [`serve`]: what it registers as, and how its handlers are built.
+#[derive(Clone, Copy, Debug)]
 pub struct Serving {
     /// `root`, `topology`, `tenant`, `ipam` or `policy`.
     pub kind: &'static str,
-    /// The fully qualified gRPC service name, e.g. `romana.v1.Root`.
+    /// The fully qualified gRPC service name, e.g. `romana.v1.Root` (for health).
     pub grpc_name: &'static str,
-    /// The URL registered for discovery.
-    pub url: String,
+    /// The service's routes (see [`grpc_routes!`]), given the store and the signal on which
+    /// its open watch streams end.
+    pub routes: fn(&Store, Draining) -> Routes,
 }
 
-/// Serves `routes` in plaintext on `listener` until `shutdown` resolves, then reports
-/// NOT_SERVING, withdraws the registration and lets in-flight requests finish.
+/// Serves `serving` on `listener` (over TLS when `tls` is given: mutual TLS when it names a
+/// client CA), registered for discovery at `url`, until `shutdown` resolves; then reports
+/// NOT_SERVING, ends watch streams, withdraws the registration and lets in-flight requests
+/// finish.
 pub async fn serve(
     serving: Serving,
-    routes: Routes,
-    listener: TcpListener,
-    store: Store,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServeError> {
-    serve_tls(serving, routes, listener, store, None, shutdown).await
-}
-
-/// [`serve`], over TLS when `tls` is given (mutual TLS when it names a client CA).
-pub async fn serve_tls(
-    serving: Serving,
-    routes: Routes,
+    url: String,
     listener: TcpListener,
     store: Store,
     tls: Option<ServerTlsConfig>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }
     let local = listener.local_addr().map_err(ServeError::Listener)?;
+    let (draining, shutdown) = draining(shutdown);
+    let routes = (serving.routes)(&store, draining);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(serving.grpc_name, ServingStatus::Serving)
@@ -75,7 +73,7 @@ pub async fn serve_tls(
     let record = ServiceRecord {
         kind: serving.kind.to_string(),
         instance: instance_name(local.port()),
-        url: serving.url.clone(),
+        url: url.clone(),
     };
     let registration = store
         .register(record, REGISTRATION_TTL_SECS)
@@ -84,7 +82,7 @@ pub async fn serve_tls(
             kind: serving.kind.to_string(),
             source,
         })?;
-    tracing::info!(kind = serving.kind, %local, url = %serving.url, "serving");
+    tracing::info!(kind = serving.kind, %local, %url, "serving");
 
     let drain = async {
         shutdown.await;
@@ -94,8 +92,7 @@ pub async fn serve_tls(
             .await;
     };
     let result = server
-        .layer(crate::telemetry::GrpcTraceLayer)
-        .layer(crate::metrics::GrpcMetricsLayer)
+        .layer(crate::grpc_layer::GrpcLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(nodelay(TcpListenerStream::new(listener)), drain)
         .await;
@@ -116,138 +113,6 @@ fn nodelay(
         stream.set_nodelay(true)?;
         Ok(stream)
     })
-}
-
-/// A shutdown trigger: the server drains when it resolves.
-pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// The whole of a service binary after flag parsing: TLS flags, tracing, etcd, listener,
-/// then `run` until SIGTERM. `run` gets the server TLS configuration (`None`: plaintext,
-/// which the flags allow only with `--insecure`).
-pub async fn main<F, Fut>(args: ServiceArgs, default_port: u16, run: F) -> Result<(), MainError>
-where
-    F: FnOnce(TcpListener, Store, String, Option<ServerTlsConfig>, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), ServeError>>,
-{
-    let tls = args.server_tls()?;
-    args.check_etcd()?;
-    if let Some(tls) = &tls {
-        // Bad certificates or keys fail here, before etcd and the listener, not at serve.
-        tonic::transport::Server::builder()
-            .tls_config(tls.clone())
-            .map_err(|e| MainError::Tls(crate::args::TlsArgsError::Invalid(causes(&e))))?;
-    }
-    let telemetry = crate::telemetry::init(
-        &crate::telemetry::binary_name(),
-        args.otlp_endpoint.as_deref(),
-    );
-    if args.tls_ca.is_none() {
-        // No client certificates, no identities: see crate::authz.
-        tracing::warn!(
-            "authorization is off: no --tls-ca; every caller is treated as admin (give --tls-ca for mutual TLS and roles)"
-        );
-    }
-    let result = main_inner(args, default_port, tls, run).await;
-    telemetry.shutdown().await;
-    result
-}
-
-async fn main_inner<F, Fut>(
-    args: ServiceArgs,
-    default_port: u16,
-    tls: Option<ServerTlsConfig>,
-    run: F,
-) -> Result<(), MainError>
-where
-    F: FnOnce(TcpListener, Store, String, Option<ServerTlsConfig>, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), ServeError>>,
-{
-    if let Some(metrics) = args.metrics_listen {
-        crate::metrics::install(metrics).map_err(|e| MainError::Metrics(e.to_string()))?;
-    }
-    let listen = args
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
-    let store = args.connect().await?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| MainError::Bind { listen, source })?;
-    let url = args.advertised_url(listener.local_addr().map_err(ServeError::Listener)?);
-    run(listener, store, url, tls, shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MainError {
-    #[error("cannot connect to etcd: {0}")]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-    #[error("cannot serve metrics: {0}")]
-    Metrics(String),
-    #[error("{0}")]
-    EtcdTls(String),
-    #[error(transparent)]
-    Tls(#[from] crate::args::TlsArgsError),
-}
-
-/// A service binary's exit: 0, or 1 after one `error: ...` line on stderr (no backtrace,
-/// whatever RUST_BACKTRACE says).
-pub fn exit_code(result: Result<(), MainError>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", causes(&e));
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// An error and its causes on one line.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    if parts.len() > 1 && parts[0] == "transport error" {
-        parts.remove(0);
-    }
-    parts.join(": ").replace('\n', " ")
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub fn shutdown_signal() -> Shutdown {
-    Box::pin(wait_for_signal())
-}
-
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
 }
 
 /// Unique per process and listener, so replicas (and several in-process test servers) do not

@@ -26,10 +26,20 @@ pub fn store_status(err: StoreError) -> Status {
 /// How often a write that lost a race to another replica is retried before giving up.
 pub const MAX_ATTEMPTS: usize = 20;
 
+/// Attempts of an endpoint write (ipam) before it gives up: allocators of one segment race
+/// for the same lowest free addresses, so losing a race is routine there, not a sign of
+/// trouble.
+pub const MAX_ENDPOINT_ATTEMPTS: usize = 64;
+
 /// ABORTED for a write that lost [`MAX_ATTEMPTS`] races in a row: retrying is safe.
 pub fn contended(what: &str, name: &str) -> Status {
+    contended_after(MAX_ATTEMPTS, what, name)
+}
+
+/// ABORTED for a write that lost `attempts` races in a row: retrying is safe.
+pub fn contended_after(attempts: usize, what: &str, name: &str) -> Status {
     Status::aborted(format!(
-        "{what} {name}: lost {MAX_ATTEMPTS} races in a row against concurrent changes; retry"
+        "{what} {name}: lost {attempts} races in a row against concurrent changes; retry"
     ))
 }
 

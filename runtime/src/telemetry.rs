@@ -6,9 +6,6 @@
 //! Export failures are logged (by the OpenTelemetry SDK, through `tracing` on stderr) and never
 //! stop the process. [`Telemetry::shutdown`] flushes what is buffered.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -16,7 +13,6 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing::Instrument;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -174,87 +170,4 @@ fn instance_id() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
     format!("{host}-{}", std::process::id())
-}
-
-/// A tower layer that gives each gRPC call a server span named after the method
-/// (`romana.v1.Root/GetConfig`), with `rpc.service`, `rpc.method` and the resulting
-/// `rpc.grpc.status_code`; the handler's own spans and events nest under it.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GrpcTraceLayer;
-
-impl<S> tower::Layer<S> for GrpcTraceLayer {
-    type Service = GrpcTrace<S>;
-
-    fn layer(&self, inner: S) -> GrpcTrace<S> {
-        GrpcTrace { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct GrpcTrace<S> {
-    inner: S,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcTrace<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let name = path.trim_start_matches('/');
-        let (service, method) = name.split_once('/').unwrap_or((name, ""));
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = name,
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
-        let call = span.in_scope(|| self.inner.call(request));
-        Box::pin(
-            async move {
-                let response = call.await;
-                let span = tracing::Span::current();
-                // As in the metrics layer: a failed unary call is "trailers-only", with
-                // grpc-status in the headers; no grpc-status header means OK so far.
-                match &response {
-                    Ok(r) => {
-                        let code = r
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<i64>().ok())
-                            .unwrap_or(0);
-                        span.record("rpc.grpc.status_code", code);
-                        if is_server_error(code) {
-                            span.record("otel.status_code", "error");
-                        }
-                    }
-                    Err(_) => {
-                        span.record("otel.status_code", "error");
-                    }
-                }
-                response
-            }
-            .instrument(span),
-        )
-    }
-}
-
-/// The codes OpenTelemetry's RPC conventions count as a server-side error: UNKNOWN,
-/// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-fn is_server_error(code: i64) -> bool {
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }

@@ -18,6 +18,11 @@ use crate::members::{failure, member_failed, never_sent, Members, Pinned};
 use crate::txn::Txn;
 use crate::watch::{Kv, Watcher};
 
+mod codec;
+mod tls;
+pub(crate) use codec::{decode, encode, header_revision, prefix_end, versioned};
+pub use tls::EtcdTls;
+
 /// etcd's default request size limit is 1.5 MiB; 500 records stay far below it.
 const PAGE_SIZE: i64 = 500;
 /// A list restarts from scratch when compaction overtakes it between pages; this bounds that.
@@ -55,48 +60,6 @@ impl<T> Versioned<T> {
     /// The last segment of the key: the name or id an index entry stands for.
     pub fn key_name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or_default()
-    }
-}
-
-/// TLS to etcd: the CA that signed etcd's certificate and, when etcd requires client
-/// certificates (`--client-cert-auth`), this process's certificate and key (PEM).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EtcdTls {
-    pub ca: Option<Vec<u8>>,
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-impl EtcdTls {
-    /// The client's TLS settings: trust `ca`, present `identity`.
-    pub fn client_options(&self) -> etcd_client::TlsOptions {
-        let mut config = etcd_client::TlsOptions::new();
-        if let Some(ca) = &self.ca {
-            config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
-        }
-        if let Some((cert, key)) = &self.identity {
-            config = config.identity(etcd_client::Identity::from_pem(cert, key));
-        }
-        config
-    }
-
-    /// Reads the PEM files named by `--etcd-ca`, `--etcd-cert`, `--etcd-key`; `Ok(None)` when
-    /// none is given. Errors name the flag.
-    pub fn from_files(
-        ca: Option<&std::path::Path>,
-        cert: Option<&std::path::Path>,
-        key: Option<&std::path::Path>,
-    ) -> Result<Option<EtcdTls>, String> {
-        let read = |flag: &str, path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
-        };
-        let identity = match (cert, key) {
-            (None, None) => None,
-            (Some(_), None) => return Err("--etcd-cert needs --etcd-key".into()),
-            (None, Some(_)) => return Err("--etcd-key needs --etcd-cert".into()),
-            (Some(c), Some(k)) => Some((read("etcd-cert", c)?, read("etcd-key", k)?)),
-        };
-        let ca = ca.map(|p| read("etcd-ca", p)).transpose()?;
-        Ok((ca.is_some() || identity.is_some()).then_some(EtcdTls { ca, identity }))
     }
 }
 
@@ -486,66 +449,5 @@ impl std::fmt::Debug for Store {
             .field("endpoints", &self.endpoints)
             .field("prefix", &self.keys.prefix())
             .finish()
-    }
-}
-
-pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
-        key: key.to_string(),
-        source,
-    })?;
-    if key.len() + bytes.len() > crate::MAX_WRITE_BYTES {
-        return Err(StoreError::TooLarge {
-            key: key.to_string(),
-            size: key.len() + bytes.len(),
-            limit: crate::MAX_WRITE_BYTES,
-        });
-    }
-    Ok(bytes)
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
-        key: key.to_string(),
-        source,
-    })
-}
-
-pub(crate) fn versioned<T: DeserializeOwned>(kv: &KeyValue) -> Result<Versioned<T>, StoreError> {
-    let key = String::from_utf8_lossy(kv.key()).into_owned();
-    Ok(Versioned {
-        value: decode(&key, kv.value())?,
-        key,
-        mod_revision: kv.mod_revision(),
-        create_revision: kv.create_revision(),
-    })
-}
-
-pub(crate) fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
-    header.map_or(0, |h| h.revision())
-}
-
-/// The end of the range holding every key that starts with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // All 0xff (or empty): to the end of the keyspace.
-    vec![0]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_is_the_first_key_after_the_prefix() {
-        assert_eq!(prefix_end(b"/romana/v1/"), b"/romana/v10".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
     }
 }

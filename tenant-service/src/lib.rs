@@ -4,24 +4,27 @@
 //! endpoints can be removed.
 //!
 //! # Layout
-//! - [`TenantService`]: the gRPC handlers.
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`TenantService`]: the gRPC handlers; tenants here, segments in `segments`.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
+
+mod segments;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use romana_core::authz::{Action, Object, Verb};
-use romana_core::names::{validate_segment_name, validate_tenant_name};
-use romana_core::{alloc::lowest_free, Layout, Segment, Tenant};
+use romana_core::names::validate_tenant_name;
+use romana_core::{alloc::lowest_free, Segment, Tenant};
 use romana_proto::convert::isolation_from_pb;
 use romana_proto::pb::{self, tenants_server};
 use romana_runtime::authz::{authorize, caller, may, require};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{
     bad_name, check_label_count, check_labels, check_name, check_removed_labels, contended,
-    current_layout, invalid, preview, store_status, Serving, Shutdown, MAX_ATTEMPTS,
+    current_layout, invalid, preview, store_status, Serving, MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 /// The segment every tenant is created with.
@@ -34,36 +37,18 @@ pub struct TenantService {
     store: Store,
 }
 
-/// Serves tenant-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// tenant-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "tenant",
+    grpc_name: "romana.v1.Tenants",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let routes = tonic::service::Routes::new(
-        tenants_server::TenantsServer::new(TenantService {
-            store: store.clone(),
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "tenant",
-        grpc_name: "romana.v1.Tenants",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The tenant-service handlers over `store`.
+pub fn routes(store: &Store, _draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(tenants_server::TenantsServer::new(TenantService {
+        store: store.clone(),
+    }))
 }
 
 /// An action on a segment, as authorization sees it.
@@ -72,7 +57,7 @@ fn segment<'a>(verb: Verb, tenant: &'a str, name: &'a str) -> Action<'a> {
 }
 
 /// Endpoint ids from endpoint index entries.
-fn ids_of<T>(items: &[Versioned<T>]) -> Vec<&str> {
+pub(crate) fn ids_of<T>(items: &[Versioned<T>]) -> Vec<&str> {
     items.iter().map(Versioned::key_name).collect()
 }
 
@@ -236,173 +221,10 @@ impl TenantService {
         }
         Err(contended("removing tenant", name))
     }
-
-    async fn add_segment(&self, req: pb::AddSegmentRequest) -> Result<pb::Segment, Status> {
-        validate_segment_name(&req.name).map_err(bad_name)?;
-        check_name("tenant", &req.tenant)?;
-        let keys = self.store.keys();
-        for _ in 0..MAX_ATTEMPTS {
-            let (_, layout) = current_layout(&self.store).await?;
-            let tenant = self.get_tenant(&req.tenant).await?;
-            if let Some(s) = self
-                .store
-                .get(&keys.segment(&req.tenant, &req.name))
-                .await
-                .map_err(store_status)?
-            {
-                return Err(Status::already_exists(format!(
-                    "segment {}/{} already exists (number {})",
-                    req.tenant, req.name, s.value.id
-                )));
-            }
-            let ids = self
-                .store
-                .list(&keys.segment_ids_of(&req.tenant))
-                .await
-                .map_err(store_status)?;
-            let used: BTreeSet<u32> = ids.items.iter().filter_map(id_of).collect();
-            let Some(id) = lowest_free(&used, 0..=(layout.max_segments() - 1) as u32) else {
-                return Err(Status::resource_exhausted(format!(
-                    "tenant {} uses all {} segment numbers (segment bits {}); remove a segment first",
-                    req.tenant,
-                    layout.max_segments(),
-                    layout.config().segment_bits
-                )));
-            };
-            let segment = Segment {
-                tenant: req.tenant.clone(),
-                name: req.name.clone(),
-                id,
-            };
-            // Comparing the tenant's revision keeps a segment from outliving a tenant removed
-            // concurrently.
-            let result = self
-                .store
-                .txn()
-                .create(&keys.segment(&req.tenant, &req.name), &segment)
-                .create(&keys.segment_id(&req.tenant, id), &segment.name)
-                .expect_unchanged(&keys.tenant(&req.tenant), tenant.mod_revision)
-                .commit()
-                .await;
-            match result {
-                Ok(_) => {
-                    tracing::info!(tenant = %req.tenant, segment = %req.name, id, "segment added");
-                    return Ok(pb::Segment::from((&segment, tenant.value.id, &layout)));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_status(e)),
-            }
-        }
-        Err(contended("adding segment", &req.name))
-    }
-
-    async fn remove_segment(&self, req: pb::RemoveSegmentRequest) -> Result<pb::Segment, Status> {
-        check_name("tenant", &req.tenant)?;
-        check_name("segment", &req.name)?;
-        if req.name == DEFAULT_SEGMENT {
-            return Err(Status::failed_precondition(format!(
-                "segment {DEFAULT_SEGMENT} lives as long as its tenant; remove tenant {} instead",
-                req.tenant
-            )));
-        }
-        let keys = self.store.keys();
-        let (_, layout) = current_layout(&self.store).await?;
-        for _ in 0..MAX_ATTEMPTS {
-            let tenant = self.get_tenant(&req.tenant).await?;
-            let segment = self
-                .store
-                .get(&keys.segment(&req.tenant, &req.name))
-                .await
-                .map_err(store_status)?
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "segment {}/{} does not exist",
-                        req.tenant, req.name
-                    ))
-                })?;
-            let endpoints = self
-                .store
-                .list(&keys.segment_endpoints_of(&req.tenant, &req.name))
-                .await
-                .map_err(store_status)?;
-            if !endpoints.items.is_empty() {
-                let ids = ids_of(&endpoints.items);
-                return Err(Status::failed_precondition(format!(
-                    "segment {}/{} has {} endpoint(s) ({}); release them first",
-                    req.tenant,
-                    req.name,
-                    ids.len(),
-                    preview(&ids)
-                )));
-            }
-            let result = self
-                .store
-                .txn()
-                .delete(&keys.segment(&req.tenant, &req.name), segment.mod_revision)
-                .delete_unchecked(&keys.segment_id(&req.tenant, segment.value.id))
-                .expect_empty(&keys.segment_endpoints_of(&req.tenant, &req.name))
-                .commit()
-                .await;
-            match result {
-                Ok(_) => {
-                    tracing::info!(tenant = %req.tenant, segment = %req.name, "segment removed");
-                    return Ok(pb::Segment::from((
-                        &segment.value,
-                        tenant.value.id,
-                        &layout,
-                    )));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_status(e)),
-            }
-        }
-        Err(contended("removing segment", &req.name))
-    }
-
-    async fn list_segments(
-        &self,
-        tenant: &str,
-        layout: &Layout,
-    ) -> Result<Vec<pb::Segment>, Status> {
-        if !tenant.is_empty() {
-            check_name("tenant", tenant)?;
-        }
-        let keys = self.store.keys();
-        let tenants = self
-            .store
-            .list(&keys.tenants())
-            .await
-            .map_err(store_status)?;
-        let ids: BTreeMap<&str, u32> = tenants
-            .items
-            .iter()
-            .map(|t| (t.value.name.as_str(), t.value.id))
-            .collect();
-        if !tenant.is_empty() && !ids.contains_key(tenant) {
-            return Err(Status::not_found(format!("tenant {tenant} does not exist")));
-        }
-        let prefix = if tenant.is_empty() {
-            keys.segments()
-        } else {
-            keys.segments_of(tenant)
-        };
-        let listing = self.store.list(&prefix).await.map_err(store_status)?;
-        let mut segments: Vec<Segment> = listing.items.into_iter().map(|s| s.value).collect();
-        segments.sort_by(|a, b| (&a.tenant, a.id).cmp(&(&b.tenant, b.id)));
-        Ok(segments
-            .iter()
-            // A segment whose tenant vanished between the two reads is skipped, not shown
-            // with a made-up match.
-            .filter_map(|s| {
-                ids.get(s.tenant.as_str())
-                    .map(|&t| pb::Segment::from((s, t, layout)))
-            })
-            .collect())
-    }
 }
 
 /// The number of an id claim (`.../0000000005`).
-fn id_of<T>(claim: &Versioned<T>) -> Option<u32> {
+pub(crate) fn id_of<T>(claim: &Versioned<T>) -> Option<u32> {
     claim.key_name().parse().ok()
 }
 
@@ -475,10 +297,7 @@ impl tenants_server::Tenants for TenantService {
             .collect();
         tenants.sort_by_key(|t| t.id);
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants
-                .iter()
-                .map(|t| pb::Tenant::from((t, &layout)))
-                .collect(),
+            tenants: tenants.iter().map(|t| pb::Tenant::from((t, &layout))).collect(),
         }))
     }
 

@@ -1,17 +1,8 @@
-use clap::Parser;
-
-/// romana-tenant: tenants and their segments.
-#[derive(Parser)]
-#[command(name = "romana-tenant", version)]
-struct Args {
-    #[command(flatten)]
-    service: romana_runtime::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9602, romana_tenant::run_tls).await,
+fn main() -> std::process::ExitCode {
+    romana_runtime::process::run_binary(
+        "romana-tenant",
+        "romana-tenant: tenants and their segments",
+        9602,
+        romana_tenant::SERVING,
     )
 }

@@ -9,7 +9,7 @@
 //! - [`current_report`]: which agent record, if any, speaks for a host.
 //! - [`fabric`]: the fabric view, a pure function of the hosts and the layout.
 //! - [`watching`]: the host status listing, and its watch (WatchHostStatus).
-//! - [`run`]: serve on a listener until shutdown.
+//! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 pub mod fabric;
@@ -24,56 +24,57 @@ use romana_core::{
 use romana_proto::convert::parse_ip;
 use romana_proto::pb::{self, topology_server};
 use romana_runtime::authz::{authorize, caller, may, require};
+use romana_runtime::listings::Draining;
+use romana_runtime::serve::Routes;
 use romana_runtime::{
     bad_name, check_name, contended, current_layout, invalid, preview, store_status, Serving,
-    Shutdown, MAX_ATTEMPTS,
+    MAX_ATTEMPTS,
 };
 use romana_store::{Store, StoreError, Versioned};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 pub struct TopologyService {
     store: Store,
-    draining: romana_runtime::listings::Draining,
+    draining: Draining,
 }
 
-/// Serves topology-service on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    run_tls(listener, store, url, None, shutdown).await
-}
+/// topology-service as [`romana_runtime::serve`] runs it.
+pub const SERVING: Serving = Serving {
+    kind: "topology",
+    grpc_name: "romana.v1.Topology",
+    routes,
+};
 
-/// [`run`], over TLS when `tls` is given.
-pub async fn run_tls(
-    listener: TcpListener,
-    store: Store,
-    url: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    shutdown: Shutdown,
-) -> Result<(), romana_runtime::serve::ServeError> {
-    let (draining, shutdown) = romana_runtime::listings::draining(shutdown);
-    let routes = tonic::service::Routes::new(
-        topology_server::TopologyServer::new(TopologyService {
-            store: store.clone(),
-            draining,
-        })
-        .max_decoding_message_size(romana_runtime::MAX_REQUEST_BYTES),
-    );
-    let serving = Serving {
-        kind: "topology",
-        grpc_name: "romana.v1.Topology",
-        url,
-    };
-    romana_runtime::serve_tls(serving, routes, listener, store, tls, shutdown).await
+/// The topology-service handlers over `store`.
+pub fn routes(store: &Store, draining: Draining) -> Routes {
+    romana_runtime::grpc_routes!(topology_server::TopologyServer::new(TopologyService {
+        store: store.clone(),
+        draining,
+    }))
 }
 
 // === impl TopologyService ===
 
 impl TopologyService {
+    /// The host `name`, NOT_FOUND when there is none.
+    async fn host(&self, name: &str) -> Result<Versioned<Host>, Status> {
+        self.store
+            .get(&self.store.keys().host(name))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))
+    }
+
+    /// Every host, in etcd's key order.
+    async fn hosts(&self) -> Result<Vec<Host>, Status> {
+        let listing = self
+            .store
+            .list(&self.store.keys().hosts())
+            .await
+            .map_err(store_status)?;
+        Ok(listing.items.into_iter().map(|h| h.value).collect())
+    }
+
     async fn add_host(&self, req: pb::AddHostRequest) -> Result<pb::Host, Status> {
         validate_host_name(&req.name).map_err(bad_name)?;
         let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
@@ -270,12 +271,7 @@ impl topology_server::Topology for TopologyService {
         let name = request.into_inner().name;
         check_name("host", &name)?;
         let (_, layout) = current_layout(&self.store).await?;
-        let host = self
-            .store
-            .get(&self.store.keys().host(&name))
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
+        let host = self.host(&name).await?;
         Ok(Response::new(pb::Host::from((&host.value, &layout))))
     }
 
@@ -286,15 +282,10 @@ impl topology_server::Topology for TopologyService {
         let who = caller(&request)?;
         let rack = request.into_inner().rack;
         let (_, layout) = current_layout(&self.store).await?;
-        let listing = self
-            .store
-            .list(&self.store.keys().hosts())
-            .await
-            .map_err(store_status)?;
-        let mut hosts: Vec<Host> = listing
-            .items
+        let mut hosts: Vec<Host> = self
+            .hosts()
+            .await?
             .into_iter()
-            .map(|h| h.value)
             .filter(|h| rack.is_none_or(|r| h.rack == r))
             .filter(|h| may(&who, Action::read(Object::Host(&h.name))))
             .collect();
@@ -321,12 +312,7 @@ impl topology_server::Topology for TopologyService {
     ) -> Result<Response<pb::Fabric>, Status> {
         authorize(&request, Action::read(Object::Fabric))?;
         let (_, layout) = current_layout(&self.store).await?;
-        let listing = self
-            .store
-            .list(&self.store.keys().hosts())
-            .await
-            .map_err(store_status)?;
-        let hosts: Vec<Host> = listing.items.into_iter().map(|h| h.value).collect();
+        let hosts = self.hosts().await?;
         let view = fabric::view(&hosts, &layout).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(view))
     }
@@ -341,16 +327,10 @@ impl topology_server::Topology for TopologyService {
         )?;
         let name = request.into_inner().host;
         check_name("host", &name)?;
-        let keys = self.store.keys();
-        let host = self
-            .store
-            .get(&keys.host(&name))
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("host {name} does not exist")))?;
+        let host = self.host(&name).await?;
         let status = self
             .store
-            .get(&keys.agent_status(&name))
+            .get(&self.store.keys().agent_status(&name))
             .await
             .map_err(store_status)?;
         let report = current_report(&host, status.as_ref());

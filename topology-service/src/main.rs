@@ -1,17 +1,8 @@
-use clap::Parser;
-
-/// romana-topology: hosts, host prefixes and the fabric view.
-#[derive(Parser)]
-#[command(name = "romana-topology", version)]
-struct Args {
-    #[command(flatten)]
-    service: romana_runtime::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    romana_runtime::serve::exit_code(
-        romana_runtime::serve::main(args.service, 9601, romana_topology::run_tls).await,
+fn main() -> std::process::ExitCode {
+    romana_runtime::process::run_binary(
+        "romana-topology",
+        "romana-topology: hosts, host prefixes and the fabric view",
+        9601,
+        romana_topology::SERVING,
     )
 }

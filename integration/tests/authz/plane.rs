@@ -78,15 +78,8 @@ impl MtlsPlane {
         });
         let (store, u) = (self.store.clone(), url.clone());
         self.tasks.push(tokio::spawn(async move {
-            let result = match service {
-                Service::Root => romana_root::run_tls(listener, store, u, tls, shutdown).await,
-                Service::Topology => {
-                    romana_topology::run_tls(listener, store, u, tls, shutdown).await
-                }
-                Service::Tenant => romana_tenant::run_tls(listener, store, u, tls, shutdown).await,
-                Service::Ipam => romana_ipam::run_tls(listener, store, u, tls, shutdown).await,
-                Service::Policy => romana_policy::run_tls(listener, store, u, tls, shutdown).await,
-            };
+            let result =
+                romana_runtime::serve(service.serving(), u, listener, store, tls, shutdown).await;
             if let Err(e) = result {
                 panic!("{} failed: {e}", service.kind());
             }

@@ -1,0 +1,43 @@
+//! TLS settings of the etcd connection, read from the `--etcd-*` files.
+
+/// TLS to etcd: the CA that signed etcd's certificate and, when etcd requires client
+/// certificates (`--client-cert-auth`), this process's certificate and key (PEM).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: Option<Vec<u8>>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EtcdTls {
+    /// The client's TLS settings: trust `ca`, present `identity`.
+    pub fn client_options(&self) -> etcd_client::TlsOptions {
+        let mut config = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        config
+    }
+
+    /// Reads the PEM files named by `--etcd-ca`, `--etcd-cert`, `--etcd-key`; `Ok(None)` when
+    /// none is given. Errors name the flag.
+    pub fn from_files(
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Option<EtcdTls>, String> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
+        };
+        let identity = match (cert, key) {
+            (None, None) => None,
+            (Some(_), None) => return Err("--etcd-cert needs --etcd-key".into()),
+            (None, Some(_)) => return Err("--etcd-key needs --etcd-cert".into()),
+            (Some(c), Some(k)) => Some((read("etcd-cert", c)?, read("etcd-key", k)?)),
+        };
+        let ca = ca.map(|p| read("etcd-ca", p)).transpose()?;
+        Ok((ca.is_some() || identity.is_some()).then_some(EtcdTls { ca, identity }))
+    }
+}
