@@ -290,7 +290,7 @@ pub fn load(file: &Path) -> anyhow::Result<Case> {
 }
 
 fn parse_case(text: &str, file: &Path) -> anyhow::Result<Case> {
-    let raw: CaseFile = serde_yaml::from_str(text)?;
+    let raw: CaseFile = serde_norway::from_str(text)?;
     let mut seen = BTreeSet::new();
     for p in &raw.pods {
         if !seen.insert(p.name.as_str()) {
