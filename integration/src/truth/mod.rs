@@ -38,10 +38,10 @@
 //!
 //! # Layout
 //! - this module: the case's types ([`Case`], [`Probe`], [`Node`], [`Grid`]).
-//! - [`case`]: loading and checking case files, placeholders, and the matrix diff.
-//! - [`model`]: model mode, the evaluator on an in-memory placement.
-//! - [`cluster`]: cluster mode, a case built on a namespaced cluster and probed.
-//! - [`probe`]: echo servers and probes with real packets, inside namespaces.
+//! - `case`: loading and checking case files, placeholders, and the matrix diff.
+//! - `model`: model mode, the evaluator on an in-memory placement.
+//! - `cluster`: cluster mode, a case built on a namespaced cluster and probed.
+//! - `probe`: echo servers and probes with real packets, inside namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

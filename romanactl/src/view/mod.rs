@@ -8,12 +8,12 @@
 //! wire field is `id`.
 //!
 //! # Layout
-//! - [`cluster`]: the layout (`config`) and `status`.
-//! - [`host`]: hosts and what their agents report.
-//! - [`tenant`]: tenants and segments.
-//! - [`endpoint`]: endpoints and releases.
-//! - [`fabric`]: the routes a fabric needs.
-//! - [`policy`]: policies, applies and `explain`.
+//! - `cluster`: the layout (`config`) and `status`.
+//! - `host`: hosts and what their agents report.
+//! - `tenant`: tenants and segments.
+//! - `endpoint`: endpoints and releases.
+//! - `fabric`: the routes a fabric needs.
+//! - `policy`: policies, applies and `explain`.
 
 use std::collections::BTreeMap;
 
