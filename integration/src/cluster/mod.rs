@@ -230,48 +230,18 @@ impl Cluster {
             .is_ok()
     }
 
-    /// Whether `from` can exchange a message with a TCP server on `to` (both endpoints).
+    /// Whether `from` can exchange a message with a TCP server on `to` (both endpoints), on
+    /// port 7777, within 2 s for the connect and 2 s for the echo.
     pub fn tcp(&self, from: &str, to: &str) -> anyhow::Result<bool> {
-        use std::io::Read;
-        let server_ns = &self.endpoint(to).ns;
-        let address = self.endpoint(to).address;
-        let listener =
-            server_ns.run(|| async move { std::net::TcpListener::bind((address, 7777)) })??;
-        listener.set_nonblocking(false)?;
-        let server = std::thread::spawn(move || -> std::io::Result<()> {
-            let (mut s, _) = listener.accept()?;
-            let mut buf = [0u8; 5];
-            s.read_exact(&mut buf)?;
-            s.write_all(&buf)
-        });
-        let ok = self.endpoint(from).ns.run(|| async move {
-            let addr = std::net::SocketAddr::new(address, 7777);
-            let attempt = || -> std::io::Result<bool> {
-                let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.write_all(b"hello")?;
-                let mut back = [0u8; 5];
-                s.read_exact(&mut back)?;
-                Ok(&back == b"hello")
-            };
-            attempt().unwrap_or(false)
-        })?;
-        if !ok {
-            // Blocked: the server still waits in accept(). Its own namespace reaches it, and
-            // that connection ends it, so the port is free for the next check.
-            server_ns.run(|| async move {
-                let addr = std::net::SocketAddr::new(address, 7777);
-                if let Ok(mut s) =
-                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-                {
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = s.write_all(b"close");
-                    let _ = s.read_exact(&mut [0u8; 5]);
-                }
-            })?;
-        }
-        let _ = server.join();
-        Ok(ok)
+        let server = self.endpoint(to);
+        let at = std::net::SocketAddr::new(server.address, 7777);
+        let exchanged = crate::echo::tcp_echo(
+            &self.endpoint(from).ns,
+            &server.ns,
+            at,
+            Duration::from_secs(2),
+        )?;
+        Ok(exchanged.is_ok())
     }
 
     /// Routes of ours (route protocol of the agent) on `host`, as `ip route` prints them.

@@ -2,39 +2,19 @@
 //! cell probed at once, each from inside its source's namespace.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{Node, Probe};
+use crate::echo::{self, PAYLOAD};
 use crate::netns::Netns;
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
-const PAYLOAD: &[u8; 5] = b"probe";
-
-/// Runs `f` on a thread inside the namespace at `path`: sockets made there stay there.
-fn in_netns<T: Send>(
-    path: &Path,
-    f: impl FnOnce() -> std::io::Result<T> + Send,
-) -> anyhow::Result<T> {
-    let ns = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(move || -> anyhow::Result<T> {
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .context("entering the network namespace")?;
-                Ok(f()?)
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
 
 /// Echo servers on every node for every TCP and UDP probe; dropped, they stop.
 pub(super) fn serve(
@@ -44,33 +24,27 @@ pub(super) fn serve(
     let mut set = JoinSet::new();
     for (node, ns, address) in nodes {
         let address = *address;
-        let (tcp, udp) = in_netns(&ns.path(), || {
-            let mut tcp = Vec::new();
-            let mut udp = Vec::new();
-            for probe in probes {
-                match probe {
-                    Probe::Tcp(port) => tcp.push(std::net::TcpListener::bind((address, *port))?),
-                    Probe::Udp(port) => udp.push(std::net::UdpSocket::bind((address, *port))?),
-                    Probe::Icmp => {}
+        let (tcp, udp) = ns
+            .enter(|| {
+                let mut tcp = Vec::new();
+                let mut udp = Vec::new();
+                for probe in probes {
+                    match probe {
+                        Probe::Tcp(port) => {
+                            tcp.push(std::net::TcpListener::bind((address, *port))?)
+                        }
+                        Probe::Udp(port) => udp.push(std::net::UdpSocket::bind((address, *port))?),
+                        Probe::Icmp => {}
+                    }
                 }
-            }
-            Ok((tcp, udp))
-        })
-        .with_context(|| format!("binding probe servers on {node}"))?;
+                Ok((tcp, udp))
+            })
+            .with_context(|| format!("binding probe servers on {node}"))?;
         for l in tcp {
             l.set_nonblocking(true)?;
             let l = tokio::net::TcpListener::from_std(l)?;
-            set.spawn(async move {
-                let mut conns = JoinSet::new();
-                while let Ok((mut s, _)) = l.accept().await {
-                    conns.spawn(async move {
-                        let mut buf = [0u8; PAYLOAD.len()];
-                        if s.read_exact(&mut buf).await.is_ok() {
-                            let _ = s.write_all(&buf).await;
-                        }
-                    });
-                }
-            });
+            // Nobody asks who connected: the receiver goes at once.
+            set.spawn(echo::serve_tcp(l, mpsc::unbounded_channel().0));
         }
         for u in udp {
             u.set_nonblocking(true)?;
@@ -105,7 +79,7 @@ pub(super) async fn probe_all(
         if mine.is_empty() {
             continue;
         }
-        let clients = in_netns(&ns.path(), || {
+        let clients = ns.enter(|| {
             mine.iter()
                 .map(|(probe, _, _, _)| {
                     Ok(match probe {
@@ -130,7 +104,9 @@ pub(super) async fn probe_all(
             set.spawn(async move {
                 let ok = match (client, probe.port()) {
                     (Client::Tcp(s), Some(port)) => {
-                        tcp_exchange(s, SocketAddr::new(target, port)).await
+                        echo::tcp_exchange(s, SocketAddr::new(target, port), PROBE_TIMEOUT)
+                            .await
+                            .is_ok()
                     }
                     (Client::Udp(s), Some(port)) => {
                         udp_exchange(s, SocketAddr::new(target, port)).await
@@ -150,20 +126,6 @@ pub(super) async fn probe_all(
         out.insert(key, ok);
     }
     Ok(out)
-}
-
-async fn tcp_exchange(s: tokio::net::TcpSocket, to: SocketAddr) -> bool {
-    let attempt = async {
-        let mut stream = s.connect(to).await?;
-        stream.write_all(PAYLOAD).await?;
-        let mut back = [0u8; PAYLOAD.len()];
-        stream.read_exact(&mut back).await?;
-        std::io::Result::Ok(&back == PAYLOAD)
-    };
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
-        Ok(Ok(true))
-    )
 }
 
 async fn udp_exchange(s: std::net::UdpSocket, to: SocketAddr) -> bool {
