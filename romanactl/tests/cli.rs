@@ -4,6 +4,7 @@
 
 mod support;
 
+use romana_integration::cluster::CONFIG_INIT;
 use romana_integration::ControlPlane;
 use serde_json::{json, Value};
 use support::romanactl;
@@ -24,20 +25,7 @@ async fn mk_cluster(rack_bits: &str) -> (ControlPlane, String) {
 }
 
 fn init_args(rack_bits: &str) -> Vec<&str> {
-    vec![
-        "config",
-        "init",
-        "--address-space",
-        "10.0.0.0/8",
-        "--host-bits",
-        "8",
-        "--tenant-bits",
-        "4",
-        "--segment-bits",
-        "4",
-        "--rack-bits",
-        rack_bits,
-    ]
+    [&CONFIG_INIT[..], &["--rack-bits", rack_bits]].concat()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,6 +31,21 @@ pub fn cluster() -> ClusterBuilder {
     }
 }
 
+/// `romanactl config init` with the MISSION example's bits (8 host, 4 tenant, 4 segment) in
+/// 10.0.0.0/8 and no rack bits: the layout the command-line tests set up.
+pub const CONFIG_INIT: [&str; 10] = [
+    "config",
+    "init",
+    "--address-space",
+    "10.0.0.0/8",
+    "--host-bits",
+    "8",
+    "--tenant-bits",
+    "4",
+    "--segment-bits",
+    "4",
+];
+
 /// The layout a [`cluster()`] gets unless told otherwise: the MISSION example's bits
 /// (8 host, 2 of them rack, 4 tenant, 4 segment) in 10.0.0.0/8.
 pub fn default_layout() -> pb::ClusterConfig {

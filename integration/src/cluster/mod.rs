@@ -33,7 +33,7 @@ use crate::ControlPlane;
 
 mod build;
 
-pub use build::{cluster, default_layout, ClusterBuilder};
+pub use build::{cluster, default_layout, ClusterBuilder, CONFIG_INIT};
 
 /// One host namespace with its agent.
 pub struct HostNs {
