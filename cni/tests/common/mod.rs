@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use romana_integration::{echo, ControlPlane, Netns, Service};
+use romana_integration::{echo, ControlPlane, Lab, Netns, Service};
 use romana_proto::pb;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -71,6 +71,13 @@ async fn mk_channel(url: String) -> Channel {
         .connect()
         .await
         .expect("service is up")
+}
+
+/// A control plane on `lab`'s management network, set up as [`mk_cluster`] does.
+pub async fn mk_plane(lab: &Lab, space: &str, host_ip: IpAddr) -> (ControlPlane, Clients) {
+    let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
+    let clients = mk_cluster(&plane, space, host_ip).await;
+    (plane, clients)
 }
 
 /// `space` with 8 (IPv4) or 16 (IPv6) host bits and 4/4 or 8/8 tenant/segment bits; host
