@@ -271,6 +271,21 @@ impl Cluster {
             .count())
     }
 
+    /// Adds tenants `names` with the defaults (segment isolation, no labels).
+    pub async fn add_tenants(&self, names: &[&str]) -> anyhow::Result<()> {
+        let mut tenants = self.tenants().await?;
+        for name in names {
+            tenants
+                .add_tenant(pb::AddTenantRequest {
+                    name: name.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("adding tenant {name}"))?;
+        }
+        Ok(())
+    }
+
     pub async fn topology(&self) -> anyhow::Result<pb::topology_client::TopologyClient<Channel>> {
         Ok(pb::topology_client::TopologyClient::new(
             channel(&self.plane.url(crate::Service::Topology)).await?,
