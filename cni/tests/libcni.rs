@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use romana_core::datapath::endpoint_ifname;
-use romana_integration::{require_netns, ControlPlane, Lab, Netns};
+use romana_integration::{require_netns, Lab, Netns};
 use serde_json::{json, Value};
 
 const GOPATH: &str = "/usr/share/gocode";
@@ -114,8 +114,7 @@ fn libcni_runs_a_chain_of_romana_and_tuning_through_add_check_and_del() {
     let netns = c1.path().display().to_string();
 
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         // No tenant in the config: it comes from K8S_POD_NAMESPACE, as under Kubernetes.
         let list = json!({
             "cniVersion": "1.0.0",

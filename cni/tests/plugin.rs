@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use romana_core::datapath::endpoint_ifname;
-use romana_integration::{eventually, require_netns, ControlPlane, Lab, Netns};
+use romana_integration::{eventually, require_netns, Lab, Netns};
 use romana_proto::pb;
 use serde_json::{json, Value};
 use tokio::task::block_in_place;
@@ -54,8 +54,7 @@ fn add_gives_a_routed_endpoint_that_reaches_another_through_the_host() {
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let conf = mk_conf(&plane.root_url(), json!({"tenant": "t1", "segment": "s1"}));
 
         let result = cni(&host, &conf, &mk_add("ctr1", &c1)).await.ok().json();
@@ -133,8 +132,7 @@ fn retried_add_returns_the_same_address_and_check_passes() {
     let (lab, host, host_ip) = mk_lab();
     let c1 = Netns::create("c1").unwrap();
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let conf = mk_conf(&plane.root_url(), json!({"tenant": "t1", "segment": "s1"}));
 
         let first = cni(&host, &conf, &mk_add("ctr1", &c1)).await.ok().json();
@@ -186,8 +184,7 @@ fn del_removes_the_links_releases_the_address_and_is_idempotent() {
     let c2 = Netns::create("c2").unwrap();
     let c2_path = c2.path();
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let conf = mk_conf(&plane.root_url(), json!({"tenant": "t1", "segment": "s1"}));
         cni(&host, &conf, &mk_add("ctr1", &c1)).await.ok();
         cni(&host, &conf, &mk_add("ctr2", &c2)).await.ok();
@@ -234,8 +231,7 @@ fn errors_are_cni_json_with_spec_codes_and_leak_nothing() {
     let (lab, host, host_ip) = mk_lab();
     let c1 = Netns::create("c1").unwrap();
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let root = plane.root_url();
         let add = mk_add("ctr1", &c1);
 
@@ -320,8 +316,7 @@ fn tenant_segment_and_labels_come_from_cni_args() {
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let conf = mk_conf(&plane.root_url(), json!({}));
 
         let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=t1;K8S_POD_NAME=web-0;\
@@ -372,8 +367,7 @@ fn status_is_ok_while_ipam_answers_and_the_agent_is_up_and_code_50_otherwise() {
     require_netns!();
     let (lab, host, host_ip) = mk_lab();
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, _) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let status = vec![("CNI_COMMAND".to_string(), "STATUS".to_string())];
         let conf = mk_conf(&plane.root_url(), json!({"cniVersion": "1.1.0"}));
         // No agent has reported for h1: an endpoint added now would stay closed.
@@ -451,8 +445,7 @@ fn gc_collects_this_networks_endpoints_that_are_not_valid_attachments() {
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        let mut clients = mk_cluster(&plane, "10.0.0.0/8", host_ip).await;
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8", host_ip).await;
         let conf = mk_conf(
             &plane.root_url(),
             json!({"cniVersion": "1.1.0", "tenant": "t1"}),
@@ -511,8 +504,7 @@ fn ipv6_endpoints_get_128s_and_reach_each_other_through_the_host() {
     let (lab, host, host_ip) = mk_lab();
     let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
     lab.run(|| async {
-        let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
-        mk_cluster(&plane, "fd00:10::/48", host_ip).await;
+        let (plane, _) = mk_plane(&lab, "fd00:10::/48", host_ip).await;
         let conf = mk_conf(
             &plane.root_url(),
             json!({"cniVersion": "0.4.0", "tenant": "t1"}),

@@ -150,7 +150,7 @@ proptest! {
         } else {
             prop_assert_eq!(&bounds, &Ok(()), "depth {} refused:\n{}", depth, text);
             // The generator writes valid YAML: the parser agrees on it.
-            let parsed: Result<serde_yaml::Value, _> = serde_yaml::from_str(&text);
+            let parsed: Result<serde_norway::Value, _> = serde_norway::from_str(&text);
             prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed, text);
         }
     }
@@ -159,7 +159,7 @@ proptest! {
     fn brackets_in_block_text_do_not_count(choices in proptest::collection::vec(any::<u8>(), 0..200)) {
         let text = block_doc(&choices);
         prop_assert_eq!(check_bounds(&text), Ok(()), "{}", text);
-        let parsed: Result<serde_yaml::Value, _> = serde_yaml::from_str(&text);
+        let parsed: Result<serde_norway::Value, _> = serde_norway::from_str(&text);
         prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed, text);
     }
 }

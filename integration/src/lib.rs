@@ -9,6 +9,8 @@
 //!   agents, endpoints through the real CNI plugin): `cluster().racks(2).hosts(2).run(..)`.
 //! - [`control_plane`]: [`ControlPlane`], etcd plus every service in-process on port 0,
 //!   registered and discoverable through root as in production.
+//! - [`echo`]: TCP echo between namespaces, the one server and client that prove a
+//!   connection gets through.
 //! - [`forge`]: hostile traffic (datagrams with a forged source) and proof that it was sent.
 //! - [`netns`]: [`Netns`] guards and the [`Lab`] management network that lets processes in
 //!   host namespaces reach a control plane running in a `mgmt` namespace.
@@ -34,6 +36,7 @@ pub mod capture;
 pub mod chaos;
 pub mod cluster;
 pub mod control_plane;
+pub mod echo;
 pub mod etcd;
 pub mod forge;
 pub mod netns;

@@ -82,6 +82,15 @@ impl Netns {
     {
         run_inside(self.path(), f)
     }
+
+    /// Runs `f` on a thread inside this namespace, without a runtime: sockets made there stay
+    /// in this namespace wherever they are used afterwards.
+    pub fn enter<T: Send>(
+        &self,
+        f: impl FnOnce() -> std::io::Result<T> + Send,
+    ) -> anyhow::Result<T> {
+        on_thread_inside(self.path(), || Ok(f()?))
+    }
 }
 
 impl Drop for Netns {
@@ -203,17 +212,27 @@ where
     T: Send,
     Fut: Future<Output = T>,
 {
+    on_thread_inside(netns, || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(f()))
+    })
+}
+
+/// Runs `f` on a scoped thread that has entered the namespace at `netns`.
+fn on_thread_inside<T: Send>(
+    netns: PathBuf,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
     let ns = File::open(&netns).with_context(|| format!("opening {}", netns.display()))?;
     std::thread::scope(|scope| {
         scope
             .spawn(move || -> anyhow::Result<T> {
                 nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
                     .context("entering the network namespace")?;
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                Ok(rt.block_on(f()))
+                f()
             })
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use romana_integration::cluster::binary;
+use romana_integration::cluster::{binary, CONFIG_INIT};
 use romana_integration::{eventually, free_port, mk_store, EtcdServer, Pki, ServiceProcess};
 use romana_proto::pb;
 
@@ -190,22 +190,7 @@ async fn root_binary_serves_mutual_tls_and_romanactl_needs_ca_and_client_certifi
     };
 
     // With the CA and a client certificate: the layout is set and shown.
-    let (code, stdout, stderr) = romanactl(with(
-        tls(true),
-        &[
-            "config",
-            "init",
-            "--address-space",
-            "10.0.0.0/8",
-            "--host-bits",
-            "8",
-            "--tenant-bits",
-            "4",
-            "--segment-bits",
-            "4",
-        ],
-    ))
-    .await;
+    let (code, stdout, stderr) = romanactl(with(tls(true), &CONFIG_INIT)).await;
     assert_eq!(code, 0, "config init over mTLS: {stderr}");
     assert!(stdout.contains("10.0.0.0/8"), "{stdout}");
     let (code, stdout, stderr) =

@@ -13,15 +13,7 @@ use romana_proto::pb;
 const CONVERGE: Duration = Duration::from_secs(20);
 
 async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
-    let mut t = c.tenants().await?;
-    for name in ["t1", "t2"] {
-        t.add_tenant(pb::AddTenantRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await?;
-    }
-    Ok(())
+    c.add_tenants(&["t1", "t2"]).await
 }
 
 async fn label(c: &Cluster, endpoint: &str, role: &str) -> anyhow::Result<()> {

@@ -12,14 +12,8 @@ use romana_proto::pb;
 const CONVERGE: Duration = Duration::from_secs(20);
 
 async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
+    c.add_tenants(&["t1", "t2"]).await?;
     let mut t = c.tenants().await?;
-    for name in ["t1", "t2"] {
-        t.add_tenant(pb::AddTenantRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await?;
-    }
     t.add_segment(pb::AddSegmentRequest {
         tenant: "t1".into(),
         name: "s2".into(),

@@ -15,15 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const WIRED_WITHIN: Duration = Duration::from_secs(1);
 
 async fn mk_tenants(c: &Cluster) -> anyhow::Result<()> {
-    let mut t = c.tenants().await?;
-    for name in ["t1", "t2"] {
-        t.add_tenant(pb::AddTenantRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await?;
-    }
-    Ok(())
+    c.add_tenants(&["t1", "t2"]).await
 }
 
 async fn host_status(c: &Cluster, host: &str) -> anyhow::Result<pb::HostStatus> {

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use romana_integration::cluster::binary;
+use romana_integration::cluster::{binary, CONFIG_INIT};
 use romana_integration::{free_port, ControlPlane, Service, ServiceProcess};
 use romana_proto::pb;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -88,19 +88,7 @@ async fn ipam_watch_survives_its_service_draining_and_reconnects_through_root() 
         .await
         .unwrap();
     let root = plane.root_url();
-    let init = [
-        "config",
-        "init",
-        "--address-space",
-        "10.0.0.0/8",
-        "--host-bits",
-        "8",
-        "--tenant-bits",
-        "4",
-        "--segment-bits",
-        "4",
-    ];
-    romanactl(&root, &init).await;
+    romanactl(&root, &CONFIG_INIT).await;
     romanactl(&root, &["host", "add", "h1", "--ip", "192.168.0.1"]).await;
     romanactl(&root, &["tenant", "add", "t1"]).await;
     let (first, first_url) = start_ipam(&plane).await;

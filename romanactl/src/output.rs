@@ -2,10 +2,13 @@
 //!
 //! Tables follow kubectl: an upper-case header row, columns separated by three spaces and
 //! padded to the widest cell, no trailing whitespace. A single object prints the same
-//! one-row table as a list of it. JSON and YAML serialize the views in [`crate::view`]
-//! as they are; a list is an array of objects.
+//! one-row table as a list of it. A view's columns come from its `#[derive(Tabled)]`;
+//! the layout is [`table`]'s alone (tabled's own renderer draws borders and measures
+//! display width, which would change what scripts cut). JSON and YAML serialize the views
+//! in [`crate::view`] as they are; a list is an array of objects.
 
 use serde::Serialize;
+use tabled::Tabled;
 
 use crate::Error;
 
@@ -21,31 +24,32 @@ pub enum Format {
     Yaml,
 }
 
-/// A view that has a table row.
-pub trait Tabular {
-    const HEADERS: &'static [&'static str];
-    fn row(&self) -> Vec<String>;
-}
-
 const GAP: &str = "   ";
 
 /// A list of objects: one row each, or an array.
-pub fn list<T: Tabular + Serialize>(items: &[T], format: Format) -> Result<String, Error> {
+pub fn list<T: Tabled + Serialize>(items: &[T], format: Format) -> Result<String, Error> {
     match format {
-        Format::Table => Ok(table(
-            T::HEADERS,
-            &items.iter().map(Tabular::row).collect::<Vec<_>>(),
-        )),
+        Format::Table => Ok(rows(items)),
         _ => encode(items, format),
     }
 }
 
 /// One object: the same one-row table as in a list of it, or an object.
-pub fn one<T: Tabular + Serialize>(item: &T, format: Format) -> Result<String, Error> {
+pub fn one<T: Tabled + Serialize>(item: &T, format: Format) -> Result<String, Error> {
     match format {
-        Format::Table => Ok(table(T::HEADERS, &[item.row()])),
+        Format::Table => Ok(rows(std::slice::from_ref(item))),
         _ => encode(item, format),
     }
+}
+
+/// The table of `items`, one row each, under their header.
+pub fn rows<T: Tabled>(items: &[T]) -> String {
+    table(&T::headers(), &items.iter().map(row).collect::<Vec<_>>())
+}
+
+/// One view's cells, as its table row shows them.
+pub fn row<T: Tabled>(item: &T) -> Vec<String> {
+    item.fields().into_iter().map(String::from).collect()
 }
 
 /// The outcome of a change that has no row of its own (a removal, a release): a sentence
@@ -82,15 +86,15 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, format: Format) -> Result<String
 
 /// An aligned table with a header row. Rows shorter than the header are padded with empty
 /// cells so a bad row cannot panic the formatter.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+pub fn table<H: AsRef<str>>(headers: &[H], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h.as_ref())).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(widths.len()) {
             widths[i] = widths[i].max(width(cell));
         }
     }
     let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let header: Vec<String> = headers.iter().map(|h| h.as_ref().to_string()).collect();
     for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, w) in widths.iter().enumerate() {
@@ -115,17 +119,11 @@ fn width(cell: &str) -> usize {
 mod tests {
     use super::*;
 
-    #[derive(Serialize)]
+    #[derive(Serialize, Tabled)]
+    #[tabled(rename_all = "UPPERCASE")]
     struct Thing {
         name: String,
         size: u32,
-    }
-
-    impl Tabular for Thing {
-        const HEADERS: &'static [&'static str] = &["NAME", "SIZE"];
-        fn row(&self) -> Vec<String> {
-            vec![self.name.clone(), self.size.to_string()]
-        }
     }
 
     fn mk_things() -> Vec<Thing> {

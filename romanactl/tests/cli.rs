@@ -4,9 +4,10 @@
 
 mod support;
 
+use romana_integration::cluster::CONFIG_INIT;
 use romana_integration::ControlPlane;
 use serde_json::{json, Value};
-use support::romanactl;
+use support::{romanactl, Run};
 
 /// A control plane and its root URL.
 async fn mk_plane() -> (ControlPlane, String) {
@@ -23,21 +24,24 @@ async fn mk_cluster(rack_bits: &str) -> (ControlPlane, String) {
     (plane, root)
 }
 
+/// `romanactl ipam allocate --endpoint ENDPOINT --host HOST --tenant TENANT EXTRA...`.
+async fn allocate(root: &str, endpoint: &str, host: &str, tenant: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "ipam",
+        "allocate",
+        "--endpoint",
+        endpoint,
+        "--host",
+        host,
+        "--tenant",
+        tenant,
+    ];
+    args.extend_from_slice(extra);
+    romanactl(root, &args).await
+}
+
 fn init_args(rack_bits: &str) -> Vec<&str> {
-    vec![
-        "config",
-        "init",
-        "--address-space",
-        "10.0.0.0/8",
-        "--host-bits",
-        "8",
-        "--tenant-bits",
-        "4",
-        "--segment-bits",
-        "4",
-        "--rack-bits",
-        rack_bits,
-    ]
+    [&CONFIG_INIT[..], &["--rack-bits", rack_bits]].concat()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,21 +156,7 @@ async fn hosts_are_added_listed_shown_and_removed_with_force_semantics() {
 
     // A host with an endpoint is removed only with --force, which releases the endpoint.
     romanactl(&root, &["tenant", "add", "t1"]).await.ok();
-    romanactl(
-        &root,
-        &[
-            "ipam",
-            "allocate",
-            "--endpoint",
-            "e1",
-            "--host",
-            "h1",
-            "--tenant",
-            "t1",
-        ],
-    )
-    .await
-    .ok();
+    allocate(&root, "e1", "h1", "t1", &[]).await.ok();
     let refused = romanactl(&root, &["host", "remove", "h1"]).await.error();
     assert!(refused.starts_with("error: refused: host h1"), "{refused}");
     assert!(refused.contains("--force"), "{refused}");
@@ -375,23 +365,9 @@ async fn ipam_allocates_lists_shows_and_releases() {
         "a retried allocation returns the address already held"
     );
 
-    let e2 = romanactl(
-        &root,
-        &[
-            "ipam",
-            "allocate",
-            "--endpoint",
-            "c2-eth0",
-            "--host",
-            "h2",
-            "--tenant",
-            "t1",
-            "-o",
-            "json",
-        ],
-    )
-    .await
-    .json();
+    let e2 = allocate(&root, "c2-eth0", "h2", "t1", &["-o", "json"])
+        .await
+        .json();
     assert_eq!(e2["segment"], "default");
     assert!(
         e2["address"].as_str().unwrap().starts_with("10.1.0."),
@@ -439,21 +415,7 @@ async fn ipam_allocates_lists_shows_and_releases() {
     let all = romanactl(&root, &["ipam", "list"]).await.ok();
     assert_eq!(all.lines().count(), 4, "header and three endpoints: {all}");
 
-    let unknown = romanactl(
-        &root,
-        &[
-            "ipam",
-            "allocate",
-            "--endpoint",
-            "x",
-            "--host",
-            "h9",
-            "--tenant",
-            "t1",
-        ],
-    )
-    .await
-    .error();
+    let unknown = allocate(&root, "x", "h9", "t1", &[]).await.error();
     assert_eq!(unknown, "error: not found: host h9 does not exist");
     assert_eq!(
         romanactl(&root, &["ipam", "show", "nope"]).await.error(),
@@ -578,21 +540,7 @@ async fn status_reports_layout_services_and_counts() {
     romanactl(&root, &["segment", "add", "t1", "web"])
         .await
         .ok();
-    romanactl(
-        &root,
-        &[
-            "ipam",
-            "allocate",
-            "--endpoint",
-            "e1",
-            "--host",
-            "h1",
-            "--tenant",
-            "t1",
-        ],
-    )
-    .await
-    .ok();
+    allocate(&root, "e1", "h1", "t1", &[]).await.ok();
 
     let status = romanactl(&root, &["status", "-o", "json"]).await.json();
     assert_eq!(status["root"], root.as_str());

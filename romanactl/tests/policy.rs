@@ -7,6 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use romana_integration::cluster::CONFIG_INIT;
 use romana_integration::ControlPlane;
 use support::{romanactl, Run};
 use tokio::io::AsyncWriteExt;
@@ -62,18 +63,7 @@ async fn mk_cluster() -> (ControlPlane, String) {
     let plane = ControlPlane::start().await.expect("control plane starts");
     let root = plane.root_url();
     let steps: &[&[&str]] = &[
-        &[
-            "config",
-            "init",
-            "--address-space",
-            "10.0.0.0/8",
-            "--host-bits",
-            "8",
-            "--tenant-bits",
-            "4",
-            "--segment-bits",
-            "4",
-        ],
+        &CONFIG_INIT,
         &["host", "add", "h1", "--ip", "192.168.0.1"],
         &["host", "add", "h2", "--ip", "192.168.0.2"],
         &[

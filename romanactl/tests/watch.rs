@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use romana_integration::cluster::CONFIG_INIT;
 use romana_integration::{ControlPlane, Service};
 use romana_proto::pb;
 use serde_json::json;
@@ -18,19 +19,7 @@ const SOON: Duration = Duration::from_secs(2);
 async fn mk_cluster() -> (ControlPlane, String) {
     let plane = ControlPlane::start().await.expect("control plane starts");
     let root = plane.root_url();
-    let init = [
-        "config",
-        "init",
-        "--address-space",
-        "10.0.0.0/8",
-        "--host-bits",
-        "8",
-        "--tenant-bits",
-        "4",
-        "--segment-bits",
-        "4",
-    ];
-    romanactl(&root, &init).await.ok();
+    romanactl(&root, &CONFIG_INIT).await.ok();
     romanactl(&root, &["host", "add", "h1", "--ip", "192.168.0.1"])
         .await
         .ok();

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use romana_integration::{ControlPlane, Netns, Service};
+use romana_integration::{echo, ControlPlane, Lab, Netns, Service};
 use romana_proto::pb;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tonic::transport::Channel;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_romana-cni");
@@ -71,6 +71,13 @@ async fn mk_channel(url: String) -> Channel {
         .connect()
         .await
         .expect("service is up")
+}
+
+/// A control plane on `lab`'s management network, set up as [`mk_cluster`] does.
+pub async fn mk_plane(lab: &Lab, space: &str, host_ip: IpAddr) -> (ControlPlane, Clients) {
+    let plane = ControlPlane::start_on(lab.mgmt_ip()).await.unwrap();
+    let clients = mk_cluster(&plane, space, host_ip).await;
+    (plane, clients)
 }
 
 /// `space` with 8 (IPv4) or 16 (IPv6) host bits and 4/4 or 8/8 tenant/segment bits; host
@@ -214,54 +221,22 @@ pub async fn cni(host: &Netns, conf: &str, vars: &[(String, String)]) -> Call {
 /// echoes a message, and returns the client address the server saw. Blocks; call it with
 /// `tokio::task::block_in_place` from async code.
 pub fn tcp_echo(from: &Netns, to: &Netns, addr: IpAddr) -> anyhow::Result<IpAddr> {
-    let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
-    std::thread::scope(|scope| {
-        let server = scope.spawn(move || {
-            to.run(|| async move {
-                let listener = tokio::net::TcpListener::bind((addr, 0)).await?;
-                port_tx.send(listener.local_addr()?.port())?;
-                let (mut stream, peer) =
-                    tokio::time::timeout(Duration::from_secs(10), listener.accept()).await??;
-                let mut buf = [0u8; 4];
-                stream.read_exact(&mut buf).await?;
-                stream.write_all(&buf).await?;
-                anyhow::Ok(peer.ip())
-            })
-        });
-        let client = from.run(|| async move {
-            let port = port_rx.recv_timeout(Duration::from_secs(10))?;
-            // A fresh IPv6 link may answer "no route to host" until neighbor discovery on
-            // both host links has settled (slow on a loaded machine); retry within a bound.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            let mut stream = loop {
-                match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    tokio::net::TcpStream::connect((addr, port)),
-                )
-                .await?
-                {
-                    Ok(s) => break s,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::HostUnreachable
-                                | std::io::ErrorKind::NetworkUnreachable
-                        ) && tokio::time::Instant::now() < deadline =>
-                    {
-                        tokio::time::sleep(Duration::from_millis(200)).await
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            stream.write_all(b"ping").await?;
-            let mut buf = [0u8; 4];
-            tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut buf)).await??;
-            anyhow::ensure!(&buf == b"ping", "echo came back as {buf:?}");
-            anyhow::Ok(())
-        });
-        // The client's error says more (refused, timed out); the server only timed out.
-        client??;
-        let seen = server.join().expect("server thread")??;
-        Ok(seen)
-    })
+    // A fresh IPv6 link may answer "no route to host" until neighbor discovery on both host
+    // links has settled (slow on a loaded machine); retry within a bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let at = std::net::SocketAddr::new(addr, 0);
+        match echo::tcp_echo(from, to, at, Duration::from_secs(10))? {
+            Ok(peer) => return Ok(peer.ip()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

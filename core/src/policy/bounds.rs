@@ -1,6 +1,7 @@
 //! Size and nesting bounds on policy text, checked in one linear pass **before** any parser
-//! sees it. serde_yaml spends time quadratic in nesting depth before it gives up ("recursion
-//! limit exceeded": ~30 s for 200 KB of `[`), so depth is refused here instead.
+//! sees it. serde_yaml, and serde_norway (its fork, which we use), spend time quadratic in
+//! nesting depth before they give up ("recursion limit exceeded": ~30 s for 200 KB of `[`),
+//! so depth is refused here instead.
 //!
 //! The scan over-counts rather than under-counts: it adds flow nesting (`[`, `{` outside
 //! quoted scalars and comments), block nesting (the stack of indentation levels) and `- `

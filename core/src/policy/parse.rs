@@ -121,12 +121,12 @@ fn documents(text: &str) -> Result<Vec<Value>, ParseError> {
         return Ok(vec![value]);
     }
     let mut docs = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let syntax = |e: String| ParseError::Syntax {
             document: i + 1,
             reason: cut(&format!("not valid YAML: {e}"), REASON_MAX),
         };
-        let yaml = serde_yaml::Value::deserialize(doc).map_err(|e| syntax(e.to_string()))?;
+        let yaml = serde_norway::Value::deserialize(doc).map_err(|e| syntax(e.to_string()))?;
         docs.push(serde_json::to_value(yaml).map_err(|e| syntax(e.to_string()))?);
     }
     Ok(docs)

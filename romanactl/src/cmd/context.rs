@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use tabled::Tabled;
 
 use crate::contexts::{split_roots, Context, ContextsError, ContextsFile};
-use crate::output::{self, Tabular};
+use crate::output;
 use crate::settings::Given;
 use crate::{Error, Format};
 
@@ -30,14 +31,22 @@ pub struct Name {
 }
 
 /// One context as `context list` shows it. Paths are as the file has them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+#[tabled(rename_all = "UPPERCASE")]
 pub struct ContextView {
     pub name: String,
+    /// First in the table, marked `*`.
+    #[tabled(order = 0, display = "current_cell")]
     pub current: bool,
+    #[tabled(display = "roots_cell")]
     pub root: Vec<String>,
+    #[tabled(rename = "TLS-CA", display = "path_cell")]
     pub tls_ca: Option<PathBuf>,
+    #[tabled(rename = "TLS-CERT", display = "path_cell")]
     pub tls_cert: Option<PathBuf>,
+    #[tabled(skip)]
     pub tls_key: Option<PathBuf>,
+    #[tabled(display = "output_cell")]
     pub output: Option<Format>,
 }
 
@@ -48,25 +57,21 @@ pub struct Changed {
     pub contexts: Vec<String>,
 }
 
-impl Tabular for ContextView {
-    const HEADERS: &'static [&'static str] =
-        &["CURRENT", "NAME", "ROOT", "TLS-CA", "TLS-CERT", "OUTPUT"];
+fn current_cell(current: &bool) -> String {
+    if *current { "*" } else { "" }.to_string()
+}
 
-    fn row(&self) -> Vec<String> {
-        let path = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .map_or_else(|| "<none>".to_string(), |p| p.display().to_string())
-        };
-        vec![
-            if self.current { "*" } else { "" }.to_string(),
-            self.name.clone(),
-            self.root.join(","),
-            path(&self.tls_ca),
-            path(&self.tls_cert),
-            self.output
-                .map_or_else(|| "<none>".to_string(), |f| format!("{f:?}").to_lowercase()),
-        ]
-    }
+fn roots_cell(roots: &[String]) -> String {
+    roots.join(",")
+}
+
+fn path_cell(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "<none>".to_string(), |p| p.display().to_string())
+}
+
+fn output_cell(format: &Option<Format>) -> String {
+    format.map_or_else(|| "<none>".to_string(), |f| format!("{f:?}").to_lowercase())
 }
 
 // === impl ContextCommand ===

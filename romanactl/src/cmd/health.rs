@@ -5,12 +5,13 @@
 
 use clap::Args;
 use serde::Serialize;
+use tabled::Tabled;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use super::Ctx;
-use crate::output::{self, Tabular};
+use crate::output;
 use crate::Error;
 
 #[derive(Debug, Args)]
@@ -24,19 +25,12 @@ pub struct Health {
 }
 
 /// One instance's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+#[tabled(rename_all = "UPPERCASE")]
 pub struct InstanceHealth {
     pub url: String,
     /// `serving`, `not_serving`, `unknown`, or why there is no answer.
     pub status: String,
-}
-
-impl Tabular for InstanceHealth {
-    const HEADERS: &'static [&'static str] = &["URL", "STATUS"];
-
-    fn row(&self) -> Vec<String> {
-        vec![self.url.clone(), self.status.clone()]
-    }
 }
 
 /// The gRPC service name that `--service` stands for.

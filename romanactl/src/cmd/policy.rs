@@ -10,10 +10,10 @@ use std::io::Read;
 
 use clap::{Args, Subcommand, ValueEnum};
 use romana_proto::pb;
-use serde::Serialize;
 
 use super::Ctx;
-use crate::output::{self, Tabular};
+use crate::output;
+use crate::view::{AppliedView, ApplyView, ExplainView, PolicyDeleted, PolicyView};
 use crate::Error;
 
 #[derive(Debug, Subcommand)]
@@ -87,103 +87,6 @@ pub struct Explain {
     /// The ICMP code (icmp, with --icmp-type).
     #[arg(long, requires = "icmp_type")]
     pub icmp_code: Option<u8>,
-}
-
-// === views ===
-
-/// A stored policy. `policy` is the object itself, as stored (Kubernetes ones defaulted).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PolicyView {
-    pub id: String,
-    /// `romana` or `kubernetes`.
-    pub form: String,
-    /// The namespace of a Kubernetes policy; empty for the Romana form.
-    pub tenant: String,
-    pub name: String,
-    pub revision: i64,
-    pub policy: serde_json::Value,
-}
-
-/// One object of an apply, and what happened to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AppliedView {
-    pub id: String,
-    pub form: String,
-    /// `created`, `configured` or `unchanged`.
-    pub action: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ApplyView {
-    pub applied: Vec<AppliedView>,
-    pub dry_run: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PolicyDeleted {
-    pub deleted: String,
-    pub form: String,
-}
-
-/// The answer of `explain`: `verdict` and `reason` first (CONVENTIONS), then the details.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ExplainView {
-    /// `allow` or `deny`.
-    pub verdict: String,
-    pub reason: String,
-    /// `network_policy`, `baseline` or `host`.
-    pub tier: String,
-    /// `ingress` or `egress`: the direction that decided, if any was checked.
-    pub direction: Option<String>,
-    pub policy: Option<String>,
-    pub rule: Option<u32>,
-    pub from: String,
-    pub to: String,
-    /// Both directions in full, as the evaluator returned them.
-    pub decision: serde_json::Value,
-}
-
-impl Tabular for PolicyView {
-    const HEADERS: &'static [&'static str] = &["ID", "FORM", "TENANT", "NAME", "REVISION"];
-
-    fn row(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.form.clone(),
-            self.tenant.clone(),
-            self.name.clone(),
-            self.revision.to_string(),
-        ]
-    }
-}
-
-impl Tabular for ExplainView {
-    const HEADERS: &'static [&'static str] =
-        &["VERDICT", "TIER", "DIRECTION", "POLICY", "RULE", "REASON"];
-
-    fn row(&self) -> Vec<String> {
-        vec![
-            self.verdict.clone(),
-            self.tier.clone(),
-            self.direction.clone().unwrap_or_default(),
-            self.policy.clone().unwrap_or_default(),
-            self.rule.map(|r| r.to_string()).unwrap_or_default(),
-            self.reason.clone(),
-        ]
-    }
-}
-
-impl From<pb::Policy> for PolicyView {
-    fn from(p: pb::Policy) -> Self {
-        PolicyView {
-            policy: serde_json::from_str(&p.json).unwrap_or(serde_json::Value::String(p.json)),
-            id: p.id,
-            form: p.form,
-            tenant: p.tenant,
-            name: p.name,
-            revision: p.revision,
-        }
-    }
 }
 
 fn kind_word(form: &str) -> &'static str {

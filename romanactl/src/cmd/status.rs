@@ -9,7 +9,7 @@ use clap::Args;
 use romana_proto::pb;
 
 use super::Ctx;
-use crate::output::{self, Tabular};
+use crate::output;
 use crate::{view, Error, Format};
 
 #[derive(Debug, Args)]
@@ -155,13 +155,10 @@ fn table(status: &view::Status) -> String {
     let mut sections = Vec::new();
     sections.push(output::table(&["ROOT"], &[vec![status.root.clone()]]));
     if let Some(config) = &status.config {
-        sections.push(output::table(view::Config::HEADERS, &[config.row()]));
+        sections.push(output::rows(std::slice::from_ref(config)));
     }
-    sections.push(output::table(
-        view::Service::HEADERS,
-        &status.services.iter().map(Tabular::row).collect::<Vec<_>>(),
-    ));
-    sections.push(output::table(view::Counts::HEADERS, &[status.counts.row()]));
+    sections.push(output::rows(&status.services));
+    sections.push(output::rows(std::slice::from_ref(&status.counts)));
     if !status.problems.is_empty() {
         sections.push(output::table(
             &["PROBLEM"],

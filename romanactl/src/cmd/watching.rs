@@ -5,8 +5,8 @@ use romana_proto::pb;
 use serde::Serialize;
 use tonic::Streaming;
 
-use super::policy::PolicyView;
 use super::Ctx;
+use crate::view::PolicyView;
 use crate::watch::Watch;
 use crate::{output, view, Error, Format};
 

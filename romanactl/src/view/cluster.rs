@@ -1,0 +1,98 @@
+//! The cluster layout (`config`) and `status`, which shows it with the services and counts.
+
+use romana_proto::pb;
+use serde::Serialize;
+use tabled::Tabled;
+
+wire_view! {
+    /// The cluster layout.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+    #[tabled(rename_all = "UPPERCASE")]
+    pub struct Config from pb::ClusterConfig {
+        #[tabled(rename = "ADDRESS-SPACE")]
+        pub address_space: String,
+        #[tabled(rename = "HOST-BITS")]
+        pub host_bits: u32,
+        #[tabled(rename = "RACK-BITS")]
+        pub rack_bits: u32,
+        #[tabled(rename = "TENANT-BITS")]
+        pub tenant_bits: u32,
+        #[tabled(rename = "SEGMENT-BITS")]
+        pub segment_bits: u32,
+        #[tabled(rename = "ENDPOINT-BITS")]
+        pub endpoint_bits: u32,
+        #[tabled(rename = "SINGLE-TENANT")]
+        pub single_tenant: bool,
+    }
+}
+
+/// The answer to `config init`: the layout, and whether it was new.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+#[tabled(rename_all = "UPPERCASE")]
+pub struct ConfigInit {
+    #[serde(flatten)]
+    #[tabled(inline)]
+    pub config: Config,
+    pub changed: bool,
+}
+
+wire_view! {
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+    #[tabled(rename_all = "UPPERCASE")]
+    pub struct Service from pb::ServiceInstance {
+        pub kind: String,
+        pub instance: String,
+        pub url: String,
+    }
+}
+
+/// Counts of what the services hold; a count is null when its service did not answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Tabled)]
+#[tabled(rename_all = "UPPERCASE", display(Option, "count_cell"))]
+pub struct Counts {
+    pub hosts: Option<u64>,
+    pub tenants: Option<u64>,
+    pub segments: Option<u64>,
+    pub endpoints: Option<u64>,
+}
+
+fn count_cell(count: &Option<u64>) -> String {
+    count.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
+/// The answer to `status`. It reports what it could not learn in `problems` instead of
+/// failing, because status is what one runs when something is broken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub root: String,
+    /// Null before `config init`.
+    pub config: Option<Config>,
+    pub services: Vec<Service>,
+    pub counts: Counts,
+    pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_init_json_is_the_config_plus_changed() {
+        let init = ConfigInit {
+            config: Config::from(pb::ClusterConfig {
+                address_space: "10.0.0.0/8".into(),
+                host_bits: 8,
+                rack_bits: 2,
+                tenant_bits: 4,
+                segment_bits: 4,
+                single_tenant: false,
+                endpoint_bits: 8,
+            }),
+            changed: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&init).unwrap(),
+            r#"{"address_space":"10.0.0.0/8","host_bits":8,"rack_bits":2,"tenant_bits":4,"segment_bits":4,"endpoint_bits":8,"single_tenant":false,"changed":true}"#
+        );
+    }
+}

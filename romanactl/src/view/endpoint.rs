@@ -1,0 +1,168 @@
+//! Endpoints, and the answer to a release.
+
+use std::collections::BTreeMap;
+
+use romana_proto::pb;
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::{labels_cell, none_if_empty, text_or_none};
+
+wire_view! {
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    pub struct Port from pb::NamedPort {
+        pub name: String,
+        pub protocol: String,
+        pub port: u32,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
+#[tabled(rename_all = "UPPERCASE")]
+pub struct Endpoint {
+    pub endpoint: String,
+    pub address: String,
+    pub host: String,
+    pub tenant: String,
+    pub segment: String,
+    #[tabled(skip)]
+    pub segment_cidr: String,
+    pub gateway: String,
+    #[tabled(display = "labels_cell")]
+    pub labels: BTreeMap<String, String>,
+    #[tabled(display = "ports_cell")]
+    pub ports: Vec<Port>,
+    /// The host-side interface the endpoint's record names (a VM's tap); absent when it
+    /// is the one derived from the id (the CNI plugin's veth). Last in the table, so the
+    /// columns scripts already cut by position stay where they were.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[tabled(display = "text_or_none")]
+    pub interface: String,
+}
+
+/// The answer to `ipam release`: the endpoint released, or null when nothing was held
+/// (releases are idempotent, so that is not an error).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Released {
+    /// What was asked for, e.g. `endpoint e1` or `address 10.1.16.2`.
+    pub target: String,
+    pub released: Option<Endpoint>,
+}
+
+impl From<pb::Endpoint> for Endpoint {
+    fn from(e: pb::Endpoint) -> Self {
+        let pb::Endpoint {
+            id,
+            address,
+            host,
+            tenant,
+            segment,
+            labels,
+            ports,
+            segment_cidr,
+            gateway,
+            interface,
+        } = e;
+        Endpoint {
+            endpoint: id,
+            address,
+            host,
+            tenant,
+            segment,
+            segment_cidr,
+            gateway,
+            interface,
+            labels: labels.into_iter().collect(),
+            ports: ports.into_iter().map(Port::from).collect(),
+        }
+    }
+}
+
+/// `name=proto/number,...`, as `--port` takes them.
+fn ports_cell(ports: &[Port]) -> String {
+    let ports = ports
+        .iter()
+        .map(|p| format!("{}={}/{}", p.name, p.protocol, p.port))
+        .collect::<Vec<_>>();
+    none_if_empty(ports.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output;
+
+    fn mk_endpoint() -> pb::Endpoint {
+        pb::Endpoint {
+            id: "c1-eth0".into(),
+            address: "10.3.82.7".into(),
+            host: "h3".into(),
+            tenant: "t5".into(),
+            segment: "s2".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            ports: vec![pb::NamedPort {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 80,
+            }],
+            segment_cidr: "10.3.82.0/24".into(),
+            gateway: "10.3.82.1".into(),
+            interface: String::new(),
+        }
+    }
+
+    #[test]
+    fn endpoint_json_names_the_id_endpoint_in_a_stable_order() {
+        let json = serde_json::to_string(&Endpoint::from(mk_endpoint())).unwrap();
+        assert_eq!(
+            json,
+            r#"{"endpoint":"c1-eth0","address":"10.3.82.7","host":"h3","tenant":"t5","segment":"s2","segment_cidr":"10.3.82.0/24","gateway":"10.3.82.1","labels":{"app":"web"},"ports":[{"name":"http","protocol":"tcp","port":80}]}"#
+        );
+    }
+
+    #[test]
+    fn empty_cells_show_none_so_columns_stay_aligned() {
+        let mut e = mk_endpoint();
+        e.labels.clear();
+        e.ports.clear();
+        let row = output::row(&Endpoint::from(e));
+        assert_eq!(row[6], "<none>");
+        assert_eq!(row[7], "<none>");
+        assert_eq!(row[8], "<none>", "no interface named: the derived one");
+    }
+
+    #[test]
+    fn a_named_interface_is_shown_last_in_the_table_and_only_when_set_in_json() {
+        let mut e = mk_endpoint();
+        e.interface = "tap3f2a9c1b-7d".into();
+        let view = Endpoint::from(e);
+        assert_eq!(
+            Endpoint::headers().last().map(|h| h.as_ref()),
+            Some("INTERFACE")
+        );
+        assert_eq!(
+            output::row(&view).last().map(String::as_str),
+            Some("tap3f2a9c1b-7d")
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["interface"], "tap3f2a9c1b-7d");
+    }
+
+    #[test]
+    fn endpoint_table_row_shows_labels_and_ports_as_flags_take_them() {
+        assert_eq!(
+            output::row(&Endpoint::from(mk_endpoint())),
+            [
+                "c1-eth0",
+                "10.3.82.7",
+                "h3",
+                "t5",
+                "s2",
+                "10.3.82.1",
+                "app=web",
+                "http=tcp/80",
+                "<none>"
+            ]
+        );
+    }
+}
