@@ -217,7 +217,10 @@ impl ipam_server::Ipam for IpamService {
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found(format!("endpoint {id} does not exist")))?;
         require(&who, Action::read(endpoint_object(&endpoint.value)))?;
-        Ok(Response::new(pb::Endpoint::from((&endpoint.value, &layout))))
+        Ok(Response::new(pb::Endpoint::from((
+            &endpoint.value,
+            &layout,
+        ))))
     }
 
     async fn list_endpoints(

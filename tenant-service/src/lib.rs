@@ -297,7 +297,10 @@ impl tenants_server::Tenants for TenantService {
             .collect();
         tenants.sort_by_key(|t| t.id);
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants.iter().map(|t| pb::Tenant::from((t, &layout))).collect(),
+            tenants: tenants
+                .iter()
+                .map(|t| pb::Tenant::from((t, &layout)))
+                .collect(),
         }))
     }
 

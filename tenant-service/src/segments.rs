@@ -130,7 +130,11 @@ impl TenantService {
             match result {
                 Ok(_) => {
                     tracing::info!(tenant = %req.tenant, segment = %req.name, "segment removed");
-                    return Ok(pb::Segment::from((&segment.value, tenant.value.id, &layout)));
+                    return Ok(pb::Segment::from((
+                        &segment.value,
+                        tenant.value.id,
+                        &layout,
+                    )));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
