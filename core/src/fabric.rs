@@ -2,10 +2,11 @@
 //! Pure, so that the harness that builds leaves and spines in namespaces and an operator
 //! configuring real switches get exactly the same routes.
 //!
-//! Hosts are grouped by their recorded `rack`. Topology assigns every index inside its
-//! rack's range, so that is the rack of the index bits ([`Layout::rack_of`]), which the
-//! agent's routes use; a hand-written record where the two disagree is listed under the
-//! rack it names.
+//! Hosts are grouped by the rack of their index bits ([`Layout::rack_of`]), the one function
+//! the agent's routes use too: the host's prefix lies in that rack's aggregate, so its leaf
+//! is the one the spine's aggregate points at. Topology assigns every index inside its
+//! recorded rack's range, so for its records the two agree; a hand-written record where
+//! they differ still gets routes that reach it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -51,7 +52,7 @@ pub struct SpineRoute {
 pub fn view(hosts: &[Host], layout: &Layout) -> Result<Fabric, AddrError> {
     let mut racks: BTreeMap<u32, Vec<&Host>> = BTreeMap::new();
     for h in hosts {
-        racks.entry(h.rack).or_default().push(h);
+        racks.entry(layout.rack_of(h.index)).or_default().push(h);
     }
     let mut fabric = Fabric::default();
     for (rack, mut members) in racks {
@@ -105,6 +106,22 @@ mod tests {
             rack,
             index,
         }
+    }
+
+    #[test]
+    fn a_host_is_on_the_leaf_of_its_index_which_the_spine_aggregate_points_at() {
+        let layout = mk_layout(2);
+        // Recorded in rack 0 by hand, but index 64 is rack 1's: its prefix 10.64.0.0/16 is
+        // in rack 1's aggregate, so only rack 1's leaf can carry its route.
+        let f = view(&[mk_host("b1", "192.168.1.11", 0, 64)], &layout).unwrap();
+        assert_eq!(f.spine.len(), 1);
+        assert_eq!(
+            (f.spine[0].prefix.to_string(), f.spine[0].rack),
+            ("10.64.0.0/10".to_string(), 1)
+        );
+        assert_eq!(f.leaves.len(), 1);
+        assert_eq!(f.leaves[0].rack, 1);
+        assert_eq!(f.leaves[0].routes[0].prefix.to_string(), "10.64.0.0/16");
     }
 
     #[test]
