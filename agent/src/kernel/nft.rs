@@ -75,7 +75,7 @@ impl NftRunner {
 
     /// Our table as JSON, parsed; `Absent` when there is none.
     pub async fn observe(&self) -> Result<NftObserved, KernelError> {
-        let Some(json) = self.list(&["-j"]).await? else {
+        let Some(json) = self.list(true).await? else {
             return Ok(NftObserved::Absent);
         };
         Ok(match parse_table_text(&json) {
@@ -86,16 +86,17 @@ impl NftRunner {
 
     /// `nft list table inet romana` as text (for logs and tests); `None` when absent.
     pub async fn list_text(&self) -> Result<Option<String>, KernelError> {
-        self.list(&[]).await
+        self.list(false).await
     }
 
-    async fn list(&self, flags: &[&str]) -> Result<Option<String>, KernelError> {
+    /// `list table inet romana`, as JSON when `json`.
+    async fn list(&self, json: bool) -> Result<Option<String>, KernelError> {
         let ran = match &self.library {
             Some(lib) => {
                 let command = format!("list table {TABLE_FAMILY} {TABLE_NAME}");
-                lib.command(command, flags.contains(&"-j")).await
+                lib.command(command, json).await
             }
-            None => self.list_by_command(flags).await?,
+            None => self.list_by_command(json).await?,
         };
         if ran.ok {
             return Ok(Some(ran.output));
@@ -110,10 +111,10 @@ impl NftRunner {
         })
     }
 
-    async fn list_by_command(&self, flags: &[&str]) -> Result<Ran, KernelError> {
+    async fn list_by_command(&self, json: bool) -> Result<Ran, KernelError> {
         let output = self
             .command()
-            .args(flags)
+            .args(json.then_some("-j"))
             .args(["list", "table", TABLE_FAMILY, TABLE_NAME])
             .stdin(Stdio::null())
             .output()
@@ -128,10 +129,10 @@ impl NftRunner {
 
     /// Applies `script` as `nft -f -` would: all of it or, on error, none of it.
     pub async fn apply(&self, script: &str) -> Result<(), KernelError> {
-        let Some(lib) = &self.library else {
-            return self.apply_by_command(script).await;
+        let ran = match &self.library {
+            Some(lib) => lib.script(script.to_string()).await,
+            None => self.apply_by_command(script).await?,
         };
-        let ran = lib.script(script.to_string()).await;
         if ran.ok {
             return Ok(());
         }
@@ -141,7 +142,7 @@ impl NftRunner {
         })
     }
 
-    async fn apply_by_command(&self, script: &str) -> Result<(), KernelError> {
+    async fn apply_by_command(&self, script: &str) -> Result<Ran, KernelError> {
         let mut child = self
             .command()
             .args(["-f", "-"])
@@ -154,16 +155,14 @@ impl NftRunner {
         let write = stdin.write_all(script.as_bytes()).await;
         drop(stdin);
         let output = child.wait_with_output().await.map_err(nft_spawn)?;
-        if output.status.success() {
-            return Ok(());
+        let mut error = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if let (Err(e), false) = (write, output.status.success()) {
+            error = format!("writing the script to nft failed ({e}); {error}");
         }
-        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if let Err(e) = write {
-            stderr = format!("writing the script to nft failed ({e}); {stderr}");
-        }
-        Err(KernelError::Nft {
-            op: "apply",
-            stderr,
+        Ok(Ran {
+            ok: output.status.success(),
+            output: String::from_utf8_lossy(&output.stdout).into_owned(),
+            error,
         })
     }
 }

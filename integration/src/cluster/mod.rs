@@ -146,12 +146,7 @@ impl Cluster {
             self.plane.root_url()
         );
         let out = self.cni(host, "ADD", &ns, &config, "")?;
-        let result: serde_json::Value =
-            serde_json::from_str(&out).with_context(|| format!("CNI ADD output: {out}"))?;
-        let cidr = result["ips"][0]["address"]
-            .as_str()
-            .with_context(|| format!("no address in CNI result {result}"))?;
-        let address: IpAddr = cidr.split('/').next().unwrap_or_default().parse()?;
+        let address = cni_added_address(&out)?;
         self.endpoints.insert(
             name.to_string(),
             EndpointNs {
@@ -338,4 +333,14 @@ pub fn binary(name: &str) -> PathBuf {
         dir = dir.parent().expect("deps has a parent");
     }
     dir.join(name)
+}
+
+/// The address of the first IP in a CNI ADD result (the plugin's stdout).
+pub(crate) fn cni_added_address(out: &str) -> anyhow::Result<IpAddr> {
+    let result: serde_json::Value =
+        serde_json::from_str(out).with_context(|| format!("CNI ADD output: {out}"))?;
+    let cidr = result["ips"][0]["address"]
+        .as_str()
+        .with_context(|| format!("no address in CNI result {result}"))?;
+    Ok(cidr.split('/').next().unwrap_or_default().parse()?)
 }

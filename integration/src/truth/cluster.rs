@@ -255,12 +255,7 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
     let out = c
         .cni(&host, "ADD", &ns, &config, &args)
         .with_context(|| format!("adding pod {}", p.name))?;
-    let result: serde_json::Value =
-        serde_json::from_str(&out).with_context(|| format!("CNI ADD output: {out}"))?;
-    let cidr = result["ips"][0]["address"]
-        .as_str()
-        .with_context(|| format!("no address in CNI result {result}"))?;
-    let address: IpAddr = cidr.split('/').next().unwrap_or_default().parse()?;
+    let address = crate::cluster::cni_added_address(&out)?;
     Ok(crate::cluster::EndpointNs {
         host_ifname: romana_core::datapath::endpoint_ifname(&id),
         id,
