@@ -8,6 +8,10 @@
 //!
 //! Errors that etcd itself reports while the member is fine ("leader changed", a proposal
 //! timeout during an election) do not take a member out: every member would answer the same.
+//!
+//! While a quorum of members can be reached, a call that may be resent waits out an election
+//! (bounded) instead of failing: the cluster is about to serve again. With a quorum out of
+//! reach there is nothing to wait for, and calls fail at once.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -19,8 +23,10 @@ use tonic::Code;
 
 /// How often each member is asked whether it serves, when there is more than one.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
-/// A linearizable read of one key answers in milliseconds on a member with a leader; a member
-/// silent this long is paused, partitioned or overloaded, and the others are better.
+/// Probes are serializable reads: the member answers from its own state, or says it has no
+/// leader, without waiting on the leader (a linearizable read blocks for the whole of an
+/// election, which would make live members look dead). A member silent this long is paused or
+/// overloaded, and the others are better.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 pub(crate) struct Members {
@@ -89,6 +95,17 @@ impl Members {
 
     pub(crate) fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// Whether a call that failed may wait for the cluster to serve again rather than fail:
+    /// with several members, while a majority of them answer (with or without a leader).
+    pub(crate) fn quorum_reachable(&self) -> bool {
+        let states: Vec<u8> = self
+            .members
+            .iter()
+            .map(|m| m.state.load(Ordering::Acquire))
+            .collect();
+        states.len() > 1 && quorum_reachable(&states)
     }
 
     /// The member for the next call: the current one if serving, else the next serving one
@@ -172,6 +189,15 @@ fn choose(states: &[u8], start: usize) -> usize {
         .unwrap_or(start)
 }
 
+/// Whether a majority of members is not known to be unreachable: enough to elect a leader.
+fn quorum_reachable(states: &[u8]) -> bool {
+    let reachable = states
+        .iter()
+        .filter(|&&s| s != Down::Unreachable as u8)
+        .count();
+    reachable > states.len() / 2
+}
+
 // === impl Pinned ===
 
 impl Pinned {
@@ -216,9 +242,14 @@ pub(crate) fn failure(e: &etcd_client::Error) -> Option<Down> {
     }
 }
 
-/// Whether the request cannot have reached etcd (no connection was made), so that even a
-/// write may be sent to another member without doing it twice.
-pub(crate) fn never_sent(e: &etcd_client::Error) -> bool {
+/// Whether the request cannot have been carried out, so that even a write may be sent again
+/// without doing it twice: no connection was made, or the member refused it for want of a
+/// leader (etcd checks the `hasleader` metadata the client sends before it handles a request;
+/// a proposal that later loses its leader fails otherwise, as a timeout or "leader changed").
+pub(crate) fn never_executed(e: &etcd_client::Error) -> bool {
+    if failure(e) == Some(Down::NoLeader) {
+        return true;
+    }
     let text = crate::errors::describe(e);
     [
         "error trying to connect",
@@ -243,7 +274,7 @@ async fn probe(members: Weak<Members>, key: String) {
             let mut kv = m.client.kv_client();
             let key = key.clone();
             async move {
-                let options = GetOptions::new().with_keys_only();
+                let options = GetOptions::new().with_keys_only().with_serializable();
                 tokio::time::timeout(PROBE_TIMEOUT, kv.get(key, Some(options))).await
             }
         });
@@ -279,5 +310,43 @@ mod tests {
         // Every member down alike: whichever `start` names, so a failure must move it on.
         assert_eq!(choose(&[UNREACHABLE, UNREACHABLE, UNREACHABLE], 2), 2);
         assert_eq!(choose(&[UNREACHABLE, UNREACHABLE, UNREACHABLE], 0), 0);
+    }
+
+    #[test]
+    fn a_quorum_is_reachable_while_a_majority_answers_with_or_without_a_leader() {
+        assert!(quorum_reachable(&[SERVING, SERVING, SERVING]));
+        // One member killed during an election: the other two are about to elect.
+        assert!(quorum_reachable(&[UNREACHABLE, NO_LEADER, NO_LEADER]));
+        assert!(quorum_reachable(&[UNREACHABLE, SERVING, NO_LEADER]));
+        // Two of three gone: the survivor will never have a leader; fail at once.
+        assert!(!quorum_reachable(&[UNREACHABLE, UNREACHABLE, NO_LEADER]));
+        assert!(!quorum_reachable(&[
+            UNREACHABLE,
+            NO_LEADER,
+            UNREACHABLE,
+            NO_LEADER
+        ]));
+        assert!(quorum_reachable(&[
+            UNREACHABLE,
+            NO_LEADER,
+            SERVING,
+            NO_LEADER,
+            UNREACHABLE
+        ]));
+    }
+
+    #[test]
+    fn a_refusal_for_want_of_a_leader_was_never_executed() {
+        let no_leader =
+            etcd_client::Error::GRpcStatus(tonic::Status::unavailable("etcdserver: no leader"));
+        assert!(never_executed(&no_leader));
+        let leader_changed = etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+            "etcdserver: leader changed",
+        ));
+        assert!(!never_executed(&leader_changed));
+        let timed_out = etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+            "etcdserver: request timed out",
+        ));
+        assert!(!never_executed(&timed_out));
     }
 }

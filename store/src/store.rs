@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::errors::{is_compacted, is_transient, StoreError};
 use crate::keys::{Key, Keys, Prefix};
 use crate::lease::Registration;
-use crate::members::{failure, member_failed, never_sent, Members, Pinned};
+use crate::members::{failure, member_failed, never_executed, Members, Pinned};
 use crate::txn::Txn;
 use crate::watch::{Kv, Watcher};
 
@@ -32,8 +32,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// stuck proposal, but short enough that no call hangs forever on a silent peer. With several
 /// members, probes abandon calls on a silent member much sooner (see `members`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Before a read goes to the next member after an election-time error from etcd.
+/// Before a call goes to the next member after an election-time error from etcd.
 const CLUSTER_BUSY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a call that may be resent waits for a reachable quorum to elect a leader. etcd's
+/// election timeout is 1 s; on a loaded machine an election can take a few, and a call that
+/// waits this long is better than one the caller must retry.
+const ELECTION_WAIT: Duration = Duration::from_secs(8);
 /// HTTP/2 pings while a stream is open: a watch on a dead network breaks instead of going
 /// silent. etcd refuses pings closer than 5 s apart (`--grpc-keepalive-min-time`).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -64,11 +68,11 @@ impl<T> Versioned<T> {
 }
 
 /// Whether a call may be sent again to another member after a failure that leaves its
-/// outcome unknown. Reads may; writes only when the request provably never left.
+/// outcome unknown. Reads may; writes only when etcd provably did not carry them out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resend {
     Always,
-    IfNeverSent,
+    IfNeverExecuted,
 }
 
 /// Every value under a prefix as of one store revision.
@@ -151,7 +155,9 @@ impl Store {
     /// Runs one unary call on a member, failing over as `resend` allows: a call whose member
     /// fails (or is taken out while the call waits) is sent to the next member when that
     /// cannot do it twice; otherwise it fails as [`StoreError::Unavailable`] and the next
-    /// call goes elsewhere.
+    /// call goes elsewhere. After one try on each member, a call that may be resent goes on
+    /// trying for up to [`ELECTION_WAIT`] while a quorum of members answers: an election
+    /// ends within it, and the caller sees nothing of it.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         op: &'static str,
@@ -163,6 +169,7 @@ impl Store {
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        let started = tokio::time::Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -180,15 +187,18 @@ impl Store {
                 Err(e) => e,
             };
             self.failed_on(&pinned, &e);
-            let again = attempts < self.members.len()
-                && match resend {
-                    Resend::Always => is_transient(&e),
-                    Resend::IfNeverSent => member_failed(&e) && never_sent(&e),
-                };
-            if !again {
+            let resendable = match resend {
+                Resend::Always => is_transient(&e),
+                Resend::IfNeverExecuted => never_executed(&e),
+            };
+            let first_round = attempts < self.members.len();
+            let waiting = !first_round
+                && started.elapsed() < ELECTION_WAIT
+                && self.members.quorum_reachable();
+            if !resendable || !(first_round || waiting) {
                 return Err(e);
             }
-            if !member_failed(&e) {
+            if waiting || !member_failed(&e) {
                 // The cluster, not the member, is busy (an election): give it a moment.
                 tokio::time::sleep(CLUSTER_BUSY_PAUSE).await;
             }
@@ -196,6 +206,7 @@ impl Store {
                 op,
                 key,
                 member = %pinned.url,
+                attempts,
                 error = %crate::errors::describe(&e),
                 "etcd call failed on one member; sending it to the next"
             );
@@ -340,7 +351,7 @@ impl Store {
     pub async fn put<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<i64, StoreError> {
         let bytes = encode(key.path(), value)?;
         let resp = self
-            .run("put", key.path(), Resend::IfNeverSent, |c| {
+            .run("put", key.path(), Resend::IfNeverExecuted, |c| {
                 let bytes = bytes.clone();
                 async move { c.kv_client().put(key.path(), bytes, None).await }
             })
@@ -352,9 +363,12 @@ impl Store {
     /// `true` if the key existed.
     pub async fn delete<T>(&self, key: &Key<T>) -> Result<bool, StoreError> {
         let resp = self
-            .run("delete", key.path(), Resend::IfNeverSent, |c| async move {
-                c.kv_client().delete(key.path(), None).await
-            })
+            .run(
+                "delete",
+                key.path(),
+                Resend::IfNeverExecuted,
+                |c| async move { c.kv_client().delete(key.path(), None).await },
+            )
             .await
             .map_err(|e| self.err("delete", key.path(), e))?;
         Ok(resp.deleted() > 0)

@@ -164,7 +164,7 @@ impl Txn {
         let key = self.first_key.as_deref().unwrap_or("(empty txn)");
         let resp = self
             .store
-            .run("txn", key, Resend::IfNeverSent, |c| {
+            .run("txn", key, Resend::IfNeverExecuted, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })
