@@ -65,6 +65,7 @@ pub fn mk_segment(tenant: &str, name: &str, id: u32) -> Segment {
 pub fn mk_endpoint(id: &str, address: &str, host: &str, tenant: &str, segment: &str) -> Endpoint {
     Endpoint {
         interface: String::new(),
+        pod: None,
         id: id.into(),
         address: ip(address),
         host: host.into(),

@@ -74,6 +74,7 @@ fn mk_state() -> ClusterState {
         "pod-a".into(),
         Endpoint {
             interface: String::new(),
+            pod: None,
             id: "pod-a".into(),
             address: "10.0.16.2".parse().unwrap(),
             host: "h1".into(),
@@ -454,6 +455,7 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
 fn mk_endpoint(name: &str, address: &str, host: &str, app: &str) -> Endpoint {
     Endpoint {
         interface: String::new(),
+        pod: None,
         id: name.into(),
         address: address.parse().unwrap(),
         host: host.into(),

@@ -76,6 +76,7 @@ fn mk_state(space: &str, address: &str) -> ClusterState {
             labels: BTreeMap::new(),
             ports: Vec::new(),
             interface: TAP.into(),
+            pod: None,
         },
     );
     s

@@ -69,6 +69,7 @@ pub fn endpoint(layout: &Layout, i: usize, local: usize, local_hosts: u32) -> En
         .expect("the bench layout has room");
     Endpoint {
         interface: String::new(),
+        pod: None,
         id: format!("e{i}"),
         address,
         host: host_name(host),

@@ -14,6 +14,7 @@
 //! - [`ipam`]: the ipam-service client, errors named by step.
 //! - [`netlink`]: the only kernel I/O: wiring, unwiring and observing an endpoint's links,
 //!   addresses and routes; container-side work on a thread inside `CNI_NETNS`.
+//! - [`pod`]: the Kubernetes pod named by `K8S_POD_*` in `CNI_ARGS`, for the record.
 //! - [`result`]: the spec's result, version and error JSON types.
 //! - [`error`]: [`CniError`] and its CNI error codes.
 //! - [`run`]: one call from environment and stdin to stdout and exit code.
@@ -25,6 +26,7 @@ pub mod env;
 pub mod error;
 pub mod ipam;
 pub mod netlink;
+pub mod pod;
 pub mod result;
 
 use std::io::Read;

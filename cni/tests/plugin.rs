@@ -281,6 +281,16 @@ fn errors_are_cni_json_with_spec_codes_and_leak_nothing() {
             .fails_with(7);
         println!("missing CNI_IFNAME: {env}");
 
+        let half_a_pod = mk_vars("ADD", "ctr1", Some(&c1.path()), "K8S_POD_NAME=web-0");
+        let pod = cni(&host, &mk_conf(&root, json!({"tenant": "t1"})), &half_a_pod)
+            .await
+            .fails_with(7);
+        println!("pod name without namespace: {pod}");
+        assert!(
+            pod["msg"].as_str().unwrap().contains("K8S_POD_NAMESPACE"),
+            "{pod}"
+        );
+
         // Nothing of the above allocated an address or made a link.
         assert!(clients.endpoint_ids().await.is_empty());
 
@@ -320,6 +330,8 @@ fn tenant_segment_and_labels_come_from_cni_args() {
         let conf = mk_conf(&plane.root_url(), json!({}));
 
         let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=t1;K8S_POD_NAME=web-0;\
+                    K8S_POD_UID=5c3e0f6a-8d1b-4c2e-9a7f-0b1c2d3e4f50;\
+                    K8S_POD_INFRA_CONTAINER_ID=ctr1;\
                     ROMANA_SEGMENT=s1;ROMANA_LABELS=app=web,tier=front";
         let r1 = cni(
             &host,
@@ -358,6 +370,24 @@ fn tenant_segment_and_labels_come_from_cni_args() {
         assert_eq!(e.labels["app"], "web");
         assert_eq!(e.labels["tier"], "front");
         assert_eq!(e.labels["cni.romana.io/network"], "romana");
+        let pod = e.pod.expect("the runtime's pod is recorded");
+        assert_eq!(
+            (pod.namespace.as_str(), pod.name.as_str(), pod.uid.as_str()),
+            ("t1", "web-0", "5c3e0f6a-8d1b-4c2e-9a7f-0b1c2d3e4f50")
+        );
+        assert_eq!(pod.infra_container_id, "ctr1");
+        let e2 = clients
+            .ipam
+            .get_endpoint(pb::GetEndpointRequest {
+                endpoint: "ctr2:eth0".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            e2.pod, None,
+            "a namespace alone names the tenant, not a pod"
+        );
     })
     .unwrap();
 }

@@ -116,6 +116,7 @@ mod tests {
             labels: Default::default(),
             ports: Vec::new(),
             interface: interface.into(),
+            pod: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //!   protocol number).
 //! - [`interface`]: an endpoint's host-side interface (derived `rmn*` veth or a named
 //!   `tap*`), and the names a caller may give.
+//! - [`pod`]: the Kubernetes pod an endpoint belongs to, as runtimes name it.
 //! - [`authz`]: identities from certificate common names and who may do what to which object.
 //! - [`alloc`]: lowest-free number selection shared by topology, tenant and ipam services.
 //! - [`policy`]: network policy in its two forms (Romana, Kubernetes NetworkPolicy), parsing,
@@ -35,6 +36,7 @@ pub mod labels;
 pub mod layout;
 pub mod model;
 pub mod names;
+pub mod pod;
 pub mod policy;
 pub mod text;
 
@@ -46,3 +48,4 @@ pub use layout::{AddrError, Decoded, Layout, MaskedMatch};
 pub use model::{
     AgentStatus, Endpoint, Host, Isolation, NameError, NamedPort, Segment, ServiceRecord, Tenant,
 };
+pub use pod::{validate_pod, Pod, PodError};

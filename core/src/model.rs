@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::names::{validate_name, NameError, MAX_NAME_LEN};
+pub use crate::pod::Pod;
 
 /// A host: a machine with an agent, owning the prefix of its index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +84,10 @@ pub struct Endpoint {
     /// of derived endpoints stay as they were.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub interface: String,
+    /// The Kubernetes pod, when the runtime named one ([`crate::pod`]). Not written when
+    /// absent, so records of other endpoints stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
 }
 
 /// A running service instance, registered under an etcd lease so that it disappears when the

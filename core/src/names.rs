@@ -75,7 +75,12 @@ pub fn validate_name(kind: &'static str, name: &str) -> Result<(), NameError> {
 /// A new host's name: a lowercase RFC 1123 subdomain (dot-separated labels), at most
 /// [`MAX_NAME_LEN`] characters, as Kubernetes node names.
 pub fn validate_host_name(name: &str) -> Result<(), NameError> {
-    let kind = "host";
+    validate_subdomain_name("host", name)
+}
+
+/// A lowercase RFC 1123 subdomain of at most [`MAX_NAME_LEN`] characters (host names, pod
+/// names), with `kind` naming it in messages.
+pub(crate) fn validate_subdomain_name(kind: &'static str, name: &str) -> Result<(), NameError> {
     check_length(kind, name, MAX_NAME_LEN)?;
     check_case(kind, name)?;
     check_chars(kind, name, SUBDOMAIN_CHARS, |c| {
@@ -103,7 +108,9 @@ pub fn validate_segment_name(name: &str) -> Result<(), NameError> {
     validate_label_name("segment", name)
 }
 
-fn validate_label_name(kind: &'static str, name: &str) -> Result<(), NameError> {
+/// A lowercase RFC 1123 label of at most [`MAX_LABEL_NAME_LEN`] characters (tenants,
+/// segments, Kubernetes namespaces), with `kind` naming it in messages.
+pub(crate) fn validate_label_name(kind: &'static str, name: &str) -> Result<(), NameError> {
     check_length(kind, name, MAX_LABEL_NAME_LEN)?;
     check_case(kind, name)?;
     check_chars(kind, name, LABEL_CHARS, |c| is_lower_alnum(c) || c == '-')?;

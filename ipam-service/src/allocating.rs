@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
-use romana_core::{alloc::first_free_sorted, Endpoint, Layout, NamedPort};
+use romana_core::{alloc::first_free_sorted, Endpoint, Layout, NamedPort, Pod};
 use romana_proto::pb;
 use romana_runtime::authz::require;
 use romana_runtime::{
@@ -19,7 +19,7 @@ use tonic::Status;
 
 use crate::cache::Reservation;
 use crate::placement::{self, Placement, Source};
-use crate::{check_place_names, interface, IpamService};
+use crate::{check_place_names, identity, IpamService};
 
 /// An allocator that lost a race picks at random among this many lowest free addresses, so
 /// that racing allocators stop colliding while the segment still fills from the bottom.
@@ -52,7 +52,8 @@ impl IpamService {
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         check_ports(&ports)?;
-        interface::check_interface(&req.interface)?;
+        identity::check_interface(&req.interface)?;
+        let pod = identity::check_pod(req.pod.as_ref())?;
         if !self.cache.wait_synced(SYNC_TIMEOUT).await {
             return Err(Status::unavailable(
                 "ipam-service has not finished reading the cluster's addresses from etcd; retry",
@@ -100,6 +101,7 @@ impl IpamService {
                 labels: labels.clone(),
                 ports: ports.clone(),
                 interface: req.interface.clone(),
+                pod: pod.clone(),
             };
             let result = self
                 .store
@@ -141,6 +143,7 @@ impl IpamService {
                             &placement,
                             requested,
                             &req.interface,
+                            pod.as_ref(),
                             &layout,
                         );
                     }
@@ -222,13 +225,14 @@ fn same_allocation(
     placement: &Placement,
     requested: Option<IpAddr>,
     interface: &str,
+    pod: Option<&Pod>,
     layout: &Layout,
 ) -> Result<pb::Endpoint, Status> {
     let same_place = existing.host == placement.host.value.name
         && existing.tenant == placement.tenant.value.name
         && existing.segment == placement.segment.value.name;
     if same_place && requested.is_none_or(|a| a == existing.address) {
-        if let Some(refused) = interface::conflict(existing, interface) {
+        if let Some(refused) = identity::conflict(existing, interface, pod) {
             return Err(refused);
         }
         return Ok(pb::Endpoint::from((existing, layout)));

@@ -21,7 +21,7 @@
 
 mod allocating;
 pub mod cache;
-mod interface;
+mod identity;
 mod listing;
 pub mod placement;
 mod releasing;

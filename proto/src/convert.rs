@@ -162,7 +162,35 @@ impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
                 .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
                 .unwrap_or_default(),
             interface: e.interface.clone(),
+            pod: e.pod.as_ref().map(pb::Pod::from),
         }
+    }
+}
+
+impl From<&model::Pod> for pb::Pod {
+    fn from(p: &model::Pod) -> Self {
+        pb::Pod {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+            infra_container_id: p.infra_container_id.clone(),
+        }
+    }
+}
+
+/// A pod checked by Kubernetes' name rules (`romana_core::pod`).
+impl TryFrom<&pb::Pod> for model::Pod {
+    type Error = Invalid;
+
+    fn try_from(p: &pb::Pod) -> Result<Self, Invalid> {
+        let pod = model::Pod {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+            infra_container_id: p.infra_container_id.clone(),
+        };
+        romana_core::validate_pod(&pod).map_err(|e| Invalid::new("pod", e.to_string()))?;
+        Ok(pod)
     }
 }
 

@@ -60,6 +60,20 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
     })
 }
 
+/// `--pod NAMESPACE/NAME`, held to Kubernetes' name rules.
+pub fn parse_pod(text: &str) -> Result<romana_core::Pod, String> {
+    let (namespace, name) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{} is not NAMESPACE/NAME", romana_core::text::quote(text)))?;
+    let pod = romana_core::Pod {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        ..Default::default()
+    };
+    romana_core::validate_pod(&pod).map_err(|e| e.to_string())?;
+    Ok(pod)
+}
+
 /// The labels as a map. A key given twice is refused rather than letting the last one
 /// silently win.
 pub fn label_map(labels: &[Label]) -> Result<BTreeMap<String, String>, Error> {

@@ -365,10 +365,26 @@ async fn ipam_allocates_lists_shows_and_releases() {
         "a retried allocation returns the address already held"
     );
 
-    let e2 = allocate(&root, "c2-eth0", "h2", "t1", &["-o", "json"])
-        .await
-        .json();
+    let e2 = allocate(
+        &root,
+        "c2-eth0",
+        "h2",
+        "t1",
+        &["--pod", "t1/api-0", "-o", "json"],
+    )
+    .await
+    .json();
     assert_eq!(e2["segment"], "default");
+    assert_eq!(e2["pod"], json!({"namespace": "t1", "name": "api-0"}));
+    let no_namespace = allocate(&root, "c3-eth0", "h2", "t1", &["--pod", "api-0"]).await;
+    assert_eq!(no_namespace.code, 2, "a usage error: {no_namespace:?}");
+    assert_eq!(no_namespace.stderr.lines().count(), 1, "{no_namespace:?}");
+    assert!(
+        no_namespace
+            .stderr
+            .contains("\"api-0\" is not NAMESPACE/NAME"),
+        "{no_namespace:?}"
+    );
     assert!(
         e2["address"].as_str().unwrap().starts_with("10.1.0."),
         "{e2}"
@@ -414,6 +430,12 @@ async fn ipam_allocates_lists_shows_and_releases() {
     );
     let all = romanactl(&root, &["ipam", "list"]).await.ok();
     assert_eq!(all.lines().count(), 4, "header and three endpoints: {all}");
+    let header = all.lines().next().unwrap();
+    assert!(header.trim_end().ends_with("INTERFACE   POD"), "{all}");
+    let pod_row = all.lines().find(|l| l.starts_with("c2-eth0")).unwrap();
+    assert!(pod_row.trim_end().ends_with("t1/api-0"), "{all}");
+    let other_row = all.lines().find(|l| l.starts_with("c1-eth0")).unwrap();
+    assert!(other_row.trim_end().ends_with("<none>"), "{all}");
 
     let unknown = allocate(&root, "x", "h9", "t1", &[]).await.error();
     assert_eq!(unknown, "error: not found: host h9 does not exist");

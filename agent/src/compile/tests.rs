@@ -221,6 +221,7 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
                     1 => format!("tap{k:04}-vm"),
                     _ => String::new(),
                 },
+                pod: None,
                 id,
                 address,
                 host: format!("h{}", host + 1),

@@ -29,13 +29,9 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let placement = conf.placement(&env.args, machine_hostname)?;
     let mut labels = env.args.labels()?;
     let ports = env.args.ports()?;
+    let pod = env.args.pod()?;
     labels.insert(NETWORK_LABEL.to_string(), conf.name.clone());
-    let prev = conf
-        .prev_result
-        .clone()
-        .map(CniResult::from_value)
-        .transpose()
-        .map_err(CniError::PrevResult)?;
+    let prev = super::prev_result(conf)?;
     netlink::netns_exists(netns)?;
 
     // The veth pair needs no address: it is made on a thread of its own while ipam
@@ -58,6 +54,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             .iter()
             .map(romana_proto::pb::NamedPort::from)
             .collect(),
+        pod: pod.as_ref().map(pb::Pod::from),
         ..Default::default()
     };
     let allocation = Ipam::first_call(conf, |mut ipam| {

@@ -13,7 +13,6 @@ use crate::env::Env;
 use crate::error::CniError;
 use crate::ipam::Ipam;
 use crate::netlink::{self, Observed, Wiring, SCOPE_LINK};
-use crate::result::CniResult;
 
 use super::wiring;
 
@@ -29,12 +28,7 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let netns = env.netns()?;
     let ifname = env.ifname()?;
     let host = conf.host(machine_hostname)?;
-    let prev = conf
-        .prev_result
-        .clone()
-        .map(CniResult::from_value)
-        .transpose()
-        .map_err(CniError::PrevResult)?;
+    let prev = super::prev_result(conf)?;
     netlink::netns_exists(netns)?;
 
     let mut ipam = Ipam::connect(conf).await?;

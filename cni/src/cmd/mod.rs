@@ -14,12 +14,24 @@ use std::path::Path;
 use romana_core::datapath::endpoint_ifname;
 use romana_proto::pb;
 
+use crate::config::NetConf;
 use crate::error::CniError;
 use crate::netlink::Wiring;
+use crate::result::CniResult;
 
 /// The label every endpoint made by this plugin carries, naming its CNI network, so that GC
 /// of one network never collects another network's endpoints on the same host.
 pub const NETWORK_LABEL: &str = "cni.romana.io/network";
+
+/// The network config's `prevResult`, read as a result of any version: the previous
+/// plugin's when chained, the cached ADD result on CHECK.
+pub fn prev_result(conf: &NetConf) -> Result<Option<CniResult>, CniError> {
+    conf.prev_result
+        .clone()
+        .map(CniResult::from_value)
+        .transpose()
+        .map_err(CniError::PrevResult)
+}
 
 /// The wiring of endpoint `id` as ipam-service describes it.
 pub fn wiring(

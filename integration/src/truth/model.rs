@@ -82,6 +82,7 @@ pub fn mk_model(case: &Case) -> anyhow::Result<Model> {
         addresses.insert(Node::Pod(p.name.clone()), address);
         endpoints.push(Endpoint {
             interface: String::new(),
+            pod: None,
             id: model_id(&p.name),
             address,
             host: hosts[p.host].name.clone(),

@@ -14,7 +14,7 @@ use crate::{output, view, Error};
 pub enum IpamCommand {
     /// Allocates an address for an endpoint id. Idempotent: the same id and request return
     /// the address it already holds.
-    Allocate(Allocate),
+    Allocate(Box<Allocate>),
     /// Releases an endpoint's address, by id or by address. Releasing nothing succeeds.
     Release(Release),
     /// Lists endpoints, ordered by address.
@@ -72,6 +72,10 @@ pub struct Allocate {
     /// host's agent puts the gateway on it and routes the address to it once it exists.
     #[arg(long, value_name = "TAP")]
     pub interface: Option<String>,
+    /// The Kubernetes pod the endpoint belongs to, as the CNI plugin records it from
+    /// K8S_POD_NAMESPACE and K8S_POD_NAME; `ipam list` shows it.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = flags::parse_pod)]
+    pub pod: Option<romana_core::Pod>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +215,7 @@ impl Allocate {
             address: self.address.map(|a| a.to_string()).unwrap_or_default(),
             labels: flags::label_map(&self.labels)?.into_iter().collect(),
             ports: flags::named_ports(&self.ports)?,
+            pod: self.pod.as_ref().map(pb::Pod::from),
         })
     }
 }
@@ -369,6 +374,27 @@ mod tests {
         assert_eq!(req.interface, "tap3f2a9c1b-7d");
         let plain = mk_allocate(&["allocate", "--endpoint", "e", "--cidr", "10.0.16.0/24"]);
         assert_eq!(plain.unwrap().interface, "", "derived unless named");
+    }
+
+    #[test]
+    fn allocate_carries_a_pod_by_namespace_and_name() {
+        let args = [
+            "allocate",
+            "--endpoint",
+            "e",
+            "--cidr",
+            "10.0.16.0/24",
+            "--pod",
+        ];
+        let req = mk_allocate(&[&args[..], &["web/api-1"]].concat()).unwrap();
+        let pod = req.pod.unwrap();
+        assert_eq!(
+            (pod.namespace.as_str(), pod.name.as_str()),
+            ("web", "api-1")
+        );
+        for bad in ["api-1", "Web/api-1", "web/", "/api-1"] {
+            assert!(mk_allocate(&[&args[..], &[bad]].concat()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -17,6 +17,18 @@ wire_view! {
     }
 }
 
+wire_view! {
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    pub struct Pod from pb::Pod {
+        pub namespace: String,
+        pub name: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        pub uid: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        pub infra_container_id: String,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
 #[tabled(rename_all = "UPPERCASE")]
 pub struct Endpoint {
@@ -33,11 +45,16 @@ pub struct Endpoint {
     #[tabled(display = "ports_cell")]
     pub ports: Vec<Port>,
     /// The host-side interface the endpoint's record names (a VM's tap); absent when it
-    /// is the one derived from the id (the CNI plugin's veth). Last in the table, so the
-    /// columns scripts already cut by position stay where they were.
+    /// is the one derived from the id (the CNI plugin's veth). After the columns that came
+    /// before it, so the columns scripts already cut by position stay where they were.
     #[serde(skip_serializing_if = "String::is_empty")]
     #[tabled(display = "text_or_none")]
     pub interface: String,
+    /// The Kubernetes pod, shown as kubectl names it (`namespace/name`); after INTERFACE
+    /// for the same reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tabled(display = "pod_cell")]
+    pub pod: Option<Pod>,
 }
 
 /// The answer to `ipam release`: the endpoint released, or null when nothing was held
@@ -62,6 +79,7 @@ impl From<pb::Endpoint> for Endpoint {
             segment_cidr,
             gateway,
             interface,
+            pod,
         } = e;
         Endpoint {
             endpoint: id,
@@ -72,6 +90,7 @@ impl From<pb::Endpoint> for Endpoint {
             segment_cidr,
             gateway,
             interface,
+            pod: pod.map(Pod::from),
             labels: labels.into_iter().collect(),
             ports: ports.into_iter().map(Port::from).collect(),
         }
@@ -85,6 +104,15 @@ fn ports_cell(ports: &[Port]) -> String {
         .map(|p| format!("{}={}/{}", p.name, p.protocol, p.port))
         .collect::<Vec<_>>();
     none_if_empty(ports.join(","))
+}
+
+/// `namespace/name`, or `<none>` for an endpoint no runtime named a pod for.
+fn pod_cell(pod: &Option<Pod>) -> String {
+    none_if_empty(
+        pod.as_ref()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -108,6 +136,7 @@ mod tests {
             segment_cidr: "10.3.82.0/24".into(),
             gateway: "10.3.82.1".into(),
             interface: String::new(),
+            pod: None,
         }
     }
 
@@ -129,21 +158,16 @@ mod tests {
         assert_eq!(row[6], "<none>");
         assert_eq!(row[7], "<none>");
         assert_eq!(row[8], "<none>", "no interface named: the derived one");
+        assert_eq!(row[9], "<none>", "no pod named");
     }
 
     #[test]
-    fn a_named_interface_is_shown_last_in_the_table_and_only_when_set_in_json() {
+    fn a_named_interface_is_shown_after_ports_in_the_table_and_only_when_set_in_json() {
         let mut e = mk_endpoint();
         e.interface = "tap3f2a9c1b-7d".into();
         let view = Endpoint::from(e);
-        assert_eq!(
-            Endpoint::headers().last().map(|h| h.as_ref()),
-            Some("INTERFACE")
-        );
-        assert_eq!(
-            output::row(&view).last().map(String::as_str),
-            Some("tap3f2a9c1b-7d")
-        );
+        assert_eq!(Endpoint::headers()[8], "INTERFACE");
+        assert_eq!(output::row(&view)[8], "tap3f2a9c1b-7d");
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["interface"], "tap3f2a9c1b-7d");
     }
@@ -161,8 +185,31 @@ mod tests {
                 "10.3.82.1",
                 "app=web",
                 "http=tcp/80",
+                "<none>",
                 "<none>"
             ]
+        );
+    }
+
+    #[test]
+    fn a_pod_shows_as_namespace_slash_name_last_and_whole_in_json() {
+        let mut e = mk_endpoint();
+        e.pod = Some(pb::Pod {
+            namespace: "web".into(),
+            name: "api-7d9f-x2".into(),
+            uid: "5c3e0f6a".into(),
+            infra_container_id: String::new(),
+        });
+        let view = Endpoint::from(e);
+        assert_eq!(Endpoint::headers().last().map(|h| h.as_ref()), Some("POD"));
+        assert_eq!(
+            output::row(&view).last().map(String::as_str),
+            Some("web/api-7d9f-x2")
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            json["pod"],
+            serde_json::json!({"namespace": "web", "name": "api-7d9f-x2", "uid": "5c3e0f6a"})
         );
     }
 }

@@ -126,7 +126,8 @@ mod tests {
                 "GATEWAY",
                 "LABELS",
                 "PORTS",
-                "INTERFACE"
+                "INTERFACE",
+                "POD"
             ]
         );
         assert_eq!(headers::<FabricRoute>(), ["DEVICE", "ROUTE", "VIA", "HOST"]);

@@ -189,6 +189,7 @@ fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
             let h = hosts.iter().find(|h| h.name == *host).unwrap();
             Endpoint {
                 interface: String::new(),
+                pod: None,
                 id: id.to_string(),
                 address: layout.endpoint_address(h.index, t.id, s.id, *n).unwrap(),
                 host: host.to_string(),
