@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use romana_agent::{AgentConfig, StatusWriter};
 use romana_store::{Keys, Store};
 
@@ -50,28 +50,8 @@ struct Args {
     #[arg(long)]
     insecure: bool,
 
-    /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
-    /// (`--tls-ca`, the older name, keeps working.)
-    #[arg(long, visible_alias = "tls-ca", env = "ROMANA_ETCD_CA")]
-    etcd_ca: Option<std::path::PathBuf>,
-
-    /// Client certificate (PEM) for an etcd that requires client certificates.
-    #[arg(
-        long,
-        visible_alias = "tls-cert",
-        env = "ROMANA_ETCD_CERT",
-        requires = "etcd_key"
-    )]
-    etcd_cert: Option<std::path::PathBuf>,
-
-    /// Key (PEM) of --etcd-cert.
-    #[arg(
-        long,
-        visible_alias = "tls-key",
-        env = "ROMANA_ETCD_KEY",
-        requires = "etcd_cert"
-    )]
-    etcd_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    etcd_tls: romana_store::EtcdTlsArgs,
 
     /// Export `tracing` spans as OpenTelemetry traces over OTLP/gRPC to this collector URL
     /// (e.g. http://127.0.0.1:4317). Without it nothing is exported.
@@ -79,9 +59,31 @@ struct Args {
     otlp_endpoint: Option<String>,
 }
 
+/// The agent's older names of the etcd TLS flags, from before they were `--etcd-*` as on the
+/// services; kept as visible aliases.
+const OLD_NAMES: [(&str, &str); 3] = [
+    ("etcd_ca", "tls-ca"),
+    ("etcd_cert", "tls-cert"),
+    ("etcd_key", "tls-key"),
+];
+
+impl Args {
+    /// The command line, with [`OLD_NAMES`] accepted beside the shared flags.
+    fn parse_with_old_names<I, T>(args: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = OLD_NAMES.iter().fold(Args::command(), |c, &(id, old)| {
+            c.mut_arg(id, |a| a.visible_alias(old))
+        });
+        Args::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_with_old_names(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let telemetry = romana_runtime::telemetry::init("romana-agent", args.otlp_endpoint.as_deref());
     let result = run(args).await;
     telemetry.shutdown().await;
@@ -103,12 +105,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .to_string(),
     };
     romana_runtime::tls::check_etcd_endpoints(&args.etcd_endpoints, args.insecure)?;
-    let tls = romana_store::EtcdTls::from_files(
-        args.etcd_ca.as_deref(),
-        args.etcd_cert.as_deref(),
-        args.etcd_key.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let tls = args.etcd_tls.read().map_err(anyhow::Error::msg)?;
     let store = Store::connect_with_tls(
         &args.etcd_endpoints,
         Keys::new(&args.etcd_prefix),
@@ -126,4 +123,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     romana_agent::run(store, config, romana_runtime::shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_etcd_tls_flag_names_read_as_the_new_ones() {
+        let files = ["/pki/ca.pem", "/pki/h1.pem", "/pki/h1-key.pem"];
+        let parse = |names: [&str; 3]| {
+            let mut line = vec!["romana-agent".to_string()];
+            for (name, file) in names.iter().zip(files) {
+                line.extend([format!("--{name}"), file.to_string()]);
+            }
+            Args::parse_with_old_names(line).unwrap().etcd_tls
+        };
+        let new = parse(["etcd-ca", "etcd-cert", "etcd-key"]);
+        assert_eq!(new.etcd_ca.as_deref(), Some(std::path::Path::new(files[0])));
+        assert_eq!(
+            new.etcd_key.as_deref(),
+            Some(std::path::Path::new(files[2]))
+        );
+        assert_eq!(parse(["tls-ca", "tls-cert", "tls-key"]), new);
+        let half = Args::parse_with_old_names(["romana-agent", "--tls-cert", files[1]]);
+        assert!(
+            half.is_err(),
+            "a certificate needs its key under either name"
+        );
+    }
 }

@@ -56,6 +56,15 @@ impl Netns {
         run(Command::new("ip").arg("-n").arg(&self.name).args(args))
     }
 
+    /// A veth pair: `name` here, its peer `peer_name` inside `peer`.
+    pub fn add_veth(&self, name: &str, peer: &Netns, peer_name: &str) -> anyhow::Result<()> {
+        let args = [
+            "link", "add", name, "type", "veth", "peer", "name", peer_name,
+        ];
+        self.ip(&[&args[..], &["netns", peer.name()]].concat())
+            .map(drop)
+    }
+
     /// `ip netns exec NAME program args...`, failing with the program's stderr.
     pub fn exec(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
         run(self.command(program).args(args))
@@ -151,18 +160,7 @@ impl Lab {
         self.next_host += 1;
         let ip = Ipv4Addr::new(172, 31, 0, n);
         let port = format!("m{n}");
-        self.mgmt.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "mgmt0",
-            "netns",
-            ns.name(),
-        ])?;
+        self.mgmt.add_veth(&port, ns, "mgmt0")?;
         self.mgmt
             .ip(&["link", "set", &port, "master", Self::MGMT_BRIDGE, "up"])?;
         ns.ip(&["addr", "add", &format!("{ip}/16"), "dev", "mgmt0"])?;

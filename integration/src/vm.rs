@@ -73,18 +73,7 @@ impl Cluster {
     pub fn start_vm(&mut self, name: &str, port: &VmPort) -> anyhow::Result<()> {
         let ns = Netns::create(name)?;
         let host = &self.host(&port.host).ns;
-        host.ip(&[
-            "link",
-            "add",
-            &port.tap,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ])?;
+        host.add_veth(&port.tap, &ns, "eth0")?;
         let (a, g) = (port.address.to_string(), port.gateway.to_string());
         let len = if port.address.is_ipv4() { "32" } else { "128" };
         let cidr = format!("{a}/{len}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use romana_store::{Keys, Store};
+use romana_store::{EtcdTlsArgs, Keys, Store};
 
 use crate::error::MainError;
 use crate::tls::{check_etcd_endpoints, read_pem, TlsArgsError};
@@ -23,17 +23,8 @@ pub struct ServiceArgs {
     )]
     pub etcd_endpoints: Vec<String>,
 
-    /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
-    #[arg(long, env = "ROMANA_ETCD_CA")]
-    pub etcd_ca: Option<std::path::PathBuf>,
-
-    /// Client certificate (PEM) for an etcd that requires client certificates.
-    #[arg(long, env = "ROMANA_ETCD_CERT", requires = "etcd_key")]
-    pub etcd_cert: Option<std::path::PathBuf>,
-
-    /// Key (PEM) of --etcd-cert.
-    #[arg(long, env = "ROMANA_ETCD_KEY", requires = "etcd_cert")]
-    pub etcd_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub etcd_tls: EtcdTlsArgs,
 
     /// Key prefix of all romana state in etcd.
     #[arg(long, env = "ROMANA_ETCD_PREFIX", default_value = romana_store::DEFAULT_PREFIX)]
@@ -131,12 +122,7 @@ impl ServiceArgs {
 impl ServiceArgs {
     /// The store, over TLS when --etcd-ca/--etcd-cert/--etcd-key are given.
     pub async fn connect(&self) -> Result<Store, MainError> {
-        let tls = romana_store::EtcdTls::from_files(
-            self.etcd_ca.as_deref(),
-            self.etcd_cert.as_deref(),
-            self.etcd_key.as_deref(),
-        )
-        .map_err(MainError::EtcdTls)?;
+        let tls = self.etcd_tls.read().map_err(MainError::EtcdTls)?;
         Ok(Store::connect_with_tls(
             &self.etcd_endpoints,
             Keys::new(&self.etcd_prefix),

@@ -171,12 +171,8 @@ async fn run<T, L, Fut>(
             },
         }
     }
-    let mut sent = match list().await {
-        Ok(listing) => listing,
-        Err(status) => {
-            let _ = tx.send(Err(status)).await;
-            return;
-        }
+    let Some(mut sent) = listed(&tx, list().await).await else {
+        return;
     };
     if tx.send(Ok(sent.clone())).await.is_err() {
         return;
@@ -193,12 +189,8 @@ async fn run<T, L, Fut>(
             _ = tx.closed() => return,
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 due = None;
-                let listing = match list().await {
-                    Ok(listing) => listing,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
+                let Some(listing) = listed(&tx, list().await).await else {
+                    return;
                 };
                 if listing == sent {
                     continue;
@@ -230,6 +222,17 @@ async fn run<T, L, Fut>(
                 }
                 None => return,
             },
+        }
+    }
+}
+
+/// The listing, or `None` once its failure has been sent: the stream then ends with it.
+async fn listed<T>(tx: &mpsc::Sender<Result<T, Status>>, result: Result<T, Status>) -> Option<T> {
+    match result {
+        Ok(listing) => Some(listing),
+        Err(status) => {
+            let _ = tx.send(Err(status)).await;
+            None
         }
     }
 }

@@ -29,6 +29,8 @@ pub use endpoints::{EndpointIndex, EndpointPage};
 pub use errors::StoreError;
 pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
 pub use lease::Registration;
+#[cfg(feature = "clap")]
+pub use store::EtcdTlsArgs;
 pub use store::{EtcdTls, Listing, Store, Versioned};
 pub use txn::Txn;
 

@@ -22,6 +22,8 @@ mod codec;
 mod tls;
 pub(crate) use codec::{decode, encode, header_revision, prefix_end, versioned};
 pub use tls::EtcdTls;
+#[cfg(feature = "clap")]
+pub use tls::EtcdTlsArgs;
 
 /// etcd's default request size limit is 1.5 MiB; 500 records stay far below it.
 const PAGE_SIZE: i64 = 500;

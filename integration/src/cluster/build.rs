@@ -132,18 +132,7 @@ impl ClusterBuilder {
                 format!("192.168.255.{}", 4 * r + 2),
             );
             let up = format!("up{r}");
-            spine.ip(&[
-                "link",
-                "add",
-                &format!("leaf{r}"),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &up,
-                "netns",
-                leaf.name(),
-            ])?;
+            spine.add_veth(&format!("leaf{r}"), &leaf, &up)?;
             spine.ip(&[
                 "addr",
                 "add",
@@ -165,18 +154,7 @@ impl ClusterBuilder {
                 ns.sysctl("net.ipv4.ip_forward=1")?;
                 let ip: IpAddr = format!("192.168.{r}.{}", 11 + i).parse()?;
                 let port = format!("h{i}");
-                leaf.ip(&[
-                    "link",
-                    "add",
-                    &port,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "fabric0",
-                    "netns",
-                    ns.name(),
-                ])?;
+                leaf.add_veth(&port, &ns, "fabric0")?;
                 leaf.ip(&["link", "set", &port, "master", "rack", "up"])?;
                 ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "fabric0"])?;
                 ns.ip(&["link", "set", "fabric0", "up"])?;

@@ -1,8 +1,6 @@
 //! `romanactl etcd-auth setup`: etcd users and roles for the services and hosts, then
 //! `auth enable`. Talks to etcd, not to root. See [`crate::etcd_auth`].
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 
 use crate::etcd_auth;
@@ -27,25 +25,8 @@ pub struct Setup {
         required = true
     )]
     pub etcd_endpoints: Vec<String>,
-    /// CA (PEM) that signed etcd's certificate.
-    #[arg(long, env = "ROMANA_ETCD_CA", value_name = "PEM")]
-    pub etcd_ca: Option<PathBuf>,
-    /// Client certificate (PEM); its common name is the etcd user (admin once auth is on).
-    #[arg(
-        long,
-        env = "ROMANA_ETCD_CERT",
-        value_name = "PEM",
-        requires = "etcd_key"
-    )]
-    pub etcd_cert: Option<PathBuf>,
-    /// Key (PEM) of --etcd-cert.
-    #[arg(
-        long,
-        env = "ROMANA_ETCD_KEY",
-        value_name = "PEM",
-        requires = "etcd_cert"
-    )]
-    pub etcd_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub etcd_tls: romana_store::EtcdTlsArgs,
     /// Key prefix of all romana state in etcd.
     #[arg(long, env = "ROMANA_ETCD_PREFIX", default_value = romana_store::DEFAULT_PREFIX)]
     pub etcd_prefix: String,
@@ -58,13 +39,11 @@ impl EtcdAuthCommand {
     pub async fn apply(self) -> Result<String, Error> {
         let EtcdAuthCommand::Setup(setup) = self;
         let steps = etcd_auth::plan(&setup.etcd_prefix, &setup.hosts)?;
-        let tls = romana_store::EtcdTls::from_files(
-            setup.etcd_ca.as_deref(),
-            setup.etcd_cert.as_deref(),
-            setup.etcd_key.as_deref(),
-        )
-        .map_err(etcd_auth::EtcdAuthError::Tls)?
-        .unwrap_or_default();
+        let tls = setup
+            .etcd_tls
+            .read()
+            .map_err(etcd_auth::EtcdAuthError::Tls)?
+            .unwrap_or_default();
         let mut client = etcd_auth::connect(&setup.etcd_endpoints, &tls).await?;
         Ok(etcd_auth::apply(&mut client, &steps).await?)
     }

@@ -1,4 +1,5 @@
-//! TLS settings of the etcd connection, read from the `--etcd-*` files.
+//! TLS settings of the etcd connection, read from the `--etcd-*` files, and (with the `clap`
+//! feature) those flags, which the services, the agent and `romanactl etcd-auth` share.
 
 /// TLS to etcd: the CA that signed etcd's certificate and, when etcd requires client
 /// certificates (`--client-cert-auth`), this process's certificate and key (PEM).
@@ -39,5 +40,46 @@ impl EtcdTls {
         };
         let ca = ca.map(|p| read("etcd-ca", p)).transpose()?;
         Ok((ca.is_some() || identity.is_some()).then_some(EtcdTls { ca, identity }))
+    }
+}
+
+/// `--etcd-ca`, `--etcd-cert`, `--etcd-key` (and their `ROMANA_ETCD_*` variables), for a
+/// process's `clap` parser to flatten.
+#[cfg(feature = "clap")]
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct EtcdTlsArgs {
+    /// CA (PEM) that signed etcd's certificate; talks TLS to `https://` etcd endpoints.
+    #[arg(long, env = "ROMANA_ETCD_CA", value_name = "PEM")]
+    pub etcd_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for an etcd that requires client certificates; its common
+    /// name is the etcd user.
+    #[arg(
+        long,
+        env = "ROMANA_ETCD_CERT",
+        value_name = "PEM",
+        requires = "etcd_key"
+    )]
+    pub etcd_cert: Option<std::path::PathBuf>,
+
+    /// Key (PEM) of --etcd-cert.
+    #[arg(
+        long,
+        env = "ROMANA_ETCD_KEY",
+        value_name = "PEM",
+        requires = "etcd_cert"
+    )]
+    pub etcd_key: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "clap")]
+impl EtcdTlsArgs {
+    /// The files the flags name, read ([`EtcdTls::from_files`]).
+    pub fn read(&self) -> Result<Option<EtcdTls>, String> {
+        EtcdTls::from_files(
+            self.etcd_ca.as_deref(),
+            self.etcd_cert.as_deref(),
+            self.etcd_key.as_deref(),
+        )
     }
 }
