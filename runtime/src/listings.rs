@@ -150,35 +150,12 @@ async fn run<T, L, Fut>(
     Fut: Future<Output = Result<T, Status>>,
 {
     let shutting_down = || Status::unavailable("the service is shutting down; reconnect");
+    // Prefix watches that have not read their whole prefix yet: the first listing waits.
     let mut unlisted = watches;
-    while unlisted > 0 {
-        tokio::select! {
-            biased;
-            _ = draining.wait() => {
-                let _ = tx.send(Err(shutting_down())).await;
-                return;
-            }
-            _ = tx.closed() => return,
-            signal = signals.recv() => match signal {
-                Some(Signal::Listed) => unlisted -= 1,
-                // Before the first listing: that listing reads it.
-                Some(Signal::Changed) => {}
-                Some(Signal::Failed(status)) => {
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-                None => return,
-            },
-        }
-    }
-    let Some(mut sent) = listed(&tx, list().await).await else {
-        return;
-    };
-    if tx.send(Ok(sent.clone())).await.is_err() {
-        return;
-    }
-    let mut sent_at = Instant::now();
-    let mut due: Option<Instant> = None;
+    // What the client got last, and when; none before the first listing.
+    let mut sent: Option<(T, Instant)> = None;
+    // When to list again: all watches listed, a change came, or a minor change waits.
+    let mut due = (watches == 0).then(Instant::now);
     loop {
         tokio::select! {
             biased;
@@ -192,24 +169,33 @@ async fn run<T, L, Fut>(
                 let Some(listing) = listed(&tx, list().await).await else {
                     return;
                 };
-                if listing == sent {
-                    continue;
-                }
-                if let Some((minor, every)) = options.minor {
-                    let next = sent_at + every;
-                    if minor(&sent, &listing) && Instant::now() < next {
-                        // Sent when its time comes, read afresh then.
-                        due = Some(next);
+                if let Some((last, at)) = &sent {
+                    if listing == *last {
                         continue;
+                    }
+                    if let Some((minor, every)) = options.minor {
+                        let next = *at + every;
+                        if minor(last, &listing) && Instant::now() < next {
+                            // Sent when its time comes, read afresh then.
+                            due = Some(next);
+                            continue;
+                        }
                     }
                 }
                 if tx.send(Ok(listing.clone())).await.is_err() {
                     return;
                 }
-                sent = listing;
-                sent_at = Instant::now();
+                sent = Some((listing, Instant::now()));
             }
             signal = signals.recv() => match signal {
+                Some(Signal::Listed) if sent.is_none() && unlisted > 0 => {
+                    unlisted -= 1;
+                    if unlisted == 0 {
+                        due = Some(Instant::now());
+                    }
+                }
+                // Before the first listing: that listing reads it.
+                Some(Signal::Listed | Signal::Changed) if sent.is_none() => {}
                 Some(Signal::Listed | Signal::Changed) => {
                     let soon = Instant::now() + options.debounce;
                     // A pending minor send later than `soon` is brought forward: a real
