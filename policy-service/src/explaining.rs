@@ -4,9 +4,7 @@
 use std::str::FromStr;
 
 use romana_core::authz::{Action, Identity, Object};
-use romana_core::policy::{
-    evaluate, ClusterView, Decision, Packet, PolicySet, Protocol, Tier, Verdict,
-};
+use romana_core::policy::{evaluate, ClusterView, Packet, PolicySet, Protocol};
 use romana_core::text::quote;
 use romana_proto::pb;
 use romana_runtime::authz::require;
@@ -84,7 +82,7 @@ impl PolicyService {
         };
         require(who, Action::read(sides))?;
         let decision = evaluate(&policies, &view, &packet);
-        Ok(decision_to_pb(&decision, &packet))
+        Ok(pb::ExplainResponse::from((&decision, &packet)))
     }
 
     /// What evaluation needs, read from etcd now.
@@ -105,28 +103,5 @@ impl PolicyService {
             endpoints.items.into_iter().map(|v| v.value),
         );
         Ok((view, policies.items.into_iter().map(|v| v.value).collect()))
-    }
-}
-
-fn decision_to_pb(d: &Decision, packet: &Packet) -> pb::ExplainResponse {
-    pb::ExplainResponse {
-        verdict: match d.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-        }
-        .into(),
-        tier: match d.tier {
-            Tier::NetworkPolicy => "network_policy",
-            Tier::Baseline => "baseline",
-            Tier::Host => "host",
-        }
-        .into(),
-        direction: d.direction.map(|x| x.to_string()).unwrap_or_default(),
-        policy: d.policy.clone().unwrap_or_default(),
-        rule: d.rule.and_then(|r| u32::try_from(r).ok()),
-        reason: d.reason.clone(),
-        from_address: packet.from.to_string(),
-        to_address: packet.to.to_string(),
-        decision_json: serde_json::to_string(d).unwrap_or_default(),
     }
 }

@@ -20,7 +20,6 @@
 //! - [`PolicyService`]: the gRPC handlers.
 //! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 //! - `explaining`: ExplainPolicy, the evaluator over the current state.
-//! - [`policy_to_pb`]: a stored policy on the wire.
 //! - [`watching`]: the policy listing, and its watch (WatchPolicies).
 #![forbid(unsafe_code)]
 
@@ -67,24 +66,6 @@ pub fn routes(store: &Store, draining: Draining) -> Routes {
         parsing: Arc::new(tokio::sync::Semaphore::new(1)),
         draining,
     }))
-}
-
-/// A stored policy as the wire shows it.
-pub fn policy_to_pb(policy: &Policy, revision: i64) -> pb::Policy {
-    let id = policy.id();
-    let (tenant, name) = match &id {
-        PolicyId::Romana { name } => (String::new(), name.clone()),
-        PolicyId::Kubernetes { tenant, name } => (tenant.clone(), name.clone()),
-    };
-    pb::Policy {
-        id: id.to_string(),
-        form: policy.form().to_string(),
-        tenant,
-        name,
-        // A core type always encodes; an empty object would only hide a bug.
-        json: serde_json::to_string(policy).unwrap_or_default(),
-        revision,
-    }
 }
 
 /// A policy as authorization sees it: Romana-form ones belong to no tenant.
@@ -251,7 +232,7 @@ impl PolicyService {
                 applied: applied
                     .into_iter()
                     .map(|(p, action, rev)| pb::AppliedPolicy {
-                        policy: Some(policy_to_pb(p, if rev == 0 { revision } else { rev })),
+                        policy: Some(pb::Policy::from((p, if rev == 0 { revision } else { rev }))),
                         action: action.to_string(),
                     })
                     .collect(),
@@ -305,7 +286,7 @@ impl PolicyService {
             match self.store.delete_if(&key, current.mod_revision).await {
                 Ok(()) => {
                     tracing::info!(policy = %id, "policy deleted");
-                    return Ok(policy_to_pb(&current.value, current.mod_revision));
+                    return Ok(pb::Policy::from((&current.value, current.mod_revision)));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_status(e)),
@@ -335,7 +316,7 @@ impl policies_server::Policies for PolicyService {
         let id = parse_id(&request.into_inner().id)?;
         require(&who, Action::read(policy_object(&id)))?;
         let v = self.get(&id).await?;
-        Ok(Response::new(policy_to_pb(&v.value, v.mod_revision)))
+        Ok(Response::new(pb::Policy::from((&v.value, v.mod_revision))))
     }
 
     async fn list_policies(

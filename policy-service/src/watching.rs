@@ -9,7 +9,7 @@ use romana_runtime::{check_name, store_status};
 use romana_store::Store;
 use tonic::Status;
 
-use crate::{policy_object, policy_to_pb};
+use crate::policy_object;
 
 /// Every policy `who` may read, or the Kubernetes ones of `tenant` when it is not empty:
 /// Romana form first, then Kubernetes, each by id.
@@ -28,7 +28,7 @@ pub async fn list(store: &Store, who: &Identity, tenant: &str) -> Result<Vec<pb:
         .items
         .iter()
         .filter(|v| may(who, Action::read(policy_object(&v.value.id()))))
-        .map(|v| (v.value.id(), policy_to_pb(&v.value, v.mod_revision)))
+        .map(|v| (v.value.id(), pb::Policy::from((&v.value, v.mod_revision))))
         .collect();
     items.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(items.into_iter().map(|(_, p)| p).collect())

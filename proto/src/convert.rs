@@ -348,5 +348,7 @@ fn derived<T: ToString, E: std::fmt::Display>(r: Result<T, E>) -> String {
     }
 }
 
+mod policy;
+
 #[cfg(test)]
 mod tests;

@@ -135,7 +135,9 @@ impl Request {
                 labels,
             }) => Request::Add(pb::AddTenantRequest {
                 name,
-                isolation: isolation_to_pb(isolation).into(),
+                isolation: isolation
+                    .map_or(pb::Isolation::Unspecified, pb::Isolation::from)
+                    .into(),
                 labels: flags::label_map(&labels)?.into_iter().collect(),
             }),
             TenantCommand::Update(Update {
@@ -152,7 +154,9 @@ impl Request {
                 }
                 Request::Update(pb::UpdateTenantRequest {
                     name,
-                    isolation: isolation_to_pb(isolation).into(),
+                    isolation: isolation
+                        .map_or(pb::Isolation::Unspecified, pb::Isolation::from)
+                        .into(),
                     set_labels: set_labels.into_iter().collect(),
                     remove_labels,
                 })
@@ -166,13 +170,14 @@ impl Request {
     }
 }
 
-/// Absent means unspecified on the wire: SEGMENT on add, unchanged on update.
-fn isolation_to_pb(isolation: Option<IsolationArg>) -> pb::Isolation {
-    match isolation {
-        None => pb::Isolation::Unspecified,
-        Some(IsolationArg::Segment) => pb::Isolation::Segment,
-        Some(IsolationArg::Tenant) => pb::Isolation::Tenant,
-        Some(IsolationArg::None) => pb::Isolation::None,
+/// A flag given; absent means unspecified on the wire (SEGMENT on add, unchanged on update).
+impl From<IsolationArg> for pb::Isolation {
+    fn from(isolation: IsolationArg) -> Self {
+        match isolation {
+            IsolationArg::Segment => pb::Isolation::Segment,
+            IsolationArg::Tenant => pb::Isolation::Tenant,
+            IsolationArg::None => pb::Isolation::None,
+        }
     }
 }
 
