@@ -17,6 +17,7 @@ pub fn mk_config(rack_bits: u8) -> ClusterConfig {
         tenant_bits: 4,
         segment_bits: 4,
         single_tenant: false,
+        second_address_space: None,
     }
 }
 
@@ -29,6 +30,7 @@ pub fn mk_config_v6() -> ClusterConfig {
         tenant_bits: 8,
         segment_bits: 8,
         single_tenant: false,
+        second_address_space: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn mk_state() -> ClusterState {
         tenant_bits: 4,
         segment_bits: 4,
         single_tenant: false,
+        second_address_space: None,
     });
     for (name, ip, index) in [
         ("h1", "192.168.50.1", 0),
@@ -401,6 +402,7 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
         tenant_bits: 8,
         segment_bits: 8,
         single_tenant: false,
+        second_address_space: None,
     });
     state.hosts.get_mut("h1").unwrap().ip = "fd00:ff::1".parse().unwrap();
     state.hosts.get_mut("h2").unwrap().ip = "fd00:ff::2".parse().unwrap();

@@ -38,6 +38,7 @@ fn mk_state(space: &str, address: &str) -> ClusterState {
         tenant_bits: if v6 { 8 } else { 4 },
         segment_bits: if v6 { 8 } else { 4 },
         single_tenant: false,
+        second_address_space: None,
     });
     s.hosts.insert(
         "h1".into(),

@@ -30,6 +30,7 @@ pub fn config() -> ClusterConfig {
         tenant_bits: 4,
         segment_bits: 4,
         single_tenant: false,
+        second_address_space: None,
     }
 }
 

@@ -1,6 +1,7 @@
-//! The cluster configuration: one address space cut into host, tenant, segment and endpoint
-//! fields. It is set once (by root-service) and every other component derives addresses from
-//! it, so validation here is the single gate for a usable layout.
+//! The cluster configuration: one address space (or, dual-stack, one per IP family) cut into
+//! host, tenant, segment and endpoint fields. It is set once (by root-service) and every
+//! other component derives addresses from it, so validation here is the single gate for a
+//! usable layout.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,12 @@ pub struct ClusterConfig {
     /// A single-tenant cluster may use zero tenant and segment bits; a multi-tenant one may not.
     #[serde(default)]
     pub single_tenant: bool,
+    /// Dual-stack: the space of the other IP family (`fd00:10::/48` beside `10.0.0.0/8`),
+    /// cut with the same host, tenant and segment bits, so that a host, tenant or segment
+    /// has one prefix in each; the endpoint bits are what is left in each. Absent (and not
+    /// written) in a single-family cluster, so existing records read unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_address_space: Option<IpNet>,
 }
 
 /// Why a configuration cannot be used. Every variant carries the numbers that were wrong.
@@ -70,6 +77,20 @@ pub enum ConfigError {
     RackBitsExceedHostBits { rack_bits: u8, host_bits: u8 },
     #[error("{field} bits is 0 but the cluster is multi-tenant; give {field} bits >= 1 or mark the cluster single-tenant")]
     ZeroTenancyBits { field: &'static str },
+    #[error(
+        "address spaces {first} and {second} are both {family}; a dual-stack cluster has one \
+         space per IP family"
+    )]
+    SameFamily {
+        first: String,
+        second: String,
+        family: &'static str,
+    },
+    #[error("in the second address space {space}: {source}")]
+    InSecondSpace {
+        space: String,
+        source: Box<ConfigError>,
+    },
 }
 
 // === impl ClusterConfig ===
@@ -96,7 +117,41 @@ impl ClusterConfig {
         width.saturating_sub(used) as u8
     }
 
+    /// Dual-stack: the endpoint bits left in the second address space.
+    pub fn second_endpoint_bits(&self) -> Option<u8> {
+        self.second_family().map(|c| c.endpoint_bits())
+    }
+
+    /// The single-family configuration of the second address space, when there is one.
+    pub(crate) fn second_family(&self) -> Option<ClusterConfig> {
+        self.second_address_space.map(|space| ClusterConfig {
+            address_space: space,
+            second_address_space: None,
+            ..self.clone()
+        })
+    }
+
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        self.check_space()?;
+        let (Some(second), Some(config)) = (self.second_address_space, self.second_family()) else {
+            return Ok(());
+        };
+        if family_name(&second) == family_name(&self.address_space) {
+            return Err(ConfigError::SameFamily {
+                first: self.address_space.to_string(),
+                second: second.to_string(),
+                family: family_name(&second),
+            });
+        }
+        config
+            .check_space()
+            .map_err(|e| ConfigError::InSecondSpace {
+                space: second.to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    fn check_space(&self) -> Result<(), ConfigError> {
         let canonical = self.address_space.trunc();
         if canonical != self.address_space {
             return Err(ConfigError::NonCanonical {
@@ -182,7 +237,59 @@ mod tests {
             tenant_bits: tenant,
             segment_bits: segment,
             single_tenant: false,
+            second_address_space: None,
         }
+    }
+
+    fn mk_dual(first: &str, second: &str) -> ClusterConfig {
+        ClusterConfig {
+            second_address_space: Some(second.parse().unwrap()),
+            ..mk_config(first, 8, 4, 4)
+        }
+    }
+
+    #[test]
+    fn a_dual_stack_config_has_one_space_per_family_with_the_same_fields() {
+        assert_eq!(mk_dual("10.0.0.0/8", "fd00:10::/48").validate(), Ok(()));
+        assert_eq!(mk_dual("fd00:10::/48", "10.0.0.0/8").validate(), Ok(()));
+        assert_eq!(
+            mk_dual("10.0.0.0/8", "172.16.0.0/12").validate(),
+            Err(ConfigError::SameFamily {
+                first: "10.0.0.0/8".into(),
+                second: "172.16.0.0/12".into(),
+                family: "IPv4"
+            })
+        );
+    }
+
+    #[test]
+    fn the_second_space_is_checked_as_the_first_and_named_in_the_error() {
+        let err = mk_dual("10.0.0.0/8", "fd00:10::1/48")
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in the second address space fd00:10::1/48: address space fd00:10::1/48 is not \
+             canonical (host bits set); did you mean fd00:10::/48?"
+        );
+        // 8 + 4 + 4 fields leave 0 endpoint bits in a /112.
+        let err = mk_dual("10.0.0.0/8", "fd00::/112").validate().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InSecondSpace { source, .. }
+                if matches!(**source, ConfigError::TooFewEndpointBits { endpoint_bits: 0 })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_single_family_record_reads_and_writes_without_a_second_space() {
+        let c = mk_config("10.0.0.0/8", 8, 4, 4);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("second"), "{json}");
+        let dual = mk_dual("10.0.0.0/8", "fd00:10::/48");
+        let back: ClusterConfig =
+            serde_json::from_str(&serde_json::to_string(&dual).unwrap()).unwrap();
+        assert_eq!(back, dual);
     }
 
     #[test]

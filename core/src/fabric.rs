@@ -94,6 +94,7 @@ mod tests {
             tenant_bits: 4,
             segment_bits: 4,
             single_tenant: false,
+            second_address_space: None,
         }
         .layout()
         .unwrap()

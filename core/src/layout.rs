@@ -20,6 +20,13 @@
 //! - **IPv4 only: the last address (all endpoint bits set), the directed broadcast.** IPv6
 //!   has no broadcast, so there the last address is assignable.
 //!
+//! # Dual-stack
+//! A configuration with a second address space (the other IP family) has a second family
+//! layout with the same host, tenant and segment fields ([`Layout::second_family`]). The
+//! per-field functions here answer for the first space; [`Layout::families`] walks both.
+//! [`Layout::decode`] and [`Layout::gateway_of`] take an address of either family, and an
+//! endpoint holds the same endpoint number in each ([`Layout::endpoint_addresses`]).
+//!
 //! # Tenant and segment matches
 //! Tenant and segment bits sit at the same place on every host, so "all of tenant 5's
 //! addresses anywhere in the cluster" is one `(value, mask)` pair whose mask covers the
@@ -69,6 +76,8 @@ pub struct Layout {
     width: u8,
     prefix_len: u8,
     endpoint_bits: u8,
+    /// Dual-stack: the layout of the second address space (itself single-family).
+    second: Option<Box<Layout>>,
 }
 
 // === impl Layout ===
@@ -76,13 +85,67 @@ pub struct Layout {
 impl Layout {
     pub(crate) fn new(config: &ClusterConfig) -> Result<Self, ConfigError> {
         config.check()?;
+        let second = config
+            .second_family()
+            .map(|c| Box::new(Layout::one_family(&c)));
         Ok(Layout {
+            second,
+            ..Layout::one_family(config)
+        })
+    }
+
+    /// The layout of `config`'s first space alone (already checked).
+    fn one_family(config: &ClusterConfig) -> Layout {
+        Layout {
             config: config.clone(),
             base: to_u128(config.address_space.network()),
             width: family_width(&config.address_space),
             prefix_len: config.address_space.prefix_len(),
             endpoint_bits: config.endpoint_bits(),
-        })
+            second: None,
+        }
+    }
+
+    /// Dual-stack: the layout of the other family's space; `None` in a single-family cluster.
+    pub fn second_family(&self) -> Option<&Layout> {
+        self.second.as_deref()
+    }
+
+    /// The layout of each family, the first space's first. Each one's per-field functions
+    /// answer for its own space.
+    pub fn families(&self) -> impl Iterator<Item = &Layout> {
+        std::iter::once(self).chain(self.second_family())
+    }
+
+    /// The family layout whose space holds `addr`, or `None` outside every space.
+    pub fn family_of(&self, addr: IpAddr) -> Option<&Layout> {
+        self.families()
+            .find(|l| l.config.address_space.contains(&addr))
+    }
+
+    /// The endpoint numbers that may be handed out in every family at once, so that one
+    /// number gives an endpoint an address of each (the narrower family bounds it).
+    pub fn assignable_in_every_family(&self) -> RangeInclusive<u128> {
+        let last = self
+            .families()
+            .map(|l| *l.assignable_endpoints().end())
+            .min()
+            .expect("a layout has a first family");
+        2..=last
+    }
+
+    /// Endpoint number `endpoint` of a segment on a host in every family, the first
+    /// space's first.
+    pub fn endpoint_addresses(
+        &self,
+        host: u32,
+        tenant: u32,
+        segment: u32,
+        endpoint: u128,
+    ) -> Result<Vec<IpAddr>, AddrError> {
+        self.families()
+            .map(|l| l.endpoint_address(host, tenant, segment, endpoint))
+            .collect()
     }
 
     pub fn config(&self) -> &ClusterConfig {
@@ -217,8 +280,9 @@ impl Layout {
     /// The gateway of the segment `addr` is in (on the host `addr` belongs to), or `None`
     /// outside the address space.
     pub fn gateway_of(&self, addr: IpAddr) -> Option<IpAddr> {
-        let d = self.decode(addr)?;
-        self.gateway(d.host, d.tenant, d.segment).ok()
+        let l = self.family_of(addr)?;
+        let d = l.decode(addr)?;
+        l.gateway(d.host, d.tenant, d.segment).ok()
     }
 
     /// Whether `addr` is a segment gateway (endpoint number 1) of this layout.
@@ -226,11 +290,11 @@ impl Layout {
         self.decode(addr).is_some_and(|d| d.endpoint == 1)
     }
 
-    /// Where `addr` sits in the layout, or `None` when it is not in the address space
-    /// (including an address of the other IP family).
+    /// Where `addr` sits in the layout, or `None` when it is in no address space of the
+    /// layout (an address of the other IP family is the second space's, if there is one).
     pub fn decode(&self, addr: IpAddr) -> Option<Decoded> {
         if !self.address_space().contains(&addr) {
-            return None;
+            return self.second.as_ref().and_then(|l| l.decode(addr));
         }
         let v = to_u128(addr);
         let field = |shift: u32, bits: u8| shift_right(v, shift) & field_mask(bits);

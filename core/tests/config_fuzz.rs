@@ -31,22 +31,29 @@ proptest! {
         tenant_bits in any::<u8>(),
         segment_bits in any::<u8>(),
         single_tenant in any::<bool>(),
+        second in proptest::option::of(any_space()),
     ) {
-        let config = ClusterConfig { address_space: space, host_bits, rack_bits, tenant_bits, segment_bits, single_tenant };
+        let config = ClusterConfig { address_space: space, host_bits, rack_bits, tenant_bits, segment_bits, single_tenant, second_address_space: second };
         match config.layout() {
             Err(e) => prop_assert!(e.to_string().len() < 400, "{}", e),
             Ok(layout) => {
                 prop_assert!(config.validate().is_ok());
                 let last = |max: u64| u32::try_from(max.saturating_sub(1)).unwrap_or(u32::MAX);
                 let (h, t, s) = (last(layout.max_hosts()), last(layout.max_tenants()), last(layout.max_segments()));
-                for host in [0, h] {
-                    let _ = layout.host_prefix(host);
-                    for (tenant, segment) in [(0, 0), (t, s)] {
-                        let _ = layout.tenant_match(tenant);
-                        if let Ok(cidr) = layout.segment_cidr(host, tenant, segment) {
-                            let addr: IpAddr = cidr.network();
-                            let decoded = layout.decode(addr);
-                            prop_assert!(decoded.is_some(), "{} not decoded", addr);
+                let assignable = layout.assignable_in_every_family();
+                prop_assert!(assignable.start() <= assignable.end());
+                for family in layout.families() {
+                    for host in [0, h] {
+                        let _ = family.host_prefix(host);
+                        for (tenant, segment) in [(0, 0), (t, s)] {
+                            let _ = family.tenant_match(tenant);
+                            if let Ok(cidr) = family.segment_cidr(host, tenant, segment) {
+                                let addr: IpAddr = cidr.network();
+                                let decoded = layout.decode(addr);
+                                prop_assert!(decoded.is_some(), "{} not decoded", addr);
+                            }
+                            let both = layout.endpoint_addresses(host, tenant, segment, *assignable.end());
+                            prop_assert!(both.is_ok(), "{:?}", both);
                         }
                     }
                 }

@@ -63,6 +63,10 @@ impl TryFrom<&pb::ClusterConfig> for ClusterConfig {
             tenant_bits: narrow_bits("tenant_bits", c.tenant_bits)?,
             segment_bits: narrow_bits("segment_bits", c.segment_bits)?,
             single_tenant: c.single_tenant,
+            second_address_space: match c.second_address_space.trim() {
+                "" => None,
+                space => Some(parse_cidr("second_address_space", space)?),
+            },
         })
     }
 }
@@ -77,6 +81,11 @@ impl From<&ClusterConfig> for pb::ClusterConfig {
             segment_bits: c.segment_bits.into(),
             single_tenant: c.single_tenant,
             endpoint_bits: c.endpoint_bits().into(),
+            second_address_space: c
+                .second_address_space
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            second_endpoint_bits: c.second_endpoint_bits().unwrap_or(0).into(),
         }
     }
 }

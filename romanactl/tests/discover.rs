@@ -98,6 +98,8 @@ fn mk_config() -> pb::ClusterConfig {
         segment_bits: 4,
         single_tenant: false,
         endpoint_bits: 8,
+        second_address_space: String::new(),
+        second_endpoint_bits: 0,
     }
 }
 

@@ -12,9 +12,49 @@ fn mk_layout(space: &str, rack: u8, host: u8, tenant: u8, segment: u8) -> Layout
         tenant_bits: tenant,
         segment_bits: segment,
         single_tenant: false,
+        second_address_space: None,
     }
     .layout()
     .unwrap()
+}
+
+/// The MISSION example with a second, IPv6 space: 8 host, 4 tenant, 4 segment bits in each.
+fn dual() -> Layout {
+    ClusterConfig {
+        second_address_space: Some(net("fd00:10::/48")),
+        ..mission().config().clone()
+    }
+    .layout()
+    .unwrap()
+}
+
+#[test]
+fn a_dual_stack_layout_numbers_both_families_alike() {
+    let l = dual();
+    let v6 = l.second_family().expect("a second family");
+    assert_eq!(l.families().count(), 2);
+    assert_eq!(mission().families().count(), 1);
+    assert_eq!(v6.host_prefix(3).unwrap(), net("fd00:10:0:300::/56"));
+    assert_eq!(v6.segment_cidr(3, 5, 2).unwrap(), net("fd00:10:0:352::/64"));
+    assert_eq!(
+        l.endpoint_addresses(3, 5, 2, 7).unwrap(),
+        [ip("10.3.82.7"), ip("fd00:10:0:352::7")]
+    );
+    // Either address decodes to the same place, and has its own family's gateway.
+    assert_eq!(l.decode(ip("fd00:10:0:352::7")), l.decode(ip("10.3.82.7")));
+    assert_eq!(
+        l.gateway_of(ip("fd00:10:0:352::7")),
+        Some(ip("fd00:10:0:352::1"))
+    );
+    assert_eq!(l.gateway_of(ip("10.3.82.7")), Some(ip("10.3.82.1")));
+    assert_eq!(l.family_of(ip("fd00:10:0:352::7")), Some(v6));
+    assert_eq!(l.family_of(ip("fd00:11::1")), None);
+    assert_eq!(l.decode(ip("192.168.0.1")), None);
+    // The first family's functions stay the first space's.
+    assert_eq!(l.segment_cidr(3, 5, 2).unwrap(), net("10.3.82.0/24"));
+    // One number must fit both: IPv4's 254 bounds the 2^64 of IPv6.
+    assert_eq!(l.assignable_in_every_family(), 2..=254);
+    assert_eq!(*v6.assignable_endpoints().end(), (1u128 << 64) - 1);
 }
 
 fn mission() -> Layout {
@@ -188,6 +228,7 @@ fn whole_ipv6_space_with_huge_segments_does_not_overflow() {
         tenant_bits: 0,
         segment_bits: 0,
         single_tenant: true,
+        second_address_space: None,
     };
     let l = config.layout().unwrap();
     assert_eq!(l.endpoint_bits(), 128);
@@ -227,6 +268,7 @@ fn arb_layout() -> impl Strategy<Value = Layout> {
                     tenant_bits: tenant,
                     segment_bits: segment,
                     single_tenant: false,
+                    second_address_space: None,
                 }
                 .layout()
                 .unwrap();

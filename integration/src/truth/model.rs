@@ -18,6 +18,7 @@ pub fn mk_layout() -> Layout {
         tenant_bits: 4,
         segment_bits: 4,
         single_tenant: false,
+        second_address_space: None,
     }
     .layout()
     .expect("a valid layout")

@@ -10,6 +10,8 @@ fn config_converts_both_ways_with_derived_endpoint_bits() {
         segment_bits: 4,
         single_tenant: false,
         endpoint_bits: 0,
+        second_address_space: String::new(),
+        second_endpoint_bits: 0,
     };
     let core = ClusterConfig::try_from(&wire).unwrap();
     let back = pb::ClusterConfig::from(&core);
@@ -96,6 +98,7 @@ fn fabric_routes_go_on_the_wire_as_text() {
         tenant_bits: 4,
         segment_bits: 4,
         single_tenant: false,
+        second_address_space: None,
     }
     .layout()
     .unwrap();

@@ -17,9 +17,11 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct Init {
-    /// The whole address space, e.g. 10.0.0.0/8 or fd00:10::/48.
-    #[arg(long, value_name = "CIDR")]
-    pub address_space: String,
+    /// The whole address space, e.g. 10.0.0.0/8 or fd00:10::/48. Give it twice, one space
+    /// per IP family, for a dual-stack cluster: every host, tenant and segment then has a
+    /// prefix in each, and every endpoint an address of each.
+    #[arg(long, value_name = "CIDR", required = true, num_args = 1, action = clap::ArgAction::Append)]
+    pub address_space: Vec<String>,
     /// Bits numbering hosts; each host owns a prefix that much longer than the space.
     #[arg(long, value_name = "N")]
     pub host_bits: u32,
@@ -62,18 +64,27 @@ impl Init {
     fn request(&self) -> pb::InitConfigRequest {
         pb::InitConfigRequest {
             config: Some(pb::ClusterConfig {
-                address_space: self.address_space.clone(),
+                address_space: self.address_space[0].clone(),
                 host_bits: self.host_bits,
                 rack_bits: self.rack_bits,
                 tenant_bits: self.tenant_bits.unwrap_or(0),
                 segment_bits: self.segment_bits.unwrap_or(0),
                 single_tenant: self.single_tenant,
                 endpoint_bits: 0,
+                second_address_space: self.address_space.get(1).cloned().unwrap_or_default(),
+                second_endpoint_bits: 0,
             }),
         }
     }
 
     async fn apply(self, ctx: &Ctx) -> Result<String, Error> {
+        if self.address_space.len() > 2 {
+            return Err(Error::Usage(format!(
+                "--address-space is given {} times; a cluster has one space, or one per IP \
+                 family (dual-stack)",
+                self.address_space.len()
+            )));
+        }
         let answer = ctx
             .root()
             .await?
@@ -150,7 +161,35 @@ mod tests {
                 segment_bits: 4,
                 single_tenant: false,
                 endpoint_bits: 0,
+                second_address_space: String::new(),
+                second_endpoint_bits: 0,
             }
         );
+    }
+
+    #[test]
+    fn init_with_two_spaces_asks_for_a_dual_stack_cluster() {
+        let init = mk_init(&[
+            "--address-space",
+            "10.0.0.0/8",
+            "--address-space",
+            "fd00:10::/48",
+            "--host-bits",
+            "8",
+            "--tenant-bits",
+            "4",
+            "--segment-bits",
+            "4",
+        ])
+        .unwrap();
+        let config = init.request().config.unwrap();
+        assert_eq!(
+            (
+                config.address_space.as_str(),
+                config.second_address_space.as_str()
+            ),
+            ("10.0.0.0/8", "fd00:10::/48")
+        );
+        assert!(mk_init(&["--host-bits", "8", "--single-tenant"]).is_err());
     }
 }

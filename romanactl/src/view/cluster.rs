@@ -9,7 +9,8 @@ wire_view! {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
     #[tabled(rename_all = "UPPERCASE")]
     pub struct Config from pb::ClusterConfig {
-        #[tabled(rename = "ADDRESS-SPACE")]
+        /// Dual-stack shows both spaces, `10.0.0.0/8,fd00:10::/48`, in the one column.
+        #[tabled(rename = "ADDRESS-SPACE", display("spaces_cell", self))]
         pub address_space: String,
         #[tabled(rename = "HOST-BITS")]
         pub host_bits: u32,
@@ -19,11 +20,37 @@ wire_view! {
         pub tenant_bits: u32,
         #[tabled(rename = "SEGMENT-BITS")]
         pub segment_bits: u32,
-        #[tabled(rename = "ENDPOINT-BITS")]
+        #[tabled(rename = "ENDPOINT-BITS", display("endpoint_bits_cell", self))]
         pub endpoint_bits: u32,
         #[tabled(rename = "SINGLE-TENANT")]
         pub single_tenant: bool,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        #[tabled(skip)]
+        pub second_address_space: String,
+        #[serde(skip_serializing_if = "is_zero")]
+        #[tabled(skip)]
+        pub second_endpoint_bits: u32,
     }
+}
+
+/// The first space alone, or `first,second` in a dual-stack cluster.
+fn spaces_cell(first: &str, c: &Config) -> String {
+    match c.second_address_space.as_str() {
+        "" => first.to_string(),
+        second => format!("{first},{second}"),
+    }
+}
+
+/// The endpoint bits of each space, as [`spaces_cell`] lists them.
+fn endpoint_bits_cell(first: &u32, c: &Config) -> String {
+    match c.second_endpoint_bits {
+        0 => first.to_string(),
+        second => format!("{first},{second}"),
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The answer to `config init`: the layout, and whether it was new.
@@ -87,6 +114,8 @@ mod tests {
                 segment_bits: 4,
                 single_tenant: false,
                 endpoint_bits: 8,
+                second_address_space: String::new(),
+                second_endpoint_bits: 0,
             }),
             changed: true,
         };
@@ -94,5 +123,32 @@ mod tests {
             serde_json::to_string(&init).unwrap(),
             r#"{"address_space":"10.0.0.0/8","host_bits":8,"rack_bits":2,"tenant_bits":4,"segment_bits":4,"endpoint_bits":8,"single_tenant":false,"changed":true}"#
         );
+    }
+
+    #[test]
+    fn a_dual_stack_config_shows_both_spaces_in_one_column_and_apart_in_json() {
+        let config = Config::from(pb::ClusterConfig {
+            address_space: "10.0.0.0/8".into(),
+            host_bits: 8,
+            rack_bits: 0,
+            tenant_bits: 4,
+            segment_bits: 4,
+            single_tenant: false,
+            endpoint_bits: 8,
+            second_address_space: "fd00:10::/48".into(),
+            second_endpoint_bits: 48,
+        });
+        let row = crate::output::row(&config);
+        assert_eq!(row[0], "10.0.0.0/8,fd00:10::/48");
+        assert_eq!(row[5], "8,48");
+        assert_eq!(
+            Config::headers().len(),
+            7,
+            "the columns of a single-family cluster"
+        );
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["address_space"], "10.0.0.0/8");
+        assert_eq!(json["second_address_space"], "fd00:10::/48");
+        assert_eq!(json["second_endpoint_bits"], 48);
     }
 }
