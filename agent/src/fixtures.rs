@@ -68,6 +68,7 @@ pub fn mk_endpoint(id: &str, address: &str, host: &str, tenant: &str, segment: &
     Endpoint {
         interface: String::new(),
         pod: None,
+        second_address: None,
         id: id.into(),
         address: ip(address),
         host: host.into(),

@@ -43,6 +43,7 @@ fn endpoint(host: u32, i: u32, role: &str, http: bool) -> Endpoint {
     let mut e = Endpoint {
         interface: String::new(),
         pod: None,
+        second_address: None,
         id: format!("h{host}e{i}"),
         address: format!("10.{host}.16.{}", 2 + i).parse().unwrap(),
         host: format!("h{host}"),

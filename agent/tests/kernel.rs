@@ -76,6 +76,7 @@ fn mk_state() -> ClusterState {
         Endpoint {
             interface: String::new(),
             pod: None,
+            second_address: None,
             id: "pod-a".into(),
             address: "10.0.16.2".parse().unwrap(),
             host: "h1".into(),
@@ -458,6 +459,7 @@ fn mk_endpoint(name: &str, address: &str, host: &str, app: &str) -> Endpoint {
     Endpoint {
         interface: String::new(),
         pod: None,
+        second_address: None,
         id: name.into(),
         address: address.parse().unwrap(),
         host: host.into(),

@@ -78,6 +78,7 @@ fn mk_state(space: &str, address: &str) -> ClusterState {
             ports: Vec::new(),
             interface: TAP.into(),
             pod: None,
+            second_address: None,
         },
     );
     s

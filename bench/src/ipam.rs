@@ -188,6 +188,7 @@ impl Bench {
                 let endpoint = romana_core::Endpoint {
                     interface: String::new(),
                     pod: None,
+                    second_address: None,
                     id: format!("{tag}-{i}"),
                     address: IpAddr::from([11, (k >> 16) as u8, (k >> 8) as u8, k as u8]),
                     host: "floor".into(),

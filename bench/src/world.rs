@@ -71,6 +71,7 @@ pub fn endpoint(layout: &Layout, i: usize, local: usize, local_hosts: u32) -> En
     Endpoint {
         interface: String::new(),
         pod: None,
+        second_address: None,
         id: format!("e{i}"),
         address,
         host: host_name(host),

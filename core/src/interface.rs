@@ -117,6 +117,7 @@ mod tests {
             ports: Vec::new(),
             interface: interface.into(),
             pod: None,
+            second_address: None,
         }
     }
 

@@ -88,6 +88,22 @@ pub struct Endpoint {
     /// absent, so records of other endpoints stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod>,
+    /// Dual-stack: the endpoint's address in the second address space (the other family),
+    /// with the same endpoint number as `address`. Not written when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_address: Option<IpAddr>,
+}
+
+impl Endpoint {
+    /// Every address the endpoint holds: `address`, then the second family's.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.address).chain(self.second_address)
+    }
+
+    /// Whether `addr` is one of the endpoint's addresses.
+    pub fn holds(&self, addr: IpAddr) -> bool {
+        self.addresses().any(|a| a == addr)
+    }
 }
 
 /// A running service instance, registered under an etcd lease so that it disappears when the

@@ -1,7 +1,7 @@
 //! Allocate: placement, a free address, and one transaction that claims both; a lost race
 //! retries with what it learned (see the crate docs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -85,13 +85,14 @@ impl IpamService {
                     (placement, requested)
                 }
             };
-            let (address, reservation) = match requested {
-                Some(a) => (a, None),
+            let (addresses, reservation) = match requested {
+                Some(a) => (vec![a], None),
                 None => {
-                    let r = self.choose_address(&layout, &placement, lost_race)?;
-                    (r.address, Some(r))
+                    let r = self.choose_addresses(&layout, &placement, lost_race)?;
+                    (r.addresses.clone(), Some(r))
                 }
             };
+            let address = addresses[0];
             let endpoint = Endpoint {
                 id: req.endpoint.clone(),
                 address,
@@ -102,6 +103,7 @@ impl IpamService {
                 ports: ports.clone(),
                 interface: req.interface.clone(),
                 pod: pod.clone(),
+                second_address: addresses.get(1).copied(),
             };
             let result = self
                 .store
@@ -149,7 +151,13 @@ impl IpamService {
                     }
                     // Released in between: try again.
                 }
-                Err(StoreError::Conflict { key, .. }) if key == keys.address(address).path() => {
+                Err(StoreError::Conflict { key, .. })
+                    if addresses.iter().any(|&a| key == keys.address(a).path()) =>
+                {
+                    let address = *addresses
+                        .iter()
+                        .find(|&&a| key == keys.address(a).path())
+                        .expect("matched above");
                     if requested.is_some() {
                         let holder = self
                             .store
@@ -177,26 +185,43 @@ impl IpamService {
         ))
     }
 
-    /// Reserves a free address of the placement's segment: the lowest, or after a lost race
-    /// one of the lowest few.
-    fn choose_address(
+    /// Reserves a free address of the placement's segment in each of its families, all with
+    /// one endpoint number: the lowest free in every family, or after a lost race one of the
+    /// lowest few.
+    fn choose_addresses(
         &self,
         layout: &Layout,
         placement: &Placement,
         lost_race: bool,
     ) -> Result<Reservation, Status> {
+        let families: Vec<&Layout> = placement
+            .cidrs
+            .iter()
+            .filter_map(|c| layout.family_of(c.network()))
+            .collect();
         let d = layout
-            .decode(placement.cidr.network())
+            .decode(placement.cidrs[0].network())
             .expect("segment CIDR is ours");
-        let assignable = layout.assignable_endpoints();
+        let assignable = match families[..] {
+            [one] => one.assignable_endpoints(),
+            _ => layout.assignable_in_every_family(),
+        };
         // Uncontended, the lowest free address: predictable for operators and tests.
         let n = if lost_race { SPREAD } else { 1 };
-        let reserved = self.cache.reserve(placement.cidr, |used| {
+        let reserved = self.cache.reserve(&placement.cidrs, |used| {
             let numbers = used.filter_map(|a| layout.decode(a).map(|d| d.endpoint));
-            let free = first_free_sorted(numbers, assignable.clone(), n);
+            let free = if families.len() == 1 {
+                first_free_sorted(numbers, assignable.clone(), n)
+            } else {
+                // Each family's numbers come in order, not all of them together.
+                let numbers: BTreeSet<u128> = numbers.collect();
+                first_free_sorted(numbers.into_iter(), assignable.clone(), n)
+            };
             let &endpoint = free.choose(&mut rand::rng())?;
-            layout
-                .endpoint_address(d.host, d.tenant, d.segment, endpoint)
+            families
+                .iter()
+                .map(|f| f.endpoint_address(d.host, d.tenant, d.segment, endpoint))
+                .collect::<Result<Vec<_>, _>>()
                 .ok()
         });
         reserved.ok_or_else(|| {
@@ -231,7 +256,7 @@ fn same_allocation(
     let same_place = existing.host == placement.host.value.name
         && existing.tenant == placement.tenant.value.name
         && existing.segment == placement.segment.value.name;
-    if same_place && requested.is_none_or(|a| a == existing.address) {
+    if same_place && requested.is_none_or(|a| existing.holds(a)) {
         if let Some(refused) = identity::conflict(existing, interface, pod) {
             return Err(refused);
         }

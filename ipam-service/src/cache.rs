@@ -62,11 +62,11 @@ struct Inner {
     synced: BTreeSet<usize>,
 }
 
-/// An address chosen for an allocation; dropping it without [`Reservation::claimed`] frees it
-/// for other allocations of this replica.
+/// The addresses chosen for an allocation (one per family it gets); dropping it without
+/// [`Reservation::claimed`] frees them for other allocations of this replica.
 pub struct Reservation {
     inner: Arc<Mutex<Inner>>,
-    pub address: IpAddr,
+    pub addresses: Vec<IpAddr>,
 }
 
 // === impl Cache ===
@@ -161,26 +161,29 @@ impl Cache {
             .cloned()
     }
 
-    /// Picks a free address of `cidr` and holds it for this replica until the returned
-    /// reservation is dropped. `pick` chooses among the free endpoint numbers it is given
-    /// (the used ones in the segment, claimed or reserved here); `None` when it finds none.
+    /// Picks free addresses of `cidrs` (a segment's CIDR in each family) and holds them for
+    /// this replica until the returned reservation is dropped. `pick` is given the used
+    /// addresses (claimed or reserved here) of each CIDR in turn, each CIDR's in ascending
+    /// order, and returns what it chose; `None` when it finds nothing free.
     pub fn reserve(
         &self,
-        cidr: IpNet,
-        pick: impl FnOnce(&mut dyn Iterator<Item = IpAddr>) -> Option<IpAddr>,
+        cidrs: &[IpNet],
+        pick: impl FnOnce(&mut dyn Iterator<Item = IpAddr>) -> Option<Vec<IpAddr>>,
     ) -> Option<Reservation> {
         let mut inner = self.lock();
-        let range = cidr.network()..=cidr.broadcast();
         let Inner {
             addresses, pending, ..
         } = &*inner;
-        let mut used = merge(addresses.range(range.clone()), pending.range(range));
-        let address = pick(&mut used)?;
+        let mut used = cidrs.iter().flat_map(|cidr| {
+            let range = cidr.network()..=cidr.broadcast();
+            merge(addresses.range(range.clone()), pending.range(range))
+        });
+        let chosen = pick(&mut used)?;
         drop(used);
-        inner.pending.insert(address);
+        inner.pending.extend(chosen.iter().copied());
         Some(Reservation {
             inner: self.inner.clone(),
-            address,
+            addresses: chosen,
         })
     }
 
@@ -207,15 +210,19 @@ impl Drop for Cache {
 // === impl Reservation ===
 
 impl Reservation {
-    /// The transaction claimed the address: it is used, not merely reserved.
+    /// The transaction claimed the addresses: they are used, not merely reserved.
     pub fn claimed(self) {
-        lock(&self.inner).addresses.insert(self.address);
+        let mut inner = lock(&self.inner);
+        inner.addresses.extend(self.addresses.iter().copied());
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        lock(&self.inner).pending.remove(&self.address);
+        let mut inner = lock(&self.inner);
+        for a in &self.addresses {
+            inner.pending.remove(a);
+        }
     }
 }
 

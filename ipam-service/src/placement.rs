@@ -38,16 +38,28 @@ pub struct Placement {
     pub host: Read<Host>,
     pub tenant: Read<Tenant>,
     pub segment: Read<Segment>,
-    /// The segment CIDR on the host.
-    pub cidr: IpNet,
+    /// The segment CIDR on the host in each family the endpoint gets an address of: every
+    /// family when placed by names, the family of the CIDR or address it was placed by.
+    pub cidrs: Vec<IpNet>,
 }
 
 impl Placement {
     pub fn describe(&self) -> String {
+        let cidrs: Vec<String> = self.cidrs.iter().map(IpNet::to_string).collect();
         format!(
             "host {} tenant {} segment {} ({})",
-            self.host.value.name, self.tenant.value.name, self.segment.value.name, self.cidr
+            self.host.value.name,
+            self.tenant.value.name,
+            self.segment.value.name,
+            cidrs.join(", ")
         )
+    }
+
+    /// Only the family of `addr` (a CIDR or an address placed the endpoint: Neutron's subnet
+    /// is of one family).
+    fn keep_family_of(&mut self, addr: IpAddr) {
+        self.cidrs
+            .retain(|c| c.network().is_ipv4() == addr.is_ipv4());
     }
 }
 
@@ -158,7 +170,7 @@ pub async fn resolve(
         let d = layout.decode(a).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "address {a} is outside the address space {}",
-                layout.address_space()
+                spaces(layout)
             ))
         })?;
         by_numbers(src, layout, d).await?
@@ -168,23 +180,29 @@ pub async fn resolve(
         ));
     };
 
+    let mut placement = placement;
     if let Some(cidr) = cidr {
-        if cidr != placement.cidr {
+        if !placement.cidrs.contains(&cidr) {
             return Err(Status::invalid_argument(format!(
                 "cidr {cidr} disagrees with {}",
                 placement.describe()
             )));
         }
+        placement.keep_family_of(cidr.network());
     }
     if let Some(a) = address {
-        if !placement.cidr.contains(&a) {
+        if !placement.cidrs.iter().any(|c| c.contains(&a)) {
             return Err(Status::invalid_argument(format!(
                 "address {a} is outside {}",
                 placement.describe()
             )));
         }
-        let endpoint = layout.decode(a).map(|d| d.endpoint).unwrap_or_default();
-        if !layout.is_assignable(endpoint) {
+        placement.keep_family_of(a);
+        let assignable = layout
+            .family_of(a)
+            .zip(layout.decode(a))
+            .is_some_and(|(family, d)| family.is_assignable(d.endpoint));
+        if !assignable {
             return Err(Status::invalid_argument(format!(
                 "address {a} is reserved in {} (network, gateway or broadcast)",
                 placement.describe()
@@ -195,13 +213,15 @@ pub async fn resolve(
 }
 
 fn segment_of_cidr(layout: &Layout, cidr: IpNet) -> Result<Decoded, Status> {
-    let d = layout.decode(cidr.network()).ok_or_else(|| {
+    let outside = || {
         Status::invalid_argument(format!(
             "cidr {cidr} is outside the address space {}",
-            layout.address_space()
+            spaces(layout)
         ))
-    })?;
-    let expected = layout
+    };
+    let family = layout.family_of(cidr.network()).ok_or_else(outside)?;
+    let d = family.decode(cidr.network()).ok_or_else(outside)?;
+    let expected = family
         .segment_cidr(d.host, d.tenant, d.segment)
         .map_err(|e| Status::internal(e.to_string()))?;
     if expected != cidr {
@@ -237,15 +257,26 @@ async fn by_names(
                 tenant.value.name
             ))
         })?;
-    let cidr = layout
-        .segment_cidr(host.value.index, tenant.value.id, segment.value.id)
+    let cidrs = layout
+        .families()
+        .map(|l| l.segment_cidr(host.value.index, tenant.value.id, segment.value.id))
+        .collect::<Result<_, _>>()
         .map_err(|e| Status::internal(e.to_string()))?;
     Ok(Placement {
         host,
         tenant,
         segment,
-        cidr,
+        cidrs,
     })
+}
+
+/// The layout's address spaces, for messages: `10.0.0.0/8` or `10.0.0.0/8 and fd00::/48`.
+fn spaces(layout: &Layout) -> String {
+    let spaces: Vec<String> = layout
+        .families()
+        .map(|l| l.address_space().to_string())
+        .collect();
+    spaces.join(" and ")
 }
 
 async fn by_numbers(src: &Source<'_>, layout: &Layout, d: Decoded) -> Result<Placement, Status> {

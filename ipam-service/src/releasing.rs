@@ -60,7 +60,7 @@ impl IpamService {
             let endpoint = match self.read(&keys.endpoint(&id), maybe_stale).await? {
                 // The holder read was older than the endpoint: it moved on (released and
                 // allocated again elsewhere); it is not the one at this address.
-                Some(e) if by_address.is_some_and(|a| a != e.value.address) => {
+                Some(e) if by_address.is_some_and(|a| !e.value.holds(a)) => {
                     maybe_stale = false;
                     continue;
                 }
@@ -88,7 +88,9 @@ impl IpamService {
             )?;
             match self.store.release_endpoint(&endpoint).await {
                 Ok(_) => {
-                    self.cache.freed(endpoint.value.address);
+                    for a in endpoint.value.addresses() {
+                        self.cache.freed(a);
+                    }
                     tracing::debug!(endpoint = %id, address = %endpoint.value.address, "released");
                     return Ok(pb::ReleaseResponse {
                         endpoint: Some(pb::Endpoint::from((&endpoint.value, &layout))),

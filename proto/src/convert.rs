@@ -152,9 +152,12 @@ impl From<(&model::Segment, u32, &Layout)> for pb::Segment {
     }
 }
 
-/// An endpoint with its segment's CIDR and gateway, decoded from its address.
+/// An endpoint with its segment's CIDR and gateway, decoded from its (first) address in
+/// that address's family.
 impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
     fn from((e, layout): (&model::Endpoint, &Layout)) -> Self {
+        let all_families = layout;
+        let layout = layout.family_of(e.address).unwrap_or(layout);
         let decoded = layout.decode(e.address);
         pb::Endpoint {
             id: e.id.clone(),
@@ -172,6 +175,12 @@ impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
                 .unwrap_or_default(),
             interface: e.interface.clone(),
             pod: e.pod.as_ref().map(pb::Pod::from),
+            addresses: e.addresses().map(|a| a.to_string()).collect(),
+            gateways: e
+                .addresses()
+                .filter_map(|a| all_families.gateway_of(a))
+                .map(|g| g.to_string())
+                .collect(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! An endpoint is four keys: the record, its address claim, and its place in the per-host
-//! and per-segment indexes. They are only ever written and deleted together, here, so no
+//! An endpoint is four keys (five dual-stack): the record, its address claims (one per
+//! address), and its place in the per-host and per-segment indexes. They are only ever written and deleted together, here, so no
 //! index can point at a missing endpoint and no address claim can outlive its endpoint.
 
 use etcd_client::{GetOptions, TxnOp};
@@ -34,12 +34,13 @@ impl Store {
     /// A transaction creating `endpoint` and claiming its address, if neither the id nor the
     /// address is taken. Callers add their own expectations (host, tenant, segment
     /// unchanged) before committing. A lost race shows as a conflict on the endpoint key
-    /// (the id) or on the address key, in that order.
+    /// (the id) or on an address key, in that order.
     pub fn claim_endpoint(&self, endpoint: &Endpoint) -> Txn {
         let keys = self.keys();
-        self.txn()
-            .create(&keys.endpoint(&endpoint.id), endpoint)
-            .create(&keys.address(endpoint.address), &endpoint.id)
+        let txn = self.txn().create(&keys.endpoint(&endpoint.id), endpoint);
+        endpoint
+            .addresses()
+            .fold(txn, |txn, a| txn.create(&keys.address(a), &endpoint.id))
             .create(
                 &keys.host_endpoint(&endpoint.host, &endpoint.id),
                 &endpoint.address,
@@ -57,9 +58,11 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let keys = self.keys();
         let e = &endpoint.value;
-        self.txn()
-            .delete(&keys.endpoint(&e.id), endpoint.mod_revision)
-            .delete_unchecked(&keys.address(e.address))
+        let txn = self
+            .txn()
+            .delete(&keys.endpoint(&e.id), endpoint.mod_revision);
+        e.addresses()
+            .fold(txn, |txn, a| txn.delete_unchecked(&keys.address(a)))
             .delete_unchecked(&keys.host_endpoint(&e.host, &e.id))
             .delete_unchecked(&keys.segment_endpoint(&e.tenant, &e.segment, &e.id))
             .commit()

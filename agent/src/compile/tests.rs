@@ -222,6 +222,7 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
                     _ => String::new(),
                 },
                 pod: None,
+                second_address: None,
                 id,
                 address,
                 host: format!("h{}", host + 1),

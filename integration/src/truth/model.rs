@@ -84,6 +84,7 @@ pub fn mk_model(case: &Case) -> anyhow::Result<Model> {
         endpoints.push(Endpoint {
             interface: String::new(),
             pod: None,
+            second_address: None,
             id: model_id(&p.name),
             address,
             host: hosts[p.host].name.clone(),

@@ -33,13 +33,21 @@ wire_view! {
 #[tabled(rename_all = "UPPERCASE")]
 pub struct Endpoint {
     pub endpoint: String,
+    /// The first address; the table shows every address here, comma separated.
+    #[tabled(display("addresses_cell", self))]
     pub address: String,
+    /// Every address, `address` first (one of each IP family in a dual-stack cluster).
+    #[tabled(skip)]
+    pub addresses: Vec<String>,
     pub host: String,
     pub tenant: String,
     pub segment: String,
     #[tabled(skip)]
     pub segment_cidr: String,
     pub gateway: String,
+    /// The gateway of each address, in the order of `addresses`.
+    #[tabled(skip)]
+    pub gateways: Vec<String>,
     #[tabled(display = "labels_cell")]
     pub labels: BTreeMap<String, String>,
     #[tabled(display = "ports_cell")]
@@ -80,10 +88,25 @@ impl From<pb::Endpoint> for Endpoint {
             gateway,
             interface,
             pod,
+            addresses,
+            gateways,
         } = e;
+        // A service from before dual-stack sends no list: the address is all there is.
+        let addresses = if addresses.is_empty() {
+            vec![address.clone()]
+        } else {
+            addresses
+        };
+        let gateways = if gateways.is_empty() {
+            vec![gateway.clone()]
+        } else {
+            gateways
+        };
         Endpoint {
             endpoint: id,
             address,
+            addresses,
+            gateways,
             host,
             tenant,
             segment,
@@ -104,6 +127,11 @@ fn ports_cell(ports: &[Port]) -> String {
         .map(|p| format!("{}={}/{}", p.name, p.protocol, p.port))
         .collect::<Vec<_>>();
     none_if_empty(ports.join(","))
+}
+
+/// Every address, comma separated (the first alone outside dual-stack).
+fn addresses_cell(_first: &str, e: &Endpoint) -> String {
+    e.addresses.join(",")
 }
 
 /// `namespace/name`, or `<none>` for an endpoint no runtime named a pod for.
@@ -137,6 +165,8 @@ mod tests {
             gateway: "10.3.82.1".into(),
             interface: String::new(),
             pod: None,
+            addresses: vec!["10.3.82.7".into()],
+            gateways: vec!["10.3.82.1".into()],
         }
     }
 
@@ -145,7 +175,7 @@ mod tests {
         let json = serde_json::to_string(&Endpoint::from(mk_endpoint())).unwrap();
         assert_eq!(
             json,
-            r#"{"endpoint":"c1-eth0","address":"10.3.82.7","host":"h3","tenant":"t5","segment":"s2","segment_cidr":"10.3.82.0/24","gateway":"10.3.82.1","labels":{"app":"web"},"ports":[{"name":"http","protocol":"tcp","port":80}]}"#
+            r#"{"endpoint":"c1-eth0","address":"10.3.82.7","addresses":["10.3.82.7"],"host":"h3","tenant":"t5","segment":"s2","segment_cidr":"10.3.82.0/24","gateway":"10.3.82.1","gateways":["10.3.82.1"],"labels":{"app":"web"},"ports":[{"name":"http","protocol":"tcp","port":80}]}"#
         );
     }
 
@@ -211,5 +241,28 @@ mod tests {
             json["pod"],
             serde_json::json!({"namespace": "web", "name": "api-7d9f-x2", "uid": "5c3e0f6a"})
         );
+    }
+
+    #[test]
+    fn a_dual_stack_endpoint_lists_both_addresses_in_the_address_column() {
+        let mut e = mk_endpoint();
+        e.addresses.push("fd00:10:0:352::7".into());
+        e.gateways.push("fd00:10:0:352::1".into());
+        let view = Endpoint::from(e);
+        assert_eq!(output::row(&view)[1], "10.3.82.7,fd00:10:0:352::7");
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["address"], "10.3.82.7");
+        assert_eq!(
+            json["addresses"],
+            serde_json::json!(["10.3.82.7", "fd00:10:0:352::7"])
+        );
+        assert_eq!(json["gateways"][1], "fd00:10:0:352::1");
+        // From a service that sends no lists, the one address and gateway.
+        let mut old = mk_endpoint();
+        old.addresses.clear();
+        old.gateways.clear();
+        let view = Endpoint::from(old);
+        assert_eq!(view.addresses, ["10.3.82.7"]);
+        assert_eq!(view.gateways, ["10.3.82.1"]);
     }
 }

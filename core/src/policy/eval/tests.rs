@@ -191,6 +191,7 @@ fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
             Endpoint {
                 interface: String::new(),
                 pod: None,
+                second_address: None,
                 id: id.to_string(),
                 address: layout.endpoint_address(h.index, t.id, s.id, *n).unwrap(),
                 host: host.to_string(),
