@@ -577,3 +577,72 @@ fn ipv6_endpoints_get_128s_and_reach_each_other_through_the_host() {
     })
     .unwrap();
 }
+
+#[test]
+fn dual_stack_endpoints_get_an_address_of_each_family_and_reach_each_other_over_both() {
+    require_netns!();
+    let (lab, host, host_ip) = mk_lab();
+    let (c1, c2) = (Netns::create("c1").unwrap(), Netns::create("c2").unwrap());
+    lab.run(|| async {
+        let (plane, mut clients) = mk_plane(&lab, "10.0.0.0/8,fd00:10::/48", host_ip).await;
+        let conf = mk_conf(&plane.root_url(), json!({"tenant": "t1"}));
+        let r1 = cni(&host, &conf, &mk_add("ctr1", &c1)).await.ok().json();
+        println!(
+            "ADD result (dual-stack):\n{}",
+            serde_json::to_string_pretty(&r1).unwrap()
+        );
+        assert_eq!(
+            r1["ips"],
+            json!([{"address": "10.0.0.2/32", "gateway": "10.0.0.1", "interface": 1},
+                   {"address": "fd00:10::2/128", "gateway": "fd00:10::1", "interface": 1}])
+        );
+        assert_eq!(
+            r1["routes"],
+            json!([{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0", "gw": "fd00:10::1"}])
+        );
+        cni(&host, &conf, &mk_add("ctr2", &c2)).await.ok();
+        for (address, id) in [
+            ("10.0.0.2", "ctr1:eth0"),
+            ("10.0.0.3", "ctr2:eth0"),
+            ("fd00:10::2", "ctr1:eth0"),
+            ("fd00:10::3", "ctr2:eth0"),
+        ] {
+            route_as_the_agent(&host, address, id);
+        }
+        let host_side = ip(
+            &host,
+            &["addr", "show", "dev", &endpoint_ifname("ctr1:eth0")],
+        );
+        assert!(
+            host_side.contains("10.0.0.1/32") && host_side.contains("fd00:10::1/128"),
+            "both gateways on the host side: {host_side}"
+        );
+        for (to, from) in [("10.0.0.3", "10.0.0.2"), ("fd00:10::3", "fd00:10::2")] {
+            let seen = block_in_place(|| tcp_echo(&c1, &c2, to.parse().unwrap())).unwrap();
+            assert_eq!(seen, from.parse::<IpAddr>().unwrap(), "over {to}");
+        }
+
+        let check_conf = mk_conf(&plane.root_url(), json!({"tenant": "t1", "prevResult": r1}));
+        let check = mk_vars("CHECK", "ctr1", Some(&c1.path()), "");
+        cni(&host, &check_conf, &check).await.ok();
+        // The IPv6 default route gone: CHECK names it.
+        ip(&c1, &["-6", "route", "del", "default"]);
+        let broken = cni(&host, &check_conf, &check).await.fails_with(120);
+        assert!(
+            broken["details"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("via fd00:10::1")
+                || broken["msg"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("via fd00:10::1"),
+            "{broken}"
+        );
+
+        let del = mk_vars("DEL", "ctr1", Some(&c1.path()), "");
+        cni(&host, &conf, &del).await.ok();
+        assert_eq!(clients.endpoint_ids().await, vec!["ctr2:eth0"]);
+    })
+    .unwrap();
+}

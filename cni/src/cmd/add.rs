@@ -17,7 +17,7 @@ use crate::config::{machine_hostname, NetConf};
 use crate::env::Env;
 use crate::error::CniError;
 use crate::ipam::Ipam;
-use crate::netlink::{self, Wired, Wiring};
+use crate::netlink::{self, Family, Wired, Wiring};
 use crate::result::{CniResult, Interface, IpConfig, Route};
 
 use super::{wiring, NETWORK_LABEL};
@@ -122,10 +122,26 @@ async fn unlink(id: &str, host_ifname: &str) {
 /// The result of a wired endpoint: host side first, then the container side (with its
 /// sandbox), the address on the container side, and the default route via the gateway.
 pub fn mk_result(w: &Wiring, wired: &Wired) -> CniResult {
-    let (full, any) = match w.address {
-        IpAddr::V4(_) => (32, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        IpAddr::V6(_) => (128, IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+    let per_family = |f: &Family| {
+        let (full, any) = match f.address {
+            IpAddr::V4(_) => (32, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            IpAddr::V6(_) => (128, IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        };
+        let ip = IpConfig {
+            version: None,
+            address: IpNet::new(f.address, full).expect("full-length prefix is valid"),
+            gateway: Some(f.gateway),
+            interface: Some(1),
+            extra: Default::default(),
+        };
+        let route = Route {
+            dst: IpNet::new(any, 0).expect("zero-length prefix is valid"),
+            gw: Some(f.gateway),
+            extra: Default::default(),
+        };
+        (ip, route)
     };
+    let (ips, routes) = w.families.iter().map(per_family).unzip();
     CniResult {
         interfaces: vec![
             Interface {
@@ -140,18 +156,8 @@ pub fn mk_result(w: &Wiring, wired: &Wired) -> CniResult {
                 ..Default::default()
             },
         ],
-        ips: vec![IpConfig {
-            version: None,
-            address: IpNet::new(w.address, full).expect("full-length prefix is valid"),
-            gateway: Some(w.gateway),
-            interface: Some(1),
-            extra: Default::default(),
-        }],
-        routes: vec![Route {
-            dst: IpNet::new(any, 0).expect("zero-length prefix is valid"),
-            gw: Some(w.gateway),
-            extra: Default::default(),
-        }],
+        ips,
+        routes,
         ..Default::default()
     }
 }
@@ -166,8 +172,10 @@ mod tests {
             host_ifname: "rmn0123456789ab".into(),
             ifname: "eth0".into(),
             netns: "/var/run/netns/c1".into(),
-            address: "fd00:10::2".parse().unwrap(),
-            gateway: "fd00:10::1".parse().unwrap(),
+            families: vec![Family {
+                address: "fd00:10::2".parse().unwrap(),
+                gateway: "fd00:10::1".parse().unwrap(),
+            }],
         };
         let wired = Wired {
             host_mac: "0a:00:00:00:00:01".into(),
@@ -178,5 +186,35 @@ mod tests {
         assert_eq!(value["routes"][0]["dst"], "::/0");
         assert_eq!(value["interfaces"][1]["sandbox"], "/var/run/netns/c1");
         assert_eq!(value["cniVersion"], "1.1.0");
+    }
+
+    #[test]
+    fn result_of_a_dual_stack_endpoint_lists_an_address_and_a_default_route_per_family() {
+        let w = Wiring {
+            host_ifname: "rmn0123456789ab".into(),
+            ifname: "eth0".into(),
+            netns: "/var/run/netns/c1".into(),
+            families: vec![
+                Family {
+                    address: "10.0.0.2".parse().unwrap(),
+                    gateway: "10.0.0.1".parse().unwrap(),
+                },
+                Family {
+                    address: "fd00:10::2".parse().unwrap(),
+                    gateway: "fd00:10::1".parse().unwrap(),
+                },
+            ],
+        };
+        let wired = Wired {
+            host_mac: "0a:00:00:00:00:01".into(),
+            container_mac: "0a:00:00:00:00:02".into(),
+        };
+        let value = serde_json::to_value(mk_result(&w, &wired).into_version("1.0.0")).unwrap();
+        assert_eq!(value["ips"][0]["address"], "10.0.0.2/32");
+        assert_eq!(value["ips"][1]["address"], "fd00:10::2/128");
+        assert_eq!(value["ips"][1]["gateway"], "fd00:10::1");
+        assert_eq!(value["routes"][0]["dst"], "0.0.0.0/0");
+        assert_eq!(value["routes"][1]["dst"], "::/0");
+        assert_eq!(value["routes"][1]["gw"], "fd00:10::1");
     }
 }

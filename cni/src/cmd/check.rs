@@ -12,7 +12,7 @@ use crate::config::{machine_hostname, NetConf};
 use crate::env::Env;
 use crate::error::CniError;
 use crate::ipam::Ipam;
-use crate::netlink::{self, Observed, Wiring, SCOPE_LINK};
+use crate::netlink::{self, Family, LinkState, Observed, Wiring, SCOPE_LINK};
 
 use super::wiring;
 
@@ -49,11 +49,13 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         ));
     }
     if let Some(prev) = &prev {
-        if !prev.ips.iter().any(|ip| ip.address.addr() == w.address) {
-            mismatches.push(format!(
-                "prevResult does not list its address {}",
-                w.address
-            ));
+        for f in &w.families {
+            if !prev.ips.iter().any(|ip| ip.address.addr() == f.address) {
+                mismatches.push(format!(
+                    "prevResult does not list its address {}",
+                    f.address
+                ));
+            }
         }
     }
     let observed = netlink::observe(&w).await?;
@@ -68,10 +70,6 @@ pub async fn run(env: &Env, conf: &NetConf) -> Result<(), CniError> {
 /// Every way `observed` differs from `w` wired, in words.
 pub fn verify(w: &Wiring, observed: &Observed) -> Vec<String> {
     let mut out = Vec::new();
-    let v4 = w.address.is_ipv4();
-    let address = full(w.address);
-    let gateway = full(w.gateway);
-
     match &observed.host {
         None => out.push(format!("host link {} is missing", w.host_ifname)),
         Some(host) => {
@@ -81,11 +79,13 @@ pub fn verify(w: &Wiring, observed: &Observed) -> Vec<String> {
             if !host.up {
                 out.push(format!("host link {} is down", w.host_ifname));
             }
-            if !observed.host_addresses.contains(&gateway) {
-                out.push(format!(
-                    "host link {} lacks the gateway address {gateway}",
-                    w.host_ifname
-                ));
+            for gateway in w.families.iter().map(|f| full(f.gateway)) {
+                if !observed.host_addresses.contains(&gateway) {
+                    out.push(format!(
+                        "host link {} lacks the gateway address {gateway}",
+                        w.host_ifname
+                    ));
+                }
             }
         }
     }
@@ -109,6 +109,22 @@ pub fn verify(w: &Wiring, observed: &Observed) -> Vec<String> {
     if !container.up {
         out.push(format!("interface {} is down", w.ifname));
     }
+    for f in &w.families {
+        out.extend(verify_family(w, f, container, observed));
+    }
+    out
+}
+
+/// How one family's address and routes in the container differ from `f` wired.
+fn verify_family(
+    w: &Wiring,
+    f: &Family,
+    container: &LinkState,
+    observed: &Observed,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let v4 = f.address.is_ipv4();
+    let (address, gateway) = (full(f.address), full(f.gateway));
     if !observed.container_addresses.contains(&address) {
         out.push(format!("interface {} lacks address {address}", w.ifname));
     }
@@ -122,12 +138,12 @@ pub fn verify(w: &Wiring, observed: &Observed) -> Vec<String> {
         out.push(format!("container has no route {gateway} dev {}", w.ifname));
     }
     let default = observed.container_routes.iter().any(|r| {
-        r.dst.prefix_len() == 0 && r.gateway == Some(w.gateway) && r.oif == Some(container.index)
+        r.dst.prefix_len() == 0 && r.gateway == Some(f.gateway) && r.oif == Some(container.index)
     });
     if !default {
         out.push(format!(
             "container has no default route via {} dev {}",
-            w.gateway, w.ifname
+            f.gateway, w.ifname
         ));
     }
     out
@@ -147,8 +163,10 @@ mod tests {
             host_ifname: "rmn0123456789ab".into(),
             ifname: "eth0".into(),
             netns: "/var/run/netns/c1".into(),
-            address: "10.0.0.2".parse().unwrap(),
-            gateway: "10.0.0.1".parse().unwrap(),
+            families: vec![Family {
+                address: "10.0.0.2".parse().unwrap(),
+                gateway: "10.0.0.1".parse().unwrap(),
+            }],
         }
     }
 

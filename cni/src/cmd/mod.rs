@@ -16,7 +16,7 @@ use romana_proto::pb;
 
 use crate::config::NetConf;
 use crate::error::CniError;
-use crate::netlink::Wiring;
+use crate::netlink::{Family, Wiring};
 use crate::result::CniResult;
 
 /// The label every endpoint made by this plugin carries, naming its CNI network, so that GC
@@ -33,7 +33,8 @@ pub fn prev_result(conf: &NetConf) -> Result<Option<CniResult>, CniError> {
         .map_err(CniError::PrevResult)
 }
 
-/// The wiring of endpoint `id` as ipam-service describes it.
+/// The wiring of endpoint `id` as ipam-service describes it: each of its addresses with that
+/// address's gateway (a service from before dual-stack sends only `address` and `gateway`).
 pub fn wiring(
     id: &str,
     ifname: &str,
@@ -47,20 +48,53 @@ pub fn wiring(
             value: value.to_string(),
         })
     };
-    let address = parse("address", &endpoint.address)?;
-    let gateway = parse("gateway", &endpoint.gateway)?;
-    if address.is_ipv4() != gateway.is_ipv4() {
+    let pairs: Vec<(&str, &str)> = if endpoint.addresses.is_empty() {
+        vec![(&endpoint.address, &endpoint.gateway)]
+    } else if endpoint.addresses.len() == endpoint.gateways.len() {
+        endpoint
+            .addresses
+            .iter()
+            .zip(&endpoint.gateways)
+            .map(|(a, g)| (a.as_str(), g.as_str()))
+            .collect()
+    } else {
         return Err(CniError::BadEndpoint {
             endpoint: id.to_string(),
-            field: "gateway",
-            value: format!("{gateway} (address {address} is of the other family)"),
+            field: "gateways",
+            value: format!(
+                "{} gateways for {} addresses",
+                endpoint.gateways.len(),
+                endpoint.addresses.len()
+            ),
         });
+    };
+    let mut families: Vec<Family> = Vec::new();
+    for (address, gateway) in pairs {
+        let address = parse("address", address)?;
+        let gateway = parse("gateway", gateway)?;
+        if address.is_ipv4() != gateway.is_ipv4() {
+            return Err(CniError::BadEndpoint {
+                endpoint: id.to_string(),
+                field: "gateway",
+                value: format!("{gateway} (address {address} is of the other family)"),
+            });
+        }
+        if families
+            .iter()
+            .any(|f| f.address.is_ipv4() == address.is_ipv4())
+        {
+            return Err(CniError::BadEndpoint {
+                endpoint: id.to_string(),
+                field: "addresses",
+                value: format!("{address} (a second address of one family)"),
+            });
+        }
+        families.push(Family { address, gateway });
     }
     Ok(Wiring {
         host_ifname: endpoint_ifname(id),
         ifname: ifname.to_string(),
         netns: netns.to_path_buf(),
-        address,
-        gateway,
+        families,
     })
 }

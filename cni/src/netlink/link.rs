@@ -16,7 +16,9 @@ use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBu
 use super::address::host_prefix_len;
 use super::address::{add_address, routes};
 use super::thread::in_netns;
-use super::{errno, request, LinkState, NetlinkError, RouteState, Wiring, EEXIST, ENODEV, ENOENT};
+use super::{
+    errno, request, Family, LinkState, NetlinkError, RouteState, Wiring, EEXIST, ENODEV, ENOENT,
+};
 
 pub(super) async fn create_veth(
     h: &Handle,
@@ -67,14 +69,27 @@ pub(super) async fn configure_container(h: &Handle, w: &Wiring) -> Result<LinkSt
             what: format!("container interface {}", w.ifname),
         })?;
     set_up(h, &link).await?;
-    add_address(h, &link, w.address).await?;
+    for f in &w.families {
+        configure_family(h, &link, w, f).await?;
+    }
+    Ok(link)
+}
+
+/// One family's address, the route to its gateway and the default route via it.
+async fn configure_family(
+    h: &Handle,
+    link: &LinkState,
+    w: &Wiring,
+    f: &Family,
+) -> Result<(), NetlinkError> {
+    add_address(h, link, f.address).await?;
 
     let mut to_gateway = RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(w.gateway, host_prefix_len(w.gateway))
+        .destination_prefix(f.gateway, host_prefix_len(f.gateway))
         .expect("an address with its full prefix length is a valid destination")
         .output_interface(link.index)
         .protocol(RouteProtocol::Static);
-    if w.gateway.is_ipv4() {
+    if f.gateway.is_ipv4() {
         to_gateway = to_gateway.scope(RouteScope::Link);
     }
     h.route()
@@ -84,19 +99,19 @@ pub(super) async fn configure_container(h: &Handle, w: &Wiring) -> Result<LinkSt
         .await
         .map_err(request(format!(
             "adding route {} dev {} in {}",
-            w.gateway,
+            f.gateway,
             w.ifname,
             w.netns.display()
         )))?;
 
-    let unspecified = match w.gateway {
+    let unspecified = match f.gateway {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     let default = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(unspecified, 0)
         .expect("the unspecified address is a valid destination")
-        .gateway(w.gateway)
+        .gateway(f.gateway)
         .expect("the gateway has the destination's family")
         .output_interface(link.index)
         .protocol(RouteProtocol::Static)
@@ -105,14 +120,14 @@ pub(super) async fn configure_container(h: &Handle, w: &Wiring) -> Result<LinkSt
         Ok(()) => {}
         Err(e) if errno(&e) == Some(EEXIST) => {
             // Ours from a previous ADD is fine; anybody else's is not ours to replace.
-            let existing: Vec<RouteState> = routes(h, w.gateway)
+            let existing: Vec<RouteState> = routes(h, f.gateway)
                 .await?
                 .into_iter()
                 .filter(|r| r.dst.prefix_len() == 0)
                 .collect();
             let ours = existing
                 .iter()
-                .any(|r| r.oif == Some(link.index) && r.gateway == Some(w.gateway));
+                .any(|r| r.oif == Some(link.index) && r.gateway == Some(f.gateway));
             if !ours {
                 return Err(NetlinkError::DefaultRouteTaken {
                     netns: w.netns.clone(),
@@ -130,13 +145,13 @@ pub(super) async fn configure_container(h: &Handle, w: &Wiring) -> Result<LinkSt
         Err(e) => {
             return Err(request(format!(
                 "adding default route via {} dev {} in {}",
-                w.gateway,
+                f.gateway,
                 w.ifname,
                 w.netns.display()
             ))(e))
         }
     }
-    Ok(link)
+    Ok(())
 }
 
 pub(super) async fn link_by_name(

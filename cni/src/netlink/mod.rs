@@ -69,6 +69,14 @@ pub struct Wiring {
     pub ifname: String,
     /// `CNI_NETNS`.
     pub netns: PathBuf,
+    /// One address (and its gateway) per IP family the endpoint holds: two in a dual-stack
+    /// cluster, the first space's first.
+    pub families: Vec<Family>,
+}
+
+/// An endpoint's address in one IP family and that family's segment gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
     pub address: IpAddr,
     pub gateway: IpAddr,
 }
@@ -109,7 +117,7 @@ pub struct Observed {
     pub host_addresses: Vec<IpNet>,
     pub container: Option<LinkState>,
     pub container_addresses: Vec<IpNet>,
-    /// Every main-table route of the endpoint's family in the container.
+    /// Every main-table route of the endpoint's families in the container.
     pub container_routes: Vec<RouteState>,
 }
 
@@ -248,7 +256,9 @@ pub async fn prepare(
 pub async fn finish(host: &LinkState, w: &Wiring) -> Result<Wired, NetlinkError> {
     let h = connect()?;
     set_up(&h, host).await?;
-    add_address(&h, host, w.gateway).await?;
+    for f in &w.families {
+        add_address(&h, host, f.gateway).await?;
+    }
 
     let wc = w.clone();
     let container = in_netns(&w.netns, move |h| async move {
@@ -294,15 +304,18 @@ pub async fn observe(w: &Wiring) -> Result<Observed, NetlinkError> {
         observed.host_addresses = addresses(&h, host.index).await?;
         observed.host = Some(host);
     }
-    let (ifname, address) = (w.ifname.clone(), w.address);
+    let (ifname, families) = (w.ifname.clone(), w.families.clone());
     let (container, container_addresses, container_routes) =
         in_netns(&w.netns, move |h| async move {
             let Some(link) = link_by_name(&h, &ifname).await? else {
                 return Ok((None, Vec::new(), Vec::new()));
             };
             let addrs = addresses(&h, link.index).await?;
-            let routes = routes(&h, address).await?;
-            Ok((Some(link), addrs, routes))
+            let mut all = Vec::new();
+            for f in &families {
+                all.extend(routes(&h, f.address).await?);
+            }
+            Ok((Some(link), addrs, all))
         })
         .await?;
     observed.container = container;

@@ -80,8 +80,9 @@ pub async fn mk_plane(lab: &Lab, space: &str, host_ip: IpAddr) -> (ControlPlane,
     (plane, clients)
 }
 
-/// `space` with 8 (IPv4) or 16 (IPv6) host bits and 4/4 or 8/8 tenant/segment bits; host
-/// `h1` at `host_ip`; tenant `t1` (number 0) with segment `s1` (number 1).
+/// `space` with 8 (IPv4) or 16 (IPv6) host bits and 4/4 or 8/8 tenant/segment bits (a
+/// dual-stack `FIRST,SECOND` gets 8/4/4 in both); host `h1` at `host_ip`; tenant `t1`
+/// (number 0) with segment `s1` (number 1).
 pub async fn mk_cluster(plane: &ControlPlane, space: &str, host_ip: IpAddr) -> Clients {
     let mut c = Clients {
         root: pb::root_client::RootClient::new(mk_channel(plane.url(Service::Root)).await),
@@ -93,7 +94,8 @@ pub async fn mk_cluster(plane: &ControlPlane, space: &str, host_ip: IpAddr) -> C
         ),
         ipam: pb::ipam_client::IpamClient::new(mk_channel(plane.url(Service::Ipam)).await),
     };
-    let (host_bits, tenant_bits, segment_bits) = if space.contains(':') {
+    let (space, second) = space.split_once(',').unwrap_or((space, ""));
+    let (host_bits, tenant_bits, segment_bits) = if space.contains(':') && second.is_empty() {
         (16, 8, 8)
     } else {
         (8, 4, 4)
@@ -102,6 +104,7 @@ pub async fn mk_cluster(plane: &ControlPlane, space: &str, host_ip: IpAddr) -> C
         .init_config(pb::InitConfigRequest {
             config: Some(pb::ClusterConfig {
                 address_space: space.into(),
+                second_address_space: second.into(),
                 host_bits,
                 tenant_bits,
                 segment_bits,
