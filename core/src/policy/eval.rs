@@ -109,8 +109,34 @@ pub struct Decision {
 
 // === evaluation ===
 
+/// Dual-stack: the agents do not program the second address space's family yet, so its
+/// traffic to and from endpoints is dropped (fail closed), and explain says so rather than
+/// judging it by policy.
+fn second_family(view: &ClusterView, packet: &Packet) -> Option<Decision> {
+    let space = view.layout().second_family()?.address_space();
+    let a = [packet.from, packet.to]
+        .into_iter()
+        .find(|a| space.contains(a))?;
+    Some(Decision {
+        verdict: Verdict::Deny,
+        tier: Tier::Host,
+        direction: None,
+        policy: None,
+        rule: None,
+        reason: format!(
+            "{a} is in the second address space {space}: the agents do not program that \
+             family yet, so its traffic is dropped"
+        ),
+        egress: None,
+        ingress: None,
+    })
+}
+
 /// The decision for `packet` under `policies` in the cluster `view` (see the module docs).
 pub fn evaluate(policies: &PolicySet, view: &ClusterView, packet: &Packet) -> Decision {
+    if let Some(refused) = second_family(view, packet) {
+        return refused;
+    }
     let src = view.endpoint_at(packet.from);
     let dst = view.endpoint_at(packet.to);
     let at_own_host = dst

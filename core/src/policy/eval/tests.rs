@@ -1199,3 +1199,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn second_family_traffic_is_denied_as_the_agents_drop_it() {
+    let single = mk_view();
+    let v4 = mk_packet(&single, "web1", "10.1.0.9", "tcp/80");
+    let dual_layout = ClusterConfig {
+        second_address_space: Some("fd00:10::/48".parse().unwrap()),
+        ..mk_layout().config().clone()
+    }
+    .layout()
+    .unwrap();
+    let dual = ClusterView::new(dual_layout, Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let v6 = Packet {
+        to: "fd00:10:0:100::9".parse().unwrap(),
+        ..v4
+    };
+    let d = evaluate(&PolicySet::new(), &dual, &v6);
+    assert_eq!((d.verdict, d.tier), (Verdict::Deny, Tier::Host));
+    assert!(
+        d.reason.contains("second address space fd00:10::/48"),
+        "{}",
+        d.reason
+    );
+    let first = evaluate(&PolicySet::new(), &dual, &v4);
+    assert!(
+        !first.reason.contains("second address space"),
+        "{}",
+        first.reason
+    );
+}
