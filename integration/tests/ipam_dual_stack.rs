@@ -58,16 +58,8 @@ async fn a_name_placed_endpoint_holds_one_address_of_each_family_claimed_and_rel
     assert_eq!(e.address, "10.0.0.2");
     assert_eq!(e.addresses, ["10.0.0.2", "fd00:10::2"]);
     assert_eq!(e.gateways, ["10.0.0.1", "fd00:10::1"]);
-    let store = plane.store();
-    let record = store
-        .get(&store.keys().endpoint("c1:eth0"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        record.value.second_address,
-        Some("fd00:10::2".parse().unwrap())
-    );
+    let record = stored_endpoint(&plane, "c1:eth0").await;
+    assert_eq!(record.second_address, Some("fd00:10::2".parse().unwrap()));
     assert_eq!(address_keys(&plane).await, ["10.0.0.2", "fd00:10::2"]);
 
     let again = c

@@ -30,13 +30,8 @@ async fn a_named_tap_is_stored_returned_and_part_of_an_idempotent_retry() {
         .unwrap()
         .into_inner();
     assert_eq!(e.interface, tap);
-    let store = plane.store();
-    let record = store
-        .get(&store.keys().endpoint(PORT))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.value.interface, tap, "stored in the record");
+    let record = stored_endpoint(&plane, PORT).await;
+    assert_eq!(record.interface, tap, "stored in the record");
     let got = c
         .ipam
         .get_endpoint(pb::GetEndpointRequest {
@@ -77,12 +72,8 @@ async fn a_named_tap_is_stored_returned_and_part_of_an_idempotent_retry() {
         .unwrap()
         .into_inner();
     assert_eq!(pod.interface, "");
-    let raw = store
-        .get(&store.keys().endpoint("pod-1"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(raw.value.interface, "");
+    let raw = stored_endpoint(&plane, "pod-1").await;
+    assert_eq!(raw.interface, "");
     assert_refused(
         &plane,
         c.ipam.clone().allocate(mk_vm_alloc("pod-1", &tap)),

@@ -35,13 +35,8 @@ async fn a_pod_is_stored_returned_listed_and_part_of_an_idempotent_retry() {
         .unwrap()
         .into_inner();
     assert_eq!(e.pod.as_ref(), Some(&pod));
-    let store = plane.store();
-    let record = store
-        .get(&store.keys().endpoint("c1:eth0"))
-        .await
-        .unwrap()
-        .unwrap();
-    let stored = record.value.pod.expect("stored in the record");
+    let record = stored_endpoint(&plane, "c1:eth0").await;
+    let stored = record.pod.expect("stored in the record");
     assert_eq!(stored.qualified_name(), "web/api-7d9f-x2");
     assert_eq!(stored.uid, pod.uid);
     assert_eq!(stored.infra_container_id, pod.infra_container_id);
@@ -86,12 +81,8 @@ async fn a_pod_is_stored_returned_listed_and_part_of_an_idempotent_retry() {
         .allocate(mk_pod_alloc("c2:eth0", None))
         .await
         .unwrap();
-    let raw = store
-        .get(&store.keys().endpoint("c2:eth0"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(raw.value.pod, None);
+    let raw = stored_endpoint(&plane, "c2:eth0").await;
+    assert_eq!(raw.pod, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -763,3 +763,39 @@ async fn health_asks_instances_directly() {
     );
     assert!(!line.contains(&format!("{root}:")), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dual_stack_layout_and_its_endpoints_through_the_binary() {
+    let (_plane, root) = mk_plane().await;
+    let init = [
+        &CONFIG_INIT[..],
+        &["--address-space", "fd00:10::/48", "-o", "json"],
+    ]
+    .concat();
+    let config = romanactl(&root, &init).await.json();
+    assert_eq!(
+        (&config["address_space"], &config["second_address_space"]),
+        (&json!("10.0.0.0/8"), &json!("fd00:10::/48"))
+    );
+    assert_eq!(config["second_endpoint_bits"], 64);
+    let table = romanactl(&root, &["config", "show"]).await.ok();
+    assert!(table.contains("10.0.0.0/8,fd00:10::/48"), "{table}");
+    let three = [&CONFIG_INIT[..], &["--address-space", "fd00:10::/48"]].concat();
+    let three = [&three[..], &["--address-space", "fd00:11::/48"]].concat();
+    let refused = romanactl(&root, &three).await;
+    assert_eq!(refused.code, 2, "a usage error: {refused:?}");
+    assert!(refused.stderr.contains("one per IP family"), "{refused:?}");
+
+    romanactl(&root, &["host", "add", "h1", "--ip", "192.168.0.1"])
+        .await
+        .ok();
+    romanactl(&root, &["tenant", "add", "t1"]).await.ok();
+    let e = allocate(&root, "c1-eth0", "h1", "t1", &["-o", "json"])
+        .await
+        .json();
+    assert_eq!(e["address"], "10.0.0.2");
+    assert_eq!(e["addresses"], json!(["10.0.0.2", "fd00:10::2"]));
+    assert_eq!(e["gateways"], json!(["10.0.0.1", "fd00:10::1"]));
+    let list = romanactl(&root, &["ipam", "list"]).await.ok();
+    assert!(list.contains("10.0.0.2,fd00:10::2"), "{list}");
+}

@@ -91,6 +91,17 @@ pub fn mk_alloc(endpoint: &str, host: &str, tenant: &str, segment: &str) -> pb::
     }
 }
 
+/// The endpoint record `id` as etcd holds it (ipam-service wrote it), or a panic.
+pub async fn stored_endpoint(plane: &ControlPlane, id: &str) -> romana_core::Endpoint {
+    let store = plane.store();
+    store
+        .get(&store.keys().endpoint(id))
+        .await
+        .expect("etcd answers")
+        .unwrap_or_else(|| panic!("no record of endpoint {id}"))
+        .value
+}
+
 /// Asserts a call failed with `code` and a message containing `needle`.
 #[track_caller]
 pub fn assert_status<T: std::fmt::Debug>(
