@@ -133,9 +133,10 @@ impl ClusterConfig {
 
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         self.check_space()?;
-        let (Some(second), Some(config)) = (self.second_address_space, self.second_family()) else {
+        let Some(config) = self.second_family() else {
             return Ok(());
         };
+        let second = config.address_space;
         if family_name(&second) == family_name(&self.address_space) {
             return Err(ConfigError::SameFamily {
                 first: self.address_space.to_string(),

@@ -151,30 +151,33 @@ impl IpamService {
                     }
                     // Released in between: try again.
                 }
-                Err(StoreError::Conflict { key, .. })
-                    if addresses.iter().any(|&a| key == keys.address(a).path()) =>
-                {
-                    let address = *addresses
+                Err(StoreError::Conflict { key, .. }) => {
+                    match addresses
                         .iter()
-                        .find(|&&a| key == keys.address(a).path())
-                        .expect("matched above");
-                    if requested.is_some() {
-                        let holder = self
-                            .store
-                            .get(&keys.address(address))
-                            .await
-                            .map_err(store_status)?;
-                        let holder = holder.map(|h| h.value).unwrap_or_default();
-                        return Err(Status::already_exists(format!(
-                            "address {address} is already held by endpoint {holder}"
-                        )));
+                        .copied()
+                        .find(|&a| key == keys.address(a).path())
+                    {
+                        Some(address) => {
+                            if requested.is_some() {
+                                let holder = self
+                                    .store
+                                    .get(&keys.address(address))
+                                    .await
+                                    .map_err(store_status)?;
+                                let holder = holder.map(|h| h.value).unwrap_or_default();
+                                return Err(Status::already_exists(format!(
+                                    "address {address} is already held by endpoint {holder}"
+                                )));
+                            }
+                            self.cache.taken(address);
+                            lost_race = true;
+                            resolved = Some((placement, requested));
+                        }
+                        // The host, tenant, segment or layout changed: read them again
+                        // from etcd.
+                        None => fresh = true,
                     }
-                    self.cache.taken(address);
-                    lost_race = true;
-                    resolved = Some((placement, requested));
                 }
-                // The host, tenant, segment or layout changed: read them again from etcd.
-                Err(StoreError::Conflict { .. }) => fresh = true,
                 Err(e) => return Err(store_status(e)),
             }
         }

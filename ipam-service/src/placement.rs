@@ -151,7 +151,7 @@ pub async fn resolve(
     };
     let by_name = !req.host.is_empty() || !req.tenant.is_empty() || !req.segment.is_empty();
 
-    let placement = if by_name {
+    let mut placement = if by_name {
         if req.host.is_empty() || req.tenant.is_empty() {
             return Err(Status::invalid_argument(
                 "host and tenant are both required when placing by name (segment defaults to \"default\")",
@@ -180,7 +180,6 @@ pub async fn resolve(
         ));
     };
 
-    let mut placement = placement;
     if let Some(cidr) = cidr {
         if !placement.cidrs.contains(&cidr) {
             return Err(Status::invalid_argument(format!(

@@ -156,9 +156,8 @@ impl From<(&model::Segment, u32, &Layout)> for pb::Segment {
 /// that address's family.
 impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
     fn from((e, layout): (&model::Endpoint, &Layout)) -> Self {
-        let all_families = layout;
-        let layout = layout.family_of(e.address).unwrap_or(layout);
-        let decoded = layout.decode(e.address);
+        let family = layout.family_of(e.address).unwrap_or(layout);
+        let decoded = family.decode(e.address);
         pb::Endpoint {
             id: e.id.clone(),
             address: e.address.to_string(),
@@ -168,20 +167,41 @@ impl From<(&model::Endpoint, &Layout)> for pb::Endpoint {
             labels: e.labels.clone().into_iter().collect(),
             ports: e.ports.iter().map(pb::NamedPort::from).collect(),
             segment_cidr: decoded
-                .map(|d| derived(layout.segment_cidr(d.host, d.tenant, d.segment)))
+                .map(|d| derived(family.segment_cidr(d.host, d.tenant, d.segment)))
                 .unwrap_or_default(),
             gateway: decoded
-                .map(|d| derived(layout.gateway(d.host, d.tenant, d.segment)))
+                .map(|d| derived(family.gateway(d.host, d.tenant, d.segment)))
                 .unwrap_or_default(),
             interface: e.interface.clone(),
             pod: e.pod.as_ref().map(pb::Pod::from),
             addresses: e.addresses().map(|a| a.to_string()).collect(),
             gateways: e
                 .addresses()
-                .filter_map(|a| all_families.gateway_of(a))
+                .filter_map(|a| layout.gateway_of(a))
                 .map(|g| g.to_string())
                 .collect(),
         }
+    }
+}
+
+impl pb::Endpoint {
+    /// Every address, `address` first; a service from before dual-stack sends no list, and
+    /// then `address` is all there is.
+    pub fn all_addresses(&self) -> Vec<&str> {
+        first_or_list(&self.address, &self.addresses)
+    }
+
+    /// The gateway of each of [`pb::Endpoint::all_addresses`], read the same way.
+    pub fn all_gateways(&self) -> Vec<&str> {
+        first_or_list(&self.gateway, &self.gateways)
+    }
+}
+
+fn first_or_list<'a>(first: &'a str, list: &'a [String]) -> Vec<&'a str> {
+    if list.is_empty() {
+        vec![first]
+    } else {
+        list.iter().map(String::as_str).collect()
     }
 }
 

@@ -48,28 +48,20 @@ pub fn wiring(
             value: value.to_string(),
         })
     };
-    let pairs: Vec<(&str, &str)> = if endpoint.addresses.is_empty() {
-        vec![(&endpoint.address, &endpoint.gateway)]
-    } else if endpoint.addresses.len() == endpoint.gateways.len() {
-        endpoint
-            .addresses
-            .iter()
-            .zip(&endpoint.gateways)
-            .map(|(a, g)| (a.as_str(), g.as_str()))
-            .collect()
-    } else {
+    let (addresses, gateways) = (endpoint.all_addresses(), endpoint.all_gateways());
+    if addresses.len() != gateways.len() {
         return Err(CniError::BadEndpoint {
             endpoint: id.to_string(),
             field: "gateways",
             value: format!(
                 "{} gateways for {} addresses",
-                endpoint.gateways.len(),
-                endpoint.addresses.len()
+                gateways.len(),
+                addresses.len()
             ),
         });
-    };
+    }
     let mut families: Vec<Family> = Vec::new();
-    for (address, gateway) in pairs {
+    for (address, gateway) in addresses.into_iter().zip(gateways) {
         let address = parse("address", address)?;
         let gateway = parse("gateway", gateway)?;
         if address.is_ipv4() != gateway.is_ipv4() {

@@ -35,17 +35,23 @@ wire_view! {
 
 /// The first space alone, or `first,second` in a dual-stack cluster.
 fn spaces_cell(first: &str, c: &Config) -> String {
-    match c.second_address_space.as_str() {
-        "" => first.to_string(),
-        second => format!("{first},{second}"),
-    }
+    first_and_second(first, &c.second_address_space)
 }
 
 /// The endpoint bits of each space, as [`spaces_cell`] lists them.
 fn endpoint_bits_cell(first: &u32, c: &Config) -> String {
-    match c.second_endpoint_bits {
-        0 => first.to_string(),
-        second => format!("{first},{second}"),
+    let second = match c.second_endpoint_bits {
+        0 => String::new(),
+        n => n.to_string(),
+    };
+    first_and_second(&first.to_string(), &second)
+}
+
+fn first_and_second(first: &str, second: &str) -> String {
+    if second.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first},{second}")
     }
 }
 

@@ -76,6 +76,8 @@ pub struct Released {
 
 impl From<pb::Endpoint> for Endpoint {
     fn from(e: pb::Endpoint) -> Self {
+        let owned = |list: Vec<&str>| list.into_iter().map(String::from).collect();
+        let (addresses, gateways) = (owned(e.all_addresses()), owned(e.all_gateways()));
         let pb::Endpoint {
             id,
             address,
@@ -88,20 +90,9 @@ impl From<pb::Endpoint> for Endpoint {
             gateway,
             interface,
             pod,
-            addresses,
-            gateways,
+            addresses: _,
+            gateways: _,
         } = e;
-        // A service from before dual-stack sends no list: the address is all there is.
-        let addresses = if addresses.is_empty() {
-            vec![address.clone()]
-        } else {
-            addresses
-        };
-        let gateways = if gateways.is_empty() {
-            vec![gateway.clone()]
-        } else {
-            gateways
-        };
         Endpoint {
             endpoint: id,
             address,
