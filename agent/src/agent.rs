@@ -43,8 +43,9 @@ use crate::status::{AgentStatus, StatusWriter};
 pub struct AgentConfig {
     /// This host's name as registered with topology.
     pub host: String,
-    /// The leaf of this host's rack: next hop for other racks and non-adjacent hosts.
-    pub gateway: Option<IpAddr>,
+    /// The leaf of this host's rack: next hop for other racks and non-adjacent hosts; one
+    /// per IP family in a dual-stack cluster.
+    pub gateways: Vec<IpAddr>,
     /// Do the kernel work inside this named network namespace (`ip netns add NAME`) while
     /// etcd is reached from the agent's own namespace. For tests and for labs that run
     /// several hosts on one machine; production agents leave it unset.
@@ -78,7 +79,7 @@ impl AgentConfig {
     pub fn new(host: impl Into<String>) -> AgentConfig {
         AgentConfig {
             host: host.into(),
-            gateway: None,
+            gateways: Vec::new(),
             netns: None,
             once: false,
             debounce: Duration::from_millis(1),
@@ -127,7 +128,7 @@ pub async fn run(
     let beat = Duration::from_secs(AgentStatus::HEARTBEAT_SECS);
     let mut heartbeat = tokio::time::interval_at(Instant::now() + beat, beat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!(host = %config.host, netns = ?config.netns, gateway = ?config.gateway, "agent starting");
+    tracing::info!(host = %config.host, netns = ?config.netns, gateways = ?config.gateways, "agent starting");
     tokio::pin!(shutdown);
     loop {
         let wait_until = schedule.due();

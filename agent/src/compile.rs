@@ -41,6 +41,14 @@
 //! anonymous interval sets inside the rules, merged first so no two intervals overlap
 //! (nft 1.0.6 refuses overlaps).
 //!
+//! # Dual-stack
+//! Each address space's family is compiled on its own ([`Compiler`]), every endpoint by its
+//! address of that family: the second family's sets and chains carry its suffix (`_v6`),
+//! `from_endpoint` and `to_endpoint` hold one rule per family, and forward sends each
+//! packet to its own family's direction chains by `meta nfproto` (a direction chain ends in
+//! `drop`, so a packet of the other family must never enter it). Traffic of a family the
+//! cluster has no space for matches no `endpoints` element and is dropped, as before.
+//!
 //! What has bitten us:
 //! - `return` from a chain entered by `goto` goes back to the last `jump` (forward), which
 //!   is what makes "a NetworkPolicy allowed egress" skip the egress baseline but still go
@@ -55,6 +63,7 @@
 //! - [`guard`]: the chains that tie each endpoint interface to its address, and quarantine.
 //! - [`network_policy`]: the rules of one NetworkPolicy (peers, ipBlocks, ports).
 //! - [`romana_policy`]: the rules of one Romana policy.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -110,15 +119,64 @@ pub fn compile_with_recipes(
         };
         return (program, Vec::new());
     };
-    let mut c = Compiler::new(state, layout, host);
-    let from_endpoint = c.source_check();
-    let to_endpoint = c.destination_check();
-    let quarantine = c.quarantine();
-    let egress = c.direction(Direction::Egress);
-    let ingress = c.direction(Direction::Ingress);
-    let mut chains = std::mem::take(&mut c.group_chains);
-    chains.extend([from_endpoint, to_endpoint, egress, ingress]);
-    chains.push(base(
+    let view = state.view(layout);
+    let dual = layout.second_family().is_some();
+    let parts: Vec<FamilyPart> = layout
+        .families()
+        .enumerate()
+        .map(|(i, l)| {
+            let suffix = if i == 0 { "" } else { Family::of(l).suffix() };
+            Compiler::new(state, l, &view, host, suffix).build()
+        })
+        .collect();
+    // Each family dispatches to its own direction chains; in a single-family cluster the
+    // chains' own address matches already pass nothing of the other family.
+    let dispatch = |family: Family, first: Match, chain: &str| {
+        let mut matches = vec![first];
+        if dual {
+            matches.push(Match::Nfproto(family));
+        }
+        Rule::new(matches, Verdict::Jump(chain.to_string()))
+    };
+    let mut from_endpoint: Vec<Rule> = parts.iter().map(|p| p.source.clone()).collect();
+    from_endpoint.extend(guard::neighbour_discovery());
+    from_endpoint.push(Rule::new(Vec::new(), Verdict::Drop));
+    let mut to_endpoint: Vec<Rule> = parts.iter().map(|p| p.destination.clone()).collect();
+    to_endpoint.push(Rule::new(Vec::new(), Verdict::Drop));
+    let mut forward = vec![Rule::new(
+        vec![Match::ToEndpoint],
+        Verdict::Jump(CHAIN_TO_ENDPOINT.into()),
+    )];
+    forward.extend(parts.iter().flat_map(|p| p.quarantine.iter().cloned()));
+    forward.push(Rule::new(vec![Match::Established], Verdict::Accept));
+    forward.extend(
+        parts
+            .iter()
+            .map(|p| dispatch(p.family, Match::FromEndpoint, &p.egress.name)),
+    );
+    forward.extend(
+        parts
+            .iter()
+            .map(|p| dispatch(p.family, Match::ToEndpoint, &p.ingress.name)),
+    );
+    let mut program = NftProgram {
+        sets: BTreeMap::new(),
+        chains: Vec::new(),
+    };
+    let mut recipes = Vec::new();
+    let mut directions = Vec::new();
+    for p in parts {
+        program.sets.extend(p.sets);
+        program.chains.extend(p.group_chains);
+        recipes.extend(p.recipes);
+        directions.extend([p.egress, p.ingress]);
+    }
+    program.chains.extend([
+        guard_chain(CHAIN_FROM_ENDPOINT, from_endpoint),
+        guard_chain(CHAIN_TO_ENDPOINT, to_endpoint),
+    ]);
+    program.chains.extend(directions);
+    program.chains.push(base(
         CHAIN_PREROUTING,
         Hook::Prerouting,
         vec![Rule::new(
@@ -126,25 +184,18 @@ pub fn compile_with_recipes(
             Verdict::Jump(CHAIN_FROM_ENDPOINT.into()),
         )],
     ));
-    let mut forward = vec![Rule::new(
-        vec![Match::ToEndpoint],
-        Verdict::Jump(CHAIN_TO_ENDPOINT.into()),
-    )];
-    forward.extend(quarantine);
-    forward.extend([
-        Rule::new(vec![Match::Established], Verdict::Accept),
-        Rule::new(
-            vec![Match::FromEndpoint],
-            Verdict::Jump(CHAIN_EGRESS.into()),
-        ),
-        Rule::new(vec![Match::ToEndpoint], Verdict::Jump(CHAIN_INGRESS.into())),
-    ]);
-    chains.push(base(CHAIN_NAME, Hook::Forward, forward));
-    let program = NftProgram {
-        sets: c.sets,
-        chains,
-    };
-    (program, c.recipes)
+    program
+        .chains
+        .push(base(CHAIN_NAME, Hook::Forward, forward));
+    (program, recipes)
+}
+
+fn guard_chain(name: &str, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.into(),
+        hook: None,
+        rules,
+    }
 }
 
 fn base(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
@@ -155,16 +206,39 @@ fn base(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
     }
 }
 
+/// What one IP family contributes to the program: its rules in the shared guard and base
+/// chains, and its own sets and chains (named with the family's suffix).
+struct FamilyPart {
+    family: Family,
+    /// `from_endpoint`'s rule returning for this family's endpoint addresses.
+    source: Rule,
+    /// `to_endpoint`'s rule returning for them.
+    destination: Rule,
+    quarantine: Vec<Rule>,
+    egress: Chain,
+    ingress: Chain,
+    group_chains: Vec<Chain>,
+    sets: BTreeMap<String, NftSet>,
+    recipes: Recipes,
+}
+
+/// The compiler of one IP family's part. Dual-stack compiles each family on its own: an
+/// endpoint takes part in each family by its address of that family, and the second
+/// family's sets and chains carry its suffix.
 struct Compiler<'a> {
     state: &'a ClusterState,
+    /// The layout of this family's space alone.
     layout: &'a Layout,
     family: Family,
-    view: ClusterView,
+    /// "" for the first family, [`Family::suffix`] for the second.
+    suffix: &'static str,
+    view: &'a ClusterView,
     policies: romana_core::policy::PolicySet,
-    /// Every endpoint of the cluster of the layout's family, by address (peers, ports).
-    endpoints: Vec<&'a Endpoint>,
+    /// Every endpoint of the cluster with an address of this family, as its address of this
+    /// family (see [`in_family`]).
+    endpoints: Vec<Cow<'a, Endpoint>>,
     /// The endpoints of this host: the ones whose directions are enforced here.
-    local: Vec<&'a Endpoint>,
+    local: Vec<Cow<'a, Endpoint>>,
     sets: BTreeMap<String, NftSet>,
     recipes: Recipes,
     group_chains: Vec<Chain>,
@@ -174,25 +248,31 @@ struct Compiler<'a> {
 type Alt = Vec<Match>;
 
 impl<'a> Compiler<'a> {
-    fn new(state: &'a ClusterState, layout: &'a Layout, host: &'a str) -> Compiler<'a> {
+    fn new(
+        state: &'a ClusterState,
+        layout: &'a Layout,
+        view: &'a ClusterView,
+        host: &str,
+        suffix: &'static str,
+    ) -> Compiler<'a> {
         let family = Family::of(layout);
-        let view = state.view(layout);
         // The endpoint an address means is the one the evaluator resolves it to.
-        let endpoints: Vec<&Endpoint> = state
+        let endpoints: Vec<Cow<Endpoint>> = state
             .endpoints
             .values()
-            .filter(|e| Family::of_addr(&e.address) == family)
+            .filter_map(|e| in_family(e, family))
             .filter(|e| view.endpoint_at(e.address).is_some_and(|v| v.id == e.id))
             .collect();
         let local = endpoints
             .iter()
-            .copied()
             .filter(|e| e.host == host)
+            .cloned()
             .collect();
         let mut c = Compiler {
             state,
             layout,
             family,
+            suffix,
             view,
             policies: state.policy_set(),
             endpoints,
@@ -203,6 +283,31 @@ impl<'a> Compiler<'a> {
         };
         c.isolation_sets();
         c
+    }
+
+    /// The part of the program this family contributes.
+    fn build(mut self) -> FamilyPart {
+        let source = self.source_check();
+        let destination = self.destination_check();
+        let quarantine = self.quarantine();
+        let egress = self.direction(Direction::Egress);
+        let ingress = self.direction(Direction::Ingress);
+        FamilyPart {
+            family: self.family,
+            source,
+            destination,
+            quarantine,
+            egress,
+            ingress,
+            group_chains: self.group_chains,
+            sets: self.sets,
+            recipes: self.recipes,
+        }
+    }
+
+    /// The name of this family's set or chain `base`.
+    fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
     }
 
     fn addr(&self, side: Side, mask: Option<IpAddr>) -> Part {
@@ -243,11 +348,13 @@ impl<'a> Compiler<'a> {
             }
         }
         let pair = SetKey::AddrPair(self.family);
-        self.add_set(SET_SAME_SEGMENT, pair, same_segment);
-        self.add_set(SET_SAME_TENANT, pair, same_tenant);
-        self.add_set(SET_OPEN_TENANT, SetKey::Addr(self.family), open_tenant);
+        self.add_set(&self.name(SET_SAME_SEGMENT), pair, same_segment);
+        self.add_set(&self.name(SET_SAME_TENANT), pair, same_tenant);
+        let open = self.name(SET_OPEN_TENANT);
+        self.add_set(&open, SetKey::Addr(self.family), open_tenant);
     }
 
+    /// Adds set `name` (already carrying the family's suffix).
     fn add_set(&mut self, name: &str, key: SetKey, elements: BTreeSet<SetElement>) {
         self.sets.insert(name.into(), NftSet::new(key, elements));
     }
@@ -258,10 +365,10 @@ impl<'a> Compiler<'a> {
         let elements = self
             .endpoints
             .iter()
-            .flat_map(|e| recipe.elements(e, &self.view, self.family))
+            .flat_map(|e| recipe.elements(e, self.view, self.family))
             .collect();
         self.add_set(name, key, elements);
-        self.recipes.push((name.to_string(), recipe));
+        self.recipes.push((name.to_string(), self.family, recipe));
     }
 
     /// The `ingress` or `egress` chain, with the group chains and sets it needs.
@@ -274,6 +381,7 @@ impl<'a> Compiler<'a> {
         // 1. NetworkPolicy tier: selection groups. (The host tier needs no rule: traffic
         // between an endpoint and its own host never reaches the forward hook.)
         let k8s: Vec<NetworkPolicy> = self.policies.kubernetes().map(|(_, p)| p.clone()).collect();
+        let (chain, map) = (self.name(chain), self.name(map));
         let mut groups: BTreeMap<Vec<usize>, Vec<IpAddr>> = BTreeMap::new();
         for e in &self.local {
             let selecting: Vec<usize> = k8s
@@ -289,7 +397,7 @@ impl<'a> Compiler<'a> {
         let mut compiled: BTreeMap<usize, Vec<Rule>> = BTreeMap::new();
         let mut elements = BTreeSet::new();
         for (g, (selecting, members)) in groups.iter().enumerate() {
-            let name = format!("np_{tag}_{g}");
+            let name = self.name(&format!("np_{tag}_{g}"));
             let mut group_rules = Vec::new();
             for &i in selecting {
                 let policy_rules = match compiled.get(&i) {
@@ -310,10 +418,10 @@ impl<'a> Compiler<'a> {
             });
             elements.extend(members.iter().map(|a| SetElement::Goto(*a, name.clone())));
         }
-        self.add_set(map, SetKey::VerdictMap(self.family), elements);
+        self.add_set(&map, SetKey::VerdictMap(self.family), elements);
         rules.push(Rule::new(
             Vec::new(),
-            Verdict::Vmap(self.addr(me, None), map.into()),
+            Verdict::Vmap(self.addr(me, None), map),
         ));
         // 2. Baseline: isolation mode, decided by my tenant's elements.
         let seg = self.layout.segment_mask();
@@ -322,7 +430,7 @@ impl<'a> Compiler<'a> {
             rules.push(Rule::new(
                 vec![Match::InSet(
                     vec![self.addr(me, Some(mask)), self.addr(peer, Some(mask))],
-                    set.into(),
+                    self.name(set),
                 )],
                 Verdict::Return,
             ));
@@ -330,7 +438,7 @@ impl<'a> Compiler<'a> {
         rules.push(Rule::new(
             vec![Match::InSet(
                 vec![self.addr(me, Some(ten))],
-                SET_OPEN_TENANT.into(),
+                self.name(SET_OPEN_TENANT),
             )],
             Verdict::Return,
         ));
@@ -347,11 +455,25 @@ impl<'a> Compiler<'a> {
         }
         rules.push(Rule::new(Vec::new(), Verdict::Drop));
         Chain {
-            name: chain.into(),
+            name: chain,
             hook: None,
             rules,
         }
     }
+}
+
+/// `e` as it takes part in `family`: with its address of that family as `address` (and
+/// its other one as `second_address`), or `None` when it has no address of that family.
+fn in_family(e: &Endpoint, family: Family) -> Option<Cow<'_, Endpoint>> {
+    let address = family.address_of(e)?;
+    if address == e.address {
+        return Some(Cow::Borrowed(e));
+    }
+    Some(Cow::Owned(Endpoint {
+        address,
+        second_address: Some(e.address),
+        ..e.clone()
+    }))
 }
 
 /// The `meta l4proto` number of a policy protocol in `family` (ICMP is ICMPv6 in IPv6).

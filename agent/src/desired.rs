@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use romana_core::model::same_family;
 use romana_core::Layout;
 
 use crate::compile::compile_with_recipes;
@@ -51,8 +52,9 @@ pub const ROUTE_TABLE: u32 = 254;
 pub struct HostView {
     /// This host's name as registered with topology (`--host`).
     pub name: String,
-    /// The next hop for other racks and non-adjacent hosts: the leaf of my rack (`--gateway`).
-    pub gateway: Option<IpAddr>,
+    /// The next hops for other racks and non-adjacent hosts: the leaf of my rack
+    /// (`--gateway`), one per IP family the cluster has.
+    pub gateways: Vec<IpAddr>,
     /// Subnets of the addresses configured on this host, observed from the kernel. Subnets
     /// inside the cluster address space are endpoint-side and do not count as on-link.
     pub connected: Vec<IpNet>,
@@ -132,7 +134,11 @@ pub fn desired_with_recipes(state: &ClusterState, me: &HostView) -> (Desired, Re
         path: "net/ipv4/ip_forward".into(),
         value: "1".into(),
     }];
-    if layout.as_ref().map(Family::of) == Some(Family::V6) {
+    let v6 = layout
+        .iter()
+        .flat_map(|l| l.families())
+        .any(|l| Family::of(l) == Family::V6);
+    if v6 {
         sysctls.push(Sysctl {
             path: "net/ipv6/conf/all/forwarding".into(),
             value: "1".into(),
@@ -156,7 +162,6 @@ fn routes(
     problems: &mut Vec<String>,
 ) -> BTreeMap<IpNet, RouteTarget> {
     let mut routes = BTreeMap::new();
-    let space = layout.address_space();
     let Some(my_host) = state.hosts.get(&me.name) else {
         problems.push(format!(
             "host {} is not registered with topology: no routes to other hosts",
@@ -164,94 +169,162 @@ fn routes(
         ));
         return routes;
     };
-    let racks = layout.config().rack_bits > 0;
-    let my_rack = layout.rack_of(my_host.index);
-    let same_family = |ip: &IpAddr| ip.is_ipv4() == space.addr().is_ipv4();
-    // The fabric is what is outside the address space; endpoint-side subnets are not.
-    let on_link = |ip: &IpAddr| {
-        me.connected
-            .iter()
-            .any(|n| n.contains(ip) && !space.contains(n) && !n.contains(&space.addr()))
-    };
-    let gateway = me.gateway.filter(|g| {
-        let ok = same_family(g);
-        if !ok {
+    for g in &me.gateways {
+        if layout
+            .families()
+            .all(|f| !same_family(*g, f.address_space().addr()))
+        {
             problems.push(format!(
-                "gateway {g} is not of the address space's family ({space}); it is not used"
+                "gateway {g} is of no address space's family ({}); it is not used",
+                spaces(layout)
             ));
-        }
-        ok
-    });
-
-    let mut other_racks = std::collections::BTreeSet::new();
-    for host in state.hosts.values().filter(|h| h.name != me.name) {
-        let Ok(prefix) = layout.host_prefix(host.index) else {
-            problems.push(format!(
-                "host {} has index {} outside the layout",
-                host.name, host.index
-            ));
-            continue;
-        };
-        let rack = layout.rack_of(host.index);
-        if racks && rack != my_rack {
-            other_racks.insert(rack);
-            continue;
-        }
-        let target = if same_family(&host.ip) && on_link(&host.ip) {
-            Some(host.ip)
-        } else {
-            gateway
-        };
-        match target {
-            Some(via) => {
-                routes.insert(prefix, RouteTarget::Via(via));
-            }
-            None => problems.push(format!(
-                "host {} ({}) is not on-link and no usable --gateway is set: {prefix} is not routed",
-                host.name, host.ip
-            )),
         }
     }
-    for rack in other_racks {
-        let Ok(aggregate) = layout.rack_aggregate(rack) else {
-            continue;
+    for (i, family) in layout.families().enumerate() {
+        let routed = FamilyRoutes {
+            layout: family,
+            first: i == 0,
+            spaces: layout,
         };
-        match gateway {
-            Some(gw) => {
-                routes.insert(aggregate, RouteTarget::Via(gw));
-            }
-            None => problems.push(format!(
-                "rack {rack} has hosts but no usable --gateway is set: {aggregate} is not routed"
-            )),
-        }
-    }
-
-    let my_prefix = layout.host_prefix(my_host.index).ok();
-    for endpoint in state.endpoints.values().filter(|e| e.host == me.name) {
-        if !space.contains(&endpoint.address) {
-            problems.push(format!(
-                "endpoint {} has address {} outside the address space {space}",
-                endpoint.id, endpoint.address
-            ));
-            continue;
-        }
-        if !my_prefix.is_some_and(|p| p.contains(&endpoint.address)) {
-            // Still routed: it is here, and a /32 wins over the owner's prefix route.
-            problems.push(format!(
-                "endpoint {} has address {} outside this host's prefix",
-                endpoint.id, endpoint.address
-            ));
-        }
-        let ifname = match host_interface(endpoint) {
-            Ok(name) => name,
-            Err(e) => {
-                problems.push(format!("endpoint {} is not routed: {e}", endpoint.id));
-                continue;
-            }
-        };
-        routes.insert(IpNet::from(endpoint.address), RouteTarget::Link(ifname));
+        routed.routes(state, me, my_host, &mut routes, problems);
     }
     routes
+}
+
+/// The routes of one IP family's space: its host prefixes, rack aggregates and the local
+/// endpoints' addresses of that family (see the module docs).
+struct FamilyRoutes<'a> {
+    /// The layout of this family's space alone.
+    layout: &'a Layout,
+    /// The first space: the one every endpoint has an address in.
+    first: bool,
+    /// The whole layout (every space), to tell the fabric from endpoint-side subnets.
+    spaces: &'a Layout,
+}
+
+impl FamilyRoutes<'_> {
+    fn routes(
+        &self,
+        state: &ClusterState,
+        me: &HostView,
+        my_host: &romana_core::Host,
+        routes: &mut BTreeMap<IpNet, RouteTarget>,
+        problems: &mut Vec<String>,
+    ) {
+        let layout = self.layout;
+        let space = layout.address_space();
+        let racks = layout.config().rack_bits > 0;
+        let my_rack = layout.rack_of(my_host.index);
+        // The fabric is what is outside every address space; endpoint-side subnets are not.
+        let on_link = |ip: &IpAddr| {
+            me.connected.iter().any(|n| {
+                n.contains(ip)
+                    && self
+                        .spaces
+                        .families()
+                        .map(|f| f.address_space())
+                        .all(|s| !s.contains(n) && !n.contains(&s.addr()))
+            })
+        };
+        let gateway = me
+            .gateways
+            .iter()
+            .copied()
+            .find(|g| same_family(*g, space.addr()));
+
+        let mut other_racks = std::collections::BTreeSet::new();
+        for host in state.hosts.values().filter(|h| h.name != me.name) {
+            let Ok(prefix) = layout.host_prefix(host.index) else {
+                problems.push(format!(
+                    "host {} has index {} outside the layout",
+                    host.name, host.index
+                ));
+                continue;
+            };
+            let rack = layout.rack_of(host.index);
+            if racks && rack != my_rack {
+                other_racks.insert(rack);
+                continue;
+            }
+            // Linux routes a prefix only via a next hop of its own family.
+            let target = host.ip_like(space.addr()).filter(on_link).or(gateway);
+            match target {
+                Some(via) => {
+                    routes.insert(prefix, RouteTarget::Via(via));
+                }
+                None => problems.push(format!(
+                    "host {} ({}) is not on-link and no usable --gateway of {space}'s family \
+                     is set: {prefix} is not routed",
+                    host.name,
+                    host.ips()
+                        .map(|ip| ip.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            }
+        }
+        for rack in other_racks {
+            let Ok(aggregate) = layout.rack_aggregate(rack) else {
+                continue;
+            };
+            match gateway {
+                Some(gw) => {
+                    routes.insert(aggregate, RouteTarget::Via(gw));
+                }
+                None => problems.push(format!(
+                    "rack {rack} has hosts but no usable --gateway of {space}'s family is set: \
+                     {aggregate} is not routed"
+                )),
+            }
+        }
+
+        let my_prefix = layout.host_prefix(my_host.index).ok();
+        for endpoint in state.endpoints.values().filter(|e| e.host == me.name) {
+            // Every endpoint has a first address; a second only in a dual-stack cluster.
+            let address = if self.first {
+                endpoint.address
+            } else {
+                match endpoint.second_address {
+                    Some(a) => a,
+                    None => continue,
+                }
+            };
+            if !space.contains(&address) {
+                problems.push(format!(
+                    "endpoint {} has address {address} outside the address space {space}",
+                    endpoint.id
+                ));
+                continue;
+            }
+            if !my_prefix.is_some_and(|p| p.contains(&address)) {
+                // Still routed: it is here, and a /32 wins over the owner's prefix route.
+                problems.push(format!(
+                    "endpoint {} has address {address} outside this host's prefix",
+                    endpoint.id
+                ));
+            }
+            let ifname = match host_interface(endpoint) {
+                Ok(name) => name,
+                Err(e) => {
+                    // Reported once, with the first family.
+                    if self.first {
+                        problems.push(format!("endpoint {} is not routed: {e}", endpoint.id));
+                    }
+                    continue;
+                }
+            };
+            routes.insert(IpNet::from(address), RouteTarget::Link(ifname));
+        }
+    }
+}
+
+/// Every address space of `layout`, for messages.
+fn spaces(layout: &Layout) -> String {
+    layout
+        .families()
+        .map(|f| f.address_space().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -34,6 +34,14 @@ pub fn mk_config_v6() -> ClusterConfig {
     }
 }
 
+/// Dual-stack: [`mk_config`]'s 10.0.0.0/8 first, fd00:10::/48 second (same numbering).
+pub fn mk_config_dual() -> ClusterConfig {
+    ClusterConfig {
+        second_address_space: Some("fd00:10::/48".parse().unwrap()),
+        ..mk_config(0)
+    }
+}
+
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -44,6 +52,7 @@ pub fn mk_host(name: &str, ip_: &str, index: u32) -> Host {
         ip: ip(ip_),
         rack: 0,
         index,
+        second_ip: None,
     }
 }
 
@@ -108,7 +117,7 @@ pub fn add_endpoint(s: &mut ClusterState, e: Endpoint) {
 pub fn mk_view() -> HostView {
     HostView {
         name: "h1".into(),
-        gateway: Some(ip("192.168.0.1")),
+        gateways: vec![ip("192.168.0.1")],
         connected: vec!["192.168.0.0/24".parse().unwrap()],
     }
 }

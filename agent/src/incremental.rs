@@ -113,7 +113,6 @@ pub fn endpoint_delta(
         return None;
     }
     let layout = state.config.as_ref()?.layout().ok()?;
-    let family = Family::of(&layout);
     let changed: Vec<(Option<&Endpoint>, Option<&Endpoint>)> = changes
         .endpoints
         .iter()
@@ -127,7 +126,7 @@ pub fn endpoint_delta(
         let shared = state
             .endpoints
             .values()
-            .any(|other| other.address == e.address && other.id != e.id);
+            .any(|other| other.id != e.id && other.addresses().any(|a| e.holds(a)));
         if shared {
             return None;
         }
@@ -140,16 +139,16 @@ pub fn endpoint_delta(
         std::iter::empty(),
         std::iter::empty(),
     );
-    let elements = |e: Option<&Endpoint>, recipe: &crate::recipe::Recipe| match e {
-        Some(e) if Family::of_addr(&e.address) == family => recipe.elements(e, &view, family),
-        _ => Vec::new(),
+    let elements = |e: Option<&Endpoint>, family: Family, recipe: &crate::recipe::Recipe| {
+        e.map(|e| recipe.elements(e, &view, family))
+            .unwrap_or_default()
     };
     let mut delta = Delta::default();
-    for (name, recipe) in &last.recipes {
+    for (name, family, recipe) in &last.recipes {
         let set = last.desired.nft.sets.get_mut(name)?;
         for (before, after) in &changed {
-            let old = elements(*before, recipe);
-            let new = elements(*after, recipe);
+            let old = elements(*before, *family, recipe);
+            let new = elements(*after, *family, recipe);
             for e in old.iter().filter(|e| !new.contains(e)) {
                 if set.elements.remove(e) {
                     delta.delete.push((name.clone(), e.clone()));

@@ -27,9 +27,10 @@ struct Args {
     etcd_prefix: String,
 
     /// The leaf router of this host's rack: next hop for other racks, and for hosts of this
-    /// rack whose address is not on a connected subnet.
-    #[arg(long, env = "ROMANA_GATEWAY")]
-    gateway: Option<IpAddr>,
+    /// rack whose address is not on a connected subnet. Dual-stack: given once per IP
+    /// family (`--gateway 192.168.0.1 --gateway fd00:ff::1`).
+    #[arg(long, env = "ROMANA_GATEWAY", value_delimiter = ',')]
+    gateway: Vec<IpAddr>,
 
     /// Apply once after reading etcd, then exit (non-zero if the kernel did not converge).
     #[arg(long)]
@@ -114,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let status = StatusWriter::new(store.clone());
     let config = AgentConfig {
-        gateway: args.gateway,
+        gateways: args.gateway,
         netns: args.netns,
         once: args.once,
         resync_interval: Duration::from_secs(args.resync_secs.max(1)),

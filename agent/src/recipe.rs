@@ -31,13 +31,18 @@ pub enum Recipe {
     Ports { named: Vec<(String, Protocol)> },
 }
 
-/// Set name -> how it is filled, for every endpoint-dependent set of one program.
-pub type Recipes = Vec<(String, Recipe)>;
+/// Set name, the family of its addresses, and how it is filled, for every
+/// endpoint-dependent set of one program.
+pub type Recipes = Vec<(String, Family, Recipe)>;
 
 impl Recipe {
-    /// The elements endpoint `e` puts into the set. `view` is only asked for tenant
-    /// labels (namespace selectors), so it need not hold the endpoints.
+    /// The elements endpoint `e` puts into a set of `family`, by its address of that family
+    /// (none without one). `view` is only asked for tenant labels (namespace selectors), so
+    /// it need not hold the endpoints.
     pub fn elements(&self, e: &Endpoint, view: &ClusterView, family: Family) -> Vec<SetElement> {
+        let Some(address) = family.address_of(e) else {
+            return Vec::new();
+        };
         match self {
             Recipe::Peers {
                 namespace,
@@ -45,9 +50,9 @@ impl Recipe {
             } => {
                 let picked = selectors
                     .iter()
-                    .any(|q| k8s_peer_matches(q, namespace, view, e.address, Some(e)));
+                    .any(|q| k8s_peer_matches(q, namespace, view, address, Some(e)));
                 if picked {
-                    vec![SetElement::Addr(e.address)]
+                    vec![SetElement::Addr(address)]
                 } else {
                     Vec::new()
                 }
@@ -58,7 +63,7 @@ impl Recipe {
                     for np in &e.ports {
                         if np.name == *name && np.protocol.eq_ignore_ascii_case(protocol.as_str()) {
                             out.insert(SetElement::AddrProtoPort(
-                                e.address,
+                                address,
                                 proto_number(*protocol, family),
                                 np.port,
                             ));

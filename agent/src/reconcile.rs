@@ -232,7 +232,7 @@ impl Reconciler {
         let observed = kernel.observe_with(sysctl_paths(), cached).await?;
         let view = HostView {
             name: self.config.host.clone(),
-            gateway: self.config.gateway,
+            gateways: self.config.gateways.clone(),
             connected: observed.connected.clone(),
         };
         let inputs = (state.revision(), view.connected.clone());

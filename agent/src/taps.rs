@@ -116,11 +116,12 @@ pub fn wiring(state: &ClusterState, layout: Option<&Layout>, host: &str) -> TapW
             if e.interface.is_empty() {
                 continue;
             }
-            let (Ok(ifname), Some(gateway)) = (host_interface(e), layout.gateway_of(e.address))
-            else {
+            let Ok(ifname) = host_interface(e) else {
                 continue;
             };
-            wanted.entry(ifname).or_default().insert(gateway);
+            // Dual-stack: the gateway of each family the endpoint has an address of.
+            let gateways = e.addresses().filter_map(|a| layout.gateway_of(a));
+            wanted.entry(ifname).or_default().extend(gateways);
         }
     }
     TapWiring {

@@ -111,6 +111,7 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
                 name: name.into(),
                 ip: ip.into(),
                 rack: None,
+                second_ip: String::new(),
             })
             .await
             .unwrap();
@@ -232,6 +233,7 @@ async fn agent_programs_routes_and_nft_in_its_namespace_and_survives_restarts() 
             name: "h3".into(),
             ip: "192.168.60.3".into(),
             rack: None,
+            second_ip: String::new(),
         })
         .await
         .unwrap();
@@ -279,6 +281,7 @@ async fn once_applies_the_cluster_then_exits_zero() {
                 name: name.into(),
                 ip: ip.into(),
                 rack: None,
+                second_ip: String::new(),
             })
             .await
             .unwrap();

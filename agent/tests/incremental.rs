@@ -71,6 +71,7 @@ async fn populate(store: &Store) -> i64 {
             ip: format!("192.168.60.{}", h + 1).parse().unwrap(),
             rack: 0,
             index: h,
+            second_ip: None,
         };
         store.put(&keys.host(&host.name), &host).await.unwrap();
     }

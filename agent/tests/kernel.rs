@@ -51,6 +51,7 @@ fn mk_state() -> ClusterState {
                 ip: ip.parse().unwrap(),
                 rack: 0,
                 index,
+                second_ip: None,
             },
         );
     }
@@ -92,7 +93,7 @@ fn mk_state() -> ClusterState {
 fn mk_view(connected: Vec<ipnet::IpNet>) -> HostView {
     HostView {
         name: "h1".into(),
-        gateway: Some("192.168.50.254".parse().unwrap()),
+        gateways: vec!["192.168.50.254".parse().unwrap()],
         connected,
     }
 }
@@ -412,7 +413,7 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
     let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
     let observed = kernel.observe(sysctl_paths()).await.unwrap();
     let view = HostView {
-        gateway: None,
+        gateways: Vec::new(),
         ..mk_view(observed.connected.clone())
     };
     let d = desired(&state, &view);
@@ -452,6 +453,60 @@ async fn ipv6_routes_table_and_forwarding_round_trip() {
     assert!(!ns
         .ip("-6 route show proto 124")
         .contains("fd00:10:0:1::/64"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dual_stack_program_and_routes_apply_in_both_families_and_read_back_clean() {
+    require_netns!("nft");
+    let ns = mk_host_netns();
+    ns.ip("addr add fd00:ff::1/64 dev fabric0 nodad");
+    let mut state = mk_state();
+    state.config = Some(ClusterConfig {
+        second_address_space: Some("fd00:10::/48".parse().unwrap()),
+        ..state.config.clone().unwrap()
+    });
+    state.hosts.get_mut("h1").unwrap().second_ip = Some("fd00:ff::1".parse().unwrap());
+    state.hosts.get_mut("h2").unwrap().second_ip = Some("fd00:ff::2".parse().unwrap());
+    let pod = state.endpoints.get_mut("pod-a").unwrap();
+    pod.second_address = Some("fd00:10:0:10::2".parse().unwrap());
+    for p in parse_documents(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: t}\n\
+         spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 'fd00:99::/32'}}, {podSelector: {}}], ports: [{port: 80}]}]}\n",
+    )
+    .unwrap()
+    {
+        state.policies.insert(p.id(), p);
+    }
+    let kernel = Kernel::connect(Some(ns.name.clone())).await.unwrap();
+    assert!(reconcile(&kernel, &state).await, "reads back clean");
+    let routes = ns.ip("-6 route show proto 124");
+    assert!(
+        routes.contains("fd00:10:0:100::/56 via fd00:ff::2"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!("fd00:10:0:10::2 dev {}", endpoint_ifname("pod-a"))),
+        "{routes}"
+    );
+    let v4 = ns.ip("route show proto 124");
+    assert!(v4.contains("10.1.0.0/16 via 192.168.50.2"), "{v4}");
+    let table = ns.nft_table().unwrap();
+    for wanted in [
+        "meta nfproto ipv6 jump egress_v6",
+        "meta nfproto ipv4 jump ingress",
+        "ip6 saddr fd00:99::/32",
+        "set endpoints_v6",
+    ] {
+        assert!(table.contains(wanted), "{wanted} in {table}");
+    }
+    // An IPv6 element change is an element update like an IPv4 one.
+    state
+        .endpoints
+        .get_mut("pod-a")
+        .unwrap()
+        .labels
+        .insert("app".into(), "x".into());
+    assert!(reconcile(&kernel, &state).await);
 }
 
 /// pod-a's neighbours for the policy test: `name` on `host` in t/default with `app`.

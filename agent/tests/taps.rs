@@ -47,6 +47,7 @@ fn mk_state(space: &str, address: &str) -> ClusterState {
             ip: "192.168.50.1".parse().unwrap(),
             rack: 0,
             index: 0,
+            second_ip: None,
         },
     );
     s.tenants.insert(
@@ -103,7 +104,7 @@ async fn reconcile(kernel: &Kernel, state: &ClusterState) -> bool {
     let observed = kernel.observe(sysctls()).await.unwrap();
     let view = HostView {
         name: "h1".into(),
-        gateway: Some("192.168.50.254".parse().unwrap()),
+        gateways: vec!["192.168.50.254".parse().unwrap()],
         connected: observed.connected.clone(),
     };
     let d = desired(state, &view);
@@ -179,7 +180,7 @@ async fn a_tap_gets_its_gateway_is_brought_up_and_routed_and_is_unwired_on_relea
 fn mk_any_view() -> HostView {
     HostView {
         name: "h1".into(),
-        gateway: Some("192.168.50.254".parse().unwrap()),
+        gateways: vec!["192.168.50.254".parse().unwrap()],
         connected: vec!["192.168.50.0/24".parse().unwrap()],
     }
 }

@@ -32,6 +32,7 @@ pub async fn start(hosts: &[String]) -> anyhow::Result<ControlPlane> {
                 name: name.clone(),
                 ip: format!("192.168.0.{}", i + 1),
                 rack: None,
+                second_ip: String::new(),
             })
             .await?;
     }

@@ -129,6 +129,7 @@ pub async fn populate(
             ip: IpAddr::from([192, 168, (h / 250) as u8, (h % 250 + 1) as u8]),
             rack: 0,
             index: h,
+            second_ip: None,
         };
         puts.push(async move { store.put(&keys.host(&host.name), &host).await });
     }

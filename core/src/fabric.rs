@@ -48,7 +48,10 @@ pub struct SpineRoute {
 }
 
 /// Per rack with hosts: a leaf routing each host prefix via the host's address; on the spine
-/// one route per such rack, its aggregate via that rack's leaf.
+/// one route per such rack, its aggregate via that rack's leaf. Dual-stack: the same for the
+/// second space, each host prefix via the host's fabric address of that family (a host
+/// without one gets no route of that family: Linux and switches route a prefix only via a
+/// next hop of its own family); each leaf's `aggregate` is its first-space one.
 pub fn view(hosts: &[Host], layout: &Layout) -> Result<Fabric, AddrError> {
     let mut racks: BTreeMap<u32, Vec<&Host>> = BTreeMap::new();
     for h in hosts {
@@ -57,24 +60,27 @@ pub fn view(hosts: &[Host], layout: &Layout) -> Result<Fabric, AddrError> {
     let mut fabric = Fabric::default();
     for (rack, mut members) in racks {
         members.sort_by_key(|h| h.index);
-        let aggregate = layout.rack_aggregate(rack)?;
-        let routes = members
-            .iter()
-            .map(|h| {
-                Ok(LeafRoute {
-                    prefix: layout.host_prefix(h.index)?,
-                    via: h.ip,
+        let mut routes = Vec::new();
+        for family in layout.families() {
+            let space = family.address_space();
+            for h in &members {
+                let Some(via) = h.ip_like(space.addr()) else {
+                    continue;
+                };
+                routes.push(LeafRoute {
+                    prefix: family.host_prefix(h.index)?,
+                    via,
                     host: h.name.clone(),
-                })
-            })
-            .collect::<Result<_, AddrError>>()?;
-        fabric.spine.push(SpineRoute {
-            prefix: aggregate,
-            rack,
-        });
+                });
+            }
+            fabric.spine.push(SpineRoute {
+                prefix: family.rack_aggregate(rack)?,
+                rack,
+            });
+        }
         fabric.leaves.push(Leaf {
             rack,
-            aggregate,
+            aggregate: layout.rack_aggregate(rack)?,
             routes,
         });
     }
@@ -106,6 +112,7 @@ mod tests {
             ip: ip.parse().unwrap(),
             rack,
             index,
+            second_ip: None,
         }
     }
 
@@ -160,6 +167,37 @@ mod tests {
         );
         assert_eq!(f.leaves[1].aggregate.to_string(), "10.64.0.0/10");
         assert_eq!(f.leaves[1].routes[0].prefix.to_string(), "10.64.0.0/16");
+    }
+
+    #[test]
+    fn dual_stack_routes_each_space_via_the_hosts_address_of_its_family() {
+        let layout = ClusterConfig {
+            second_address_space: Some("fd00:10::/48".parse().unwrap()),
+            ..mk_layout(2).config().clone()
+        }
+        .layout()
+        .unwrap();
+        let mut a1 = mk_host("a1", "192.168.0.11", 0, 0);
+        a1.second_ip = Some("fd00:ff::11".parse().unwrap());
+        // a2 has no IPv6 fabric address: its IPv6 prefix cannot be routed.
+        let a2 = mk_host("a2", "192.168.0.12", 0, 1);
+        let f = view(&[a1, a2], &layout).unwrap();
+        let leaf: Vec<_> = f.leaves[0]
+            .routes
+            .iter()
+            .map(|r| (r.prefix.to_string(), r.via.to_string()))
+            .collect();
+        assert_eq!(
+            leaf,
+            [
+                ("10.0.0.0/16".to_string(), "192.168.0.11".to_string()),
+                ("10.1.0.0/16".to_string(), "192.168.0.12".to_string()),
+                ("fd00:10::/56".to_string(), "fd00:ff::11".to_string()),
+            ]
+        );
+        let spine: Vec<_> = f.spine.iter().map(|r| r.prefix.to_string()).collect();
+        assert_eq!(spine, ["10.0.0.0/10", "fd00:10::/50"]);
+        assert_eq!(f.leaves[0].aggregate.to_string(), "10.0.0.0/10");
     }
 
     #[test]

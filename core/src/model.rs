@@ -21,6 +21,29 @@ pub struct Host {
     pub rack: u32,
     /// The host index in the layout, stable for the life of the host.
     pub index: u32,
+    /// Dual-stack: the host's fabric address of the other IP family, via which other hosts
+    /// route its prefix of that family (Linux routes no IPv6 prefix via an IPv4 next hop).
+    /// Not written when absent, so records of single-address hosts stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_ip: Option<IpAddr>,
+}
+
+impl Host {
+    /// The host's fabric address of `addr`'s family (its ip or its second_ip), if it has one.
+    pub fn ip_like(&self, addr: IpAddr) -> Option<IpAddr> {
+        self.ips().find(|ip| same_family(*ip, addr))
+    }
+
+    /// Every fabric address of the host: `ip`, then `second_ip`.
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.ip).chain(self.second_ip)
+    }
+}
+
+/// Whether `a` and `b` are of one IP family, an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`)
+/// counting as IPv4, as [`crate::validate_host_ip`] reads it.
+pub fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical().is_ipv4() == b.to_canonical().is_ipv4()
 }
 
 /// How a tenant is isolated when no Kubernetes NetworkPolicy selects an endpoint.
@@ -197,6 +220,52 @@ impl AgentStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mk_host(second_ip: Option<&str>) -> Host {
+        Host {
+            name: "h1".into(),
+            ip: "192.168.0.1".parse().unwrap(),
+            rack: 0,
+            index: 3,
+            second_ip: second_ip.map(|ip| ip.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_host_has_a_fabric_address_of_each_family_it_was_given() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let dual = mk_host(Some("fd00:ff::1"));
+        assert_eq!(
+            dual.ips().collect::<Vec<_>>(),
+            [ip("192.168.0.1"), ip("fd00:ff::1")]
+        );
+        assert_eq!(dual.ip_like(ip("10.3.82.7")), Some(ip("192.168.0.1")));
+        assert_eq!(dual.ip_like(ip("fd00:10:0:352::7")), Some(ip("fd00:ff::1")));
+        let single = mk_host(None);
+        assert_eq!(single.ips().collect::<Vec<_>>(), [ip("192.168.0.1")]);
+        assert_eq!(single.ip_like(ip("fd00:10:0:352::7")), None);
+        assert_eq!(single.ip_like(ip("10.0.0.1")), Some(ip("192.168.0.1")));
+        // An IPv4-mapped address is IPv4: no IPv6 next hop.
+        assert_eq!(
+            mk_host(Some("::ffff:192.168.0.2")).ip_like(ip("fd00::7")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_host_record_without_a_second_ip_reads_and_writes_as_before() {
+        let old = r#"{"name":"h1","ip":"192.168.0.1","rack":0,"index":3}"#;
+        let host: Host = serde_json::from_str(old).unwrap();
+        assert_eq!(host, mk_host(None));
+        assert_eq!(serde_json::to_string(&host).unwrap(), old);
+        let dual = mk_host(Some("fd00:ff::1"));
+        let text = serde_json::to_string(&dual).unwrap();
+        assert_eq!(
+            text,
+            r#"{"name":"h1","ip":"192.168.0.1","rack":0,"index":3,"second_ip":"fd00:ff::1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Host>(&text).unwrap(), dual);
+    }
 
     #[test]
     fn isolation_is_lowercase_in_json_and_defaults_to_segment() {

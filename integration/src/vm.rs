@@ -91,6 +91,7 @@ impl Cluster {
                 id: port.endpoint.clone(),
                 host: port.host.clone(),
                 address: port.address,
+                second_address: None,
                 host_ifname: port.tap.clone(),
                 ns,
             },

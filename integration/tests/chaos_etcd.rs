@@ -51,6 +51,7 @@ async fn mk_plane() -> ControlPlane {
                 name: name.into(),
                 ip: ip.into(),
                 rack: None,
+                second_ip: String::new(),
             })
             .await
             .unwrap();

@@ -40,6 +40,7 @@ async fn mk_plane() -> anyhow::Result<(ControlPlane, [Replica; 2])> {
                 name: name.into(),
                 ip: ip.into(),
                 rack: None,
+                second_ip: String::new(),
             })
             .await?;
     }

@@ -87,6 +87,7 @@ async fn hosts_write_only_their_status_and_services_work_under_etcd_auth() {
         ip: "192.168.0.1".parse().unwrap(),
         rack: 0,
         index: 0,
+        second_ip: None,
     };
     service.put(&keys.host("h1"), &host).await.unwrap();
 

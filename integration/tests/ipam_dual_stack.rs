@@ -162,3 +162,55 @@ async fn a_cidr_or_address_placed_endpoint_holds_its_family_alone_and_its_number
     )
     .await;
 }
+
+/// `policy explain` in a dual-stack cluster: either address of an endpoint, an endpoint id
+/// facing an IPv6 address meaning its IPv6 one, and no packet of two families.
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_judges_the_second_family_as_the_first() {
+    let (plane, mut c) = mk_dual_cluster().await;
+    c.tenants.add_tenant(mk_tenant("u")).await.unwrap();
+    for (id, tenant) in [("a:eth0", "t"), ("b:eth0", "t"), ("x:eth0", "u")] {
+        c.ipam
+            .allocate(mk_alloc(id, "h1", tenant, "default"))
+            .await
+            .unwrap();
+    }
+    let policies = pb::policies_client::PoliciesClient::new(
+        mk_channel(&plane.url(romana_integration::Service::Policy)).await,
+    );
+    let ask = |from: &str, to: &str| {
+        let req = pb::ExplainRequest {
+            from: from.into(),
+            to: to.into(),
+            protocol: "tcp".into(),
+            port: Some(80),
+            ..Default::default()
+        };
+        let mut p = policies.clone();
+        async move { p.explain(req).await }
+    };
+    // a, b and x are fd00:10::2, ::3 and tenant u's first address.
+    let r = ask("a:eth0", "fd00:10::3").await.unwrap().into_inner();
+    assert_eq!((r.verdict.as_str(), r.tier.as_str()), ("allow", "baseline"));
+    assert_eq!(r.from_address, "fd00:10::2", "a's IPv6 address: {r:?}");
+    let x6 = stored_endpoint(&plane, "x:eth0")
+        .await
+        .second_address
+        .unwrap();
+    let r = ask("fd00:10::2", &x6.to_string())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.verdict.as_str(), r.tier.as_str()), ("deny", "baseline"));
+    assert!(r.reason.contains("isolation segment"), "{}", r.reason);
+    let r = ask("a:eth0", "b:eth0").await.unwrap().into_inner();
+    assert_eq!(r.to_address, "10.0.0.3", "ids mean first addresses");
+
+    let err = ask("10.0.0.2", "fd00:10::3").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("different IP families"),
+        "{}",
+        err.message()
+    );
+}

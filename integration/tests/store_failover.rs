@@ -22,6 +22,7 @@ fn mk_host(name: &str) -> Host {
         ip: IpAddr::from([192, 168, 0, 1]),
         rack: 0,
         index: 0,
+        second_ip: None,
     }
 }
 

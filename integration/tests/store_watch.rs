@@ -14,6 +14,7 @@ fn mk_host(name: &str, index: u32) -> Host {
         ip: IpAddr::from([192, 168, 0, index as u8]),
         rack: 0,
         index,
+        second_ip: None,
     }
 }
 

@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use romana_core::authz::{Action, Identity, Object};
 use romana_core::policy::{evaluate, ClusterView, Packet, PolicySet, Protocol};
-use romana_core::text::quote;
 use romana_proto::pb;
 use romana_runtime::authz::require;
 use romana_runtime::{check_name, current_layout, store_status};
@@ -58,17 +57,12 @@ impl PolicyService {
         }
 
         let (view, policies) = self.snapshot().await?;
-        let resolve = |field: &str, text: &str| {
-            view.resolve(text).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{field}: {} is neither an endpoint id nor an IP address",
-                    quote(text)
-                ))
-            })
-        };
+        let (from, to) = view
+            .resolve_ends(&req.from, &req.to)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let packet = Packet {
-            from: resolve("from", &req.from)?,
-            to: resolve("to", &req.to)?,
+            from,
+            to,
             protocol,
             port,
             icmp_type,

@@ -123,7 +123,26 @@ impl From<(&model::Host, &Layout)> for pb::Host {
             rack: h.rack,
             index: h.index,
             prefix: derived(layout.host_prefix(h.index)),
+            second_ip: h.second_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         }
+    }
+}
+
+/// A host back from the wire (the derived prefix is dropped); an empty `second_ip` is none.
+impl TryFrom<&pb::Host> for model::Host {
+    type Error = Invalid;
+
+    fn try_from(h: &pb::Host) -> Result<Self, Invalid> {
+        Ok(model::Host {
+            name: h.name.clone(),
+            ip: parse_ip("ip", &h.ip)?,
+            rack: h.rack,
+            index: h.index,
+            second_ip: match h.second_ip.trim() {
+                "" => None,
+                _ => Some(parse_ip("second_ip", &h.second_ip)?),
+            },
+        })
     }
 }
 

@@ -799,3 +799,90 @@ async fn a_dual_stack_layout_and_its_endpoints_through_the_binary() {
     let list = romanactl(&root, &["ipam", "list"]).await.ok();
     assert!(list.contains("10.0.0.2,fd00:10::2"), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dual_stack_host_takes_one_ip_per_family_through_the_binary() {
+    let (_plane, root) = mk_plane().await;
+    let init = [&CONFIG_INIT[..], &["--address-space", "fd00:10::/48"]].concat();
+    romanactl(&root, &init).await.ok();
+    let add = [
+        "host",
+        "add",
+        "h1",
+        "--ip",
+        "192.168.0.1",
+        "--ip",
+        "fd00:ff::1",
+    ];
+    let h1 = romanactl(&root, &[&add[..], &["-o", "json"]].concat())
+        .await
+        .json();
+    assert_eq!(
+        h1,
+        json!({"name": "h1", "ip": "192.168.0.1", "rack": 0, "index": 0,
+               "prefix": "10.0.0.0/16", "second_ip": "fd00:ff::1"})
+    );
+    romanactl(&root, &["host", "add", "h2", "--ip", "192.168.0.2"])
+        .await
+        .ok();
+    assert_eq!(
+        romanactl(&root, &["host", "list"]).await.ok(),
+        "NAME   IP                       RACK   INDEX   PREFIX\n\
+         h1     192.168.0.1,fd00:ff::1   0      0       10.0.0.0/16\n\
+         h2     192.168.0.2              0      1       10.1.0.0/16\n"
+    );
+    let shown = romanactl(&root, &["host", "show", "h1"]).await.ok();
+    assert!(shown.contains(" 192.168.0.1,fd00:ff::1 "), "{shown}");
+    let listed = romanactl(&root, &["host", "list", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(listed[0]["second_ip"], "fd00:ff::1");
+    assert!(listed[1].get("second_ip").is_none(), "{listed}");
+
+    // Two of one family, or a third, are usage errors (exit 2) before any call.
+    let same = [
+        "host",
+        "add",
+        "h3",
+        "--ip",
+        "192.168.0.3",
+        "--ip",
+        "192.168.0.4",
+    ];
+    let three = [&same[..5], &["--ip", "fd00:ff::3", "--ip", "fd00:ff::4"]].concat();
+    for (args, needle) in [
+        (&same[..], "at most one fabric address per family"),
+        (&three[..], "--ip is given 3 times"),
+    ] {
+        let refused = romanactl(&root, args).await;
+        assert_eq!(refused.code, 2, "a usage error: {refused:?}");
+        assert_eq!(refused.stderr.lines().count(), 1, "{refused:?}");
+        assert!(refused.stderr.contains(needle), "{refused:?}");
+    }
+    let taken = romanactl(
+        &root,
+        &[
+            "host",
+            "add",
+            "h3",
+            "--ip",
+            "192.168.0.3",
+            "--ip",
+            "fd00:ff::1",
+        ],
+    )
+    .await
+    .error();
+    assert_eq!(
+        taken,
+        "error: already exists: second_ip fd00:ff::1 already belongs to host h1"
+    );
+    assert_eq!(
+        romanactl(&root, &["host", "remove", "h1"]).await.ok(),
+        "removed host h1 (192.168.0.1,fd00:ff::1, prefix 10.0.0.0/16)\n"
+    );
+    let left = romanactl(&root, &["host", "list", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+}

@@ -16,10 +16,12 @@ pub mod fabric;
 pub mod watching;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use romana_core::authz::{Action, Object, Verb};
 use romana_core::{
-    alloc::lowest_free, names::validate_host_name, validate_host_ip, AgentStatus, Host,
+    alloc::lowest_free, model::same_family, names::validate_host_name, validate_host_ip,
+    AgentStatus, Host,
 };
 use romana_proto::convert::parse_ip;
 use romana_proto::pb::{self, topology_server};
@@ -77,8 +79,17 @@ impl TopologyService {
 
     async fn add_host(&self, req: pb::AddHostRequest) -> Result<pb::Host, Status> {
         validate_host_name(&req.name).map_err(bad_name)?;
-        let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
-        validate_host_ip(ip).map_err(|e| Status::invalid_argument(format!("ip: {e}")))?;
+        let ip = host_ip("ip", &req.ip)?;
+        let second_ip = match req.second_ip.trim() {
+            "" => None,
+            _ => Some(host_ip("second_ip", &req.second_ip)?),
+        };
+        if let Some(second) = second_ip.filter(|s| same_family(*s, ip)) {
+            return Err(Status::invalid_argument(format!(
+                "second_ip: {second} is of the same IP family as ip {ip}; a host has at most \
+                 one fabric address per family"
+            )));
+        }
         let rack = req.rack.unwrap_or(0);
         let keys = self.store.keys();
         for _ in 0..MAX_ATTEMPTS {
@@ -97,11 +108,18 @@ impl TopologyService {
                     h.value.name, h.value.ip, h.value.rack, h.value.index
                 )));
             }
-            if let Some(h) = hosts.items.iter().find(|h| h.value.ip == ip) {
-                return Err(Status::already_exists(format!(
-                    "ip {ip} already belongs to host {}",
-                    h.value.name
-                )));
+            let ours = std::iter::once(("ip", ip)).chain(second_ip.map(|s| ("second_ip", s)));
+            for (field, addr) in ours {
+                if let Some(h) = hosts
+                    .items
+                    .iter()
+                    .find(|h| h.value.ips().any(|a| a == addr))
+                {
+                    return Err(Status::already_exists(format!(
+                        "{field} {addr} already belongs to host {}",
+                        h.value.name
+                    )));
+                }
             }
             let used: BTreeSet<u32> = hosts
                 .items
@@ -126,19 +144,21 @@ impl TopologyService {
                 ip,
                 rack,
                 index,
+                second_ip,
             };
-            let result = self
+            let mut txn = self
                 .store
                 .txn()
                 .create(&keys.host(&host.name), &host)
                 .create(&keys.host_index(index), &host.name)
-                .create(&keys.host_ip(ip), &host.name)
-                .expect_unchanged(&keys.config(), config.mod_revision)
-                .commit()
-                .await;
-            match result {
+                .expect_unchanged(&keys.config(), config.mod_revision);
+            // Each fabric address is claimed by one host, whichever field holds it.
+            for addr in host.ips() {
+                txn = txn.create(&keys.host_ip(addr), &host.name);
+            }
+            match txn.commit().await {
                 Ok(_) => {
-                    tracing::info!(host = %host.name, %ip, rack, index, "host added");
+                    tracing::info!(host = %host.name, %ip, ?second_ip, rack, index, "host added");
                     return Ok(pb::Host::from((&host, &layout)));
                 }
                 // Another replica took the index (or the name/ip) first: read again.
@@ -181,8 +201,10 @@ impl TopologyService {
                 .store
                 .txn()
                 .delete(&keys.host(&req.name), host.mod_revision)
-                .delete_unchecked(&keys.host_index(host.value.index))
-                .delete_unchecked(&keys.host_ip(host.value.ip));
+                .delete_unchecked(&keys.host_index(host.value.index));
+            for addr in host.value.ips() {
+                txn = txn.delete_unchecked(&keys.host_ip(addr));
+            }
             if !req.force {
                 txn = txn.expect_empty(&keys.host_endpoints_of(&req.name));
             }
@@ -234,6 +256,14 @@ impl TopologyService {
         }
         Ok(released)
     }
+}
+
+/// The fabric address in `field` of an AddHost request: an address
+/// [`validate_host_ip`] accepts, else INVALID_ARGUMENT naming the field.
+fn host_ip(field: &'static str, text: &str) -> Result<IpAddr, Status> {
+    let ip = parse_ip(field, text).map_err(invalid)?;
+    validate_host_ip(ip).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))?;
+    Ok(ip)
 }
 
 /// The agent record that speaks for `host`, if any. Removing a host leaves its agent's record
@@ -380,6 +410,7 @@ mod tests {
                 ip: "192.168.0.1".parse().unwrap(),
                 rack: 0,
                 index: 0,
+                second_ip: None,
             },
             mod_revision: create_revision,
             create_revision,

@@ -9,71 +9,43 @@ use ipnet::IpNet;
 use super::Compiler;
 use crate::ifname::host_interface;
 use crate::nft::{
-    Atom, Chain, Family, Match, Part, Rule, SetElement, SetKey, Side, Verdict, CHAIN_FROM_ENDPOINT,
-    CHAIN_TO_ENDPOINT, SET_ENDPOINTS, SET_QUARANTINE,
+    Atom, Family, Match, Part, Rule, SetElement, SetKey, Side, Verdict, SET_ENDPOINTS,
+    SET_QUARANTINE,
 };
 
 impl Compiler<'_> {
-    /// `from_endpoint` (from prerouting, for every packet entering through an endpoint
-    /// interface): the source must be that endpoint's own address. IPv6 link-local and
-    /// the unspecified source of duplicate address detection towards multicast are let
-    /// through for neighbour discovery with the host; the kernel never forwards them.
-    /// An interface the agent does not know (an endpoint being set up, or one whose record
-    /// is gone) has no element, so all its traffic is dropped.
-    pub(super) fn source_check(&self) -> Chain {
-        let v6 = |side, atom| Match::Eq(self.v6_addr(side), atom);
-        let rules = vec![
-            Rule::new(
-                vec![Match::InSet(
-                    vec![Part::Iifname, self.addr(Side::Src, None)],
-                    SET_ENDPOINTS.into(),
-                )],
-                Verdict::Return,
-            ),
-            Rule::new(
-                vec![v6(Side::Src, Atom::Net(link_local()))],
-                Verdict::Return,
-            ),
-            Rule::new(
-                vec![
-                    v6(Side::Src, Atom::Addr(Ipv6Addr::UNSPECIFIED.into())),
-                    v6(Side::Dst, Atom::Net(multicast_v6())),
-                ],
-                Verdict::Return,
-            ),
-            Rule::new(Vec::new(), Verdict::Drop),
-        ];
-        Chain {
-            name: CHAIN_FROM_ENDPOINT.into(),
-            hook: None,
-            rules,
-        }
+    /// This family's rule of `from_endpoint` (from prerouting, for every packet entering
+    /// through an endpoint interface): the source must be that endpoint's own address. An
+    /// interface the agent does not know (an endpoint being set up, or one whose record is
+    /// gone) has no element, so all its traffic is dropped by the chain's end.
+    pub(super) fn source_check(&self) -> Rule {
+        Rule::new(
+            vec![Match::InSet(
+                vec![Part::Iifname, self.addr(Side::Src, None)],
+                self.name(SET_ENDPOINTS),
+            )],
+            Verdict::Return,
+        )
     }
 
-    /// `to_endpoint` (first in forward, before established): a packet routed out of an
-    /// endpoint interface must be for that endpoint's address, and the interface must be
-    /// one the agent has programmed.
-    pub(super) fn destination_check(&mut self) -> Chain {
+    /// This family's rule of `to_endpoint` (first in forward, before established): a
+    /// packet routed out of an endpoint interface must be for that endpoint's address of
+    /// its family, and the interface must be one the agent has programmed.
+    pub(super) fn destination_check(&mut self) -> Rule {
         let local: BTreeSet<SetElement> = self
             .local
             .iter()
             .filter_map(|e| Some(SetElement::IfAddr(host_interface(e).ok()?, e.address)))
             .collect();
-        self.add_set(SET_ENDPOINTS, SetKey::IfAddr(self.family), local);
-        Chain {
-            name: CHAIN_TO_ENDPOINT.into(),
-            hook: None,
-            rules: vec![
-                Rule::new(
-                    vec![Match::InSet(
-                        vec![Part::Oifname, self.addr(Side::Dst, None)],
-                        SET_ENDPOINTS.into(),
-                    )],
-                    Verdict::Return,
-                ),
-                Rule::new(Vec::new(), Verdict::Drop),
-            ],
-        }
+        let name = self.name(SET_ENDPOINTS);
+        self.add_set(&name, SetKey::IfAddr(self.family), local);
+        Rule::new(
+            vec![Match::InSet(
+                vec![Part::Oifname, self.addr(Side::Dst, None)],
+                name,
+            )],
+            Verdict::Return,
+        )
     }
 
     /// Forward rules dropping everything from and to the local endpoints of tenants with a
@@ -87,32 +59,55 @@ impl Compiler<'_> {
             .filter(|e| tenants.contains(e.tenant.as_str()))
             .map(|e| SetElement::Addr(e.address))
             .collect();
-        self.add_set(SET_QUARANTINE, SetKey::Addr(self.family), elements);
+        let name = self.name(SET_QUARANTINE);
+        self.add_set(&name, SetKey::Addr(self.family), elements);
         vec![
             Rule::new(
                 vec![
                     Match::FromEndpoint,
-                    Match::InSet(vec![self.addr(Side::Src, None)], SET_QUARANTINE.into()),
+                    Match::InSet(vec![self.addr(Side::Src, None)], name.clone()),
                 ],
                 Verdict::Drop,
             ),
             Rule::new(
                 vec![
                     Match::ToEndpoint,
-                    Match::InSet(vec![self.addr(Side::Dst, None)], SET_QUARANTINE.into()),
+                    Match::InSet(vec![self.addr(Side::Dst, None)], name),
                 ],
                 Verdict::Drop,
             ),
         ]
     }
+}
 
-    pub(super) fn v6_addr(&self, side: Side) -> Part {
-        Part::Addr {
-            family: Family::V6,
-            side,
-            mask: None,
-        }
-    }
+/// The rules of `from_endpoint` after each family's own: IPv6 link-local sources and the
+/// unspecified source of duplicate address detection towards multicast are let through for
+/// neighbour discovery with the host (the kernel never forwards them); everything else
+/// falls to the chain's final drop.
+pub(super) fn neighbour_discovery() -> Vec<Rule> {
+    let v6 = |side, atom| {
+        Match::Eq(
+            Part::Addr {
+                family: Family::V6,
+                side,
+                mask: None,
+            },
+            atom,
+        )
+    };
+    vec![
+        Rule::new(
+            vec![v6(Side::Src, Atom::Net(link_local()))],
+            Verdict::Return,
+        ),
+        Rule::new(
+            vec![
+                v6(Side::Src, Atom::Addr(Ipv6Addr::UNSPECIFIED.into())),
+                v6(Side::Dst, Atom::Net(multicast_v6())),
+            ],
+            Verdict::Return,
+        ),
+    ]
 }
 
 fn link_local() -> IpNet {

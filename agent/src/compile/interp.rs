@@ -168,6 +168,7 @@ fn matches(program: &NftProgram, probe: &Probe, m: &Match) -> bool {
         Match::ToEndpoint => probe.oif.as_deref().is_some_and(is_endpoint_interface),
         // Every probe opens a connection.
         Match::Established => false,
+        Match::Nfproto(f) => family_of(&probe.packet) == *f,
         Match::Eq(part, atom) => value(probe, part).is_some_and(|v| atom_matches(atom, v)),
         Match::InAnon(parts, elements) => {
             let Some(values) = values(probe, parts) else {

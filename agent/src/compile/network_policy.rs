@@ -21,7 +21,7 @@ impl Compiler<'_> {
     ) -> Vec<Rule> {
         let mut out = Vec::new();
         for (r, (peers, ports)) in p.rules(direction).enumerate() {
-            let prefix = format!("np{i}_{tag}{r}");
+            let prefix = self.name(&format!("np{i}_{tag}{r}"));
             let peer_alts = self.k8s_peers(&prefix, p, peers, peer);
             let port_alts = self.k8s_ports(&prefix, ports);
             for a in &peer_alts {

@@ -21,10 +21,10 @@ impl Compiler<'_> {
         let elements = self
             .local
             .iter()
-            .filter(|e| p.applied_to.iter().any(|t| applies_to(t, &self.view, e)))
+            .filter(|e| p.applied_to.iter().any(|t| applies_to(t, self.view, e)))
             .map(|e| SetElement::Addr(e.address))
             .collect();
-        let name = format!("rp{n}");
+        let name = self.name(&format!("rp{n}"));
         self.add_set(&name, SetKey::Addr(self.family), elements);
         let applied = Match::InSet(vec![self.addr(me, None)], name);
         let peer_alts: Vec<Alt> = p

@@ -86,7 +86,8 @@ const PACKETS: [&str; 10] = [
 
 #[derive(Clone, Debug)]
 struct Case {
-    v6: bool,
+    /// 0: IPv4, 1: IPv6, 2: dual-stack (IPv4 first, IPv6 second).
+    families: u8,
     modes: Vec<usize>,
     prod: Vec<bool>,
     /// (host, tenant, segment, number, app label, ports)
@@ -118,7 +119,7 @@ fn rule2() -> impl Strategy<Value = Vec<Rule2>> {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        any::<bool>(),
+        0..3u8,
         prop::collection::vec(0..3usize, 4),
         prop::collection::vec(any::<bool>(), 4),
         prop::collection::vec(
@@ -144,28 +145,33 @@ fn case() -> impl Strategy<Value = Case> {
             40,
         ),
     )
-        .prop_map(|(v6, modes, prod, endpoints, k8s, romana, packets)| Case {
-            v6,
-            modes,
-            prod,
-            endpoints,
-            k8s,
-            romana,
-            packets,
-        })
+        .prop_map(
+            |(families, modes, prod, endpoints, k8s, romana, packets)| Case {
+                families,
+                modes,
+                prod,
+                endpoints,
+                k8s,
+                romana,
+                packets,
+            },
+        )
 }
 
 /// The cluster of a case, its policies' text, and the candidate addresses of packets.
 fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
     let mut s = ClusterState::default();
-    let config = if c.v6 { mk_config_v6() } else { mk_config(0) };
+    let config = match c.families {
+        0 => mk_config(0),
+        1 => mk_config_v6(),
+        _ => mk_config_dual(),
+    };
     s.config = Some(config.clone());
     let l = config.layout().unwrap();
-    let host_ips = if c.v6 {
-        ["fd00:ff::11", "fd00:ff::12", "fd00:ff::13"]
-    } else {
-        ["192.168.0.11", "192.168.0.12", "192.168.1.13"]
-    };
+    let second = l.second_family();
+    let v4_hosts = ["192.168.0.11", "192.168.0.12", "192.168.1.13"];
+    let v6_hosts = ["fd00:ff::11", "fd00:ff::12", "fd00:ff::13"];
+    let host_ips = if c.families == 1 { v6_hosts } else { v4_hosts };
     for (i, hip) in host_ips.iter().enumerate() {
         let name = format!("h{}", i + 1);
         s.hosts.insert(
@@ -175,6 +181,7 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
                 ip: ip(hip),
                 rack: 0,
                 index: i as u32,
+                second_ip: second.map(|_| ip(v6_hosts[i])),
             },
         );
     }
@@ -222,7 +229,10 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
                     _ => String::new(),
                 },
                 pod: None,
-                second_address: None,
+                second_address: second.map(|l| {
+                    l.endpoint_address(*host, *tenant as u32 + 1, *seg, u128::from(*num))
+                        .unwrap()
+                }),
                 id,
                 address,
                 host: format!("h{}", host + 1),
@@ -235,16 +245,22 @@ fn build(c: &Case) -> (ClusterState, Vec<IpAddr>) {
     }
     add_policies_text(&mut s, &policy_text(c, &l));
 
-    let mut addrs: Vec<IpAddr> = s.endpoints.values().map(|e| e.address).collect();
-    addrs.extend(host_ips.iter().map(|h| ip(h)));
-    for (h, t, seg) in [(0, 1, 0), (1, 1, 1), (2, 2, 0), (0, 3, 0)] {
-        addrs.push(l.gateway(h, t, seg).unwrap());
+    // Endpoints' addresses first (of every family), then the others.
+    let mut addrs: Vec<IpAddr> = s.endpoints.values().flat_map(|e| e.addresses()).collect();
+    for h in s.hosts.values() {
+        addrs.extend(h.ips());
     }
-    addrs.push(l.endpoint_address(1, 1, 0, 99).unwrap());
-    addrs.push(l.endpoint_address(5, 2, 1, 5).unwrap());
-    if c.v6 {
+    for f in l.families() {
+        for (h, t, seg) in [(0, 1, 0), (1, 1, 1), (2, 2, 0), (0, 3, 0)] {
+            addrs.push(f.gateway(h, t, seg).unwrap());
+        }
+        addrs.push(f.endpoint_address(1, 1, 0, 99).unwrap());
+        addrs.push(f.endpoint_address(5, 2, 1, 5).unwrap());
+    }
+    if c.families > 0 {
         addrs.extend([ip("2001:db8::8"), ip("fd99::9")]);
-    } else {
+    }
+    if c.families != 1 {
         addrs.extend([ip("8.8.8.8"), ip("192.168.9.9")]);
     }
     (s, addrs)
@@ -254,7 +270,13 @@ fn policy_text(c: &Case, l: &Layout) -> String {
     let space = l.address_space();
     let host1 = l.host_prefix(1).unwrap();
     let seg = l.segment_cidr(0, 1, 0).unwrap();
-    let outside = if c.v6 { "2001:db8::/32" } else { "8.8.8.0/24" };
+    // Dual-stack: CIDRs of the second family where the others have an outside one, so
+    // every case has ipBlocks and Romana CIDR peers of both families.
+    let outside = match (c.families, l.second_family()) {
+        (_, Some(second)) => second.host_prefix(1).unwrap().to_string(),
+        (1, None) => "2001:db8::/32".to_string(),
+        _ => "8.8.8.0/24".to_string(),
+    };
     let peers = [
         "{podSelector: {matchLabels: {app: web}}}".to_string(),
         "{namespaceSelector: {matchLabels: {env: prod}}}".to_string(),
@@ -371,13 +393,14 @@ proptest! {
             .keys()
             .map(|h| (h.clone(), program(&s, h)))
             .collect();
-        let endpoints = s.endpoints.len();
+        let endpoints: usize = s.endpoints.values().map(|e| e.addresses().count()).sum();
         let pick = |(ep, i): Pick| {
             if ep && endpoints > 0 { addrs[i % endpoints] } else { addrs[i % addrs.len()] }
         };
         for (from, to, what) in &c.packets {
             let (from, to) = (pick(*from), pick(*to));
-            if from == to {
+            // No packet carries addresses of two families.
+            if from == to || from.is_ipv4() != to.is_ipv4() {
                 continue;
             }
             let p = mk_packet(from, to, PACKETS[*what]);
@@ -628,7 +651,8 @@ fn except_is_carved_out_of_the_cidr_and_ranges_are_merged() {
     assert!(out.iter().any(|n| n.contains(&ip("10.255.0.1"))));
     let l = mk_config(0).layout().unwrap();
     let s = mk_state();
-    let c = Compiler::new(&s, &l, "h1");
+    let view = s.view(&l);
+    let c = Compiler::new(&s, &l, &view, "h1", "");
     assert_eq!(
         c.port_ranges(vec![(6, 80, 80), (6, 79, 85), (17, 53, 53), (6, 86, 90)])
             .to_string(),

@@ -48,7 +48,7 @@ fn hosts_off_link_are_routed_via_the_gateway() {
 #[test]
 fn off_link_host_without_gateway_is_a_problem_not_a_guess() {
     let view = HostView {
-        gateway: None,
+        gateways: Vec::new(),
         ..mk_view()
     };
     let d = desired(&mk_state(), &view);
@@ -60,7 +60,7 @@ fn off_link_host_without_gateway_is_a_problem_not_a_guess() {
 #[test]
 fn gateway_of_the_other_family_is_not_used() {
     let view = HostView {
-        gateway: Some(ip("fe80::1")),
+        gateways: vec![ip("fe80::1")],
         ..mk_view()
     };
     let d = desired(&mk_state(), &view);
@@ -111,7 +111,7 @@ fn racks_get_per_host_routes_inside_my_rack_and_one_aggregate_per_other_rack() {
 fn other_racks_without_gateway_are_a_problem() {
     let s = mk_rack_state(&[("h1", "192.168.0.11", 0), ("h5", "192.168.0.5", 64)]);
     let view = HostView {
-        gateway: None,
+        gateways: Vec::new(),
         ..mk_view()
     };
     let d = desired(&s, &view);
@@ -234,7 +234,7 @@ fn ipv6_layout_routes_128s_and_wants_v6_forwarding() {
     );
     let view = HostView {
         name: "h1".into(),
-        gateway: None,
+        gateways: Vec::new(),
         connected: vec![net("fd00:ff::/64")],
     };
     let d = desired(&s, &view);
@@ -299,4 +299,104 @@ fn a_record_naming_an_interface_that_is_no_tap_is_left_out_closed() {
         !d.nft.render_table().contains("flush"),
         "a bad name never reaches an nft script"
     );
+}
+
+/// [`mk_state`] dual-stack: hosts with an IPv6 fabric address (h1, h2 on fd00:ff::/64, h3
+/// off it), and local endpoint e1 with an address of each family.
+fn mk_dual() -> (ClusterState, HostView) {
+    let mut s = mk_state();
+    s.config = Some(mk_config_dual());
+    for (name, v6) in [
+        ("h1", "fd00:ff::11"),
+        ("h2", "fd00:ff::12"),
+        ("h3", "fd00:fe::13"),
+    ] {
+        s.hosts.get_mut(name).unwrap().second_ip = Some(ip(v6));
+    }
+    let mut e = mk_endpoint("e1", "10.0.16.5", "h1", "t", "default");
+    e.second_address = Some(ip("fd00:10:0:10::5"));
+    add_endpoint(&mut s, e);
+    let mut view = mk_view();
+    view.connected.push(net("fd00:ff::/64"));
+    view.gateways.push(ip("fd00:ff::1"));
+    (s, view)
+}
+
+#[test]
+fn dual_stack_routes_each_family_via_a_next_hop_of_that_family() {
+    let (s, view) = mk_dual();
+    let d = desired(&s, &view);
+    let v6 = mk_config_dual().layout().unwrap();
+    let v6 = v6.second_family().unwrap();
+    let (h2, h3) = (v6.host_prefix(1).unwrap(), v6.host_prefix(2).unwrap());
+    assert_eq!(
+        d.routes.get(&h2),
+        Some(&via("fd00:ff::12")),
+        "{:#?}",
+        d.routes
+    );
+    assert_eq!(
+        d.routes.get(&h3),
+        Some(&via("fd00:ff::1")),
+        "off-link: the gateway"
+    );
+    // IPv4 is as in a single-family cluster.
+    assert_eq!(
+        d.routes.get(&net("10.1.0.0/16")),
+        Some(&via("192.168.0.12"))
+    );
+    // Each address of the local endpoint has its own full-length route.
+    let link = RouteTarget::Link(endpoint_ifname("e1"));
+    assert_eq!(d.routes.get(&net("10.0.16.5/32")), Some(&link));
+    assert_eq!(d.routes.get(&net("fd00:10:0:10::5/128")), Some(&link));
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    assert!(d
+        .sysctls
+        .iter()
+        .any(|s| s.path == "net/ipv6/conf/all/forwarding" && s.value == "1"));
+}
+
+#[test]
+fn dual_stack_without_a_gateway_of_the_second_family_routes_only_what_it_can() {
+    let (s, mut view) = mk_dual();
+    view.gateways.retain(|g| g.is_ipv4());
+    let d = desired(&s, &view);
+    let v6 = mk_config_dual().layout().unwrap();
+    let h3 = v6.second_family().unwrap().host_prefix(2).unwrap();
+    assert!(!d.routes.contains_key(&h3));
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("h3") && p.contains("fd00:10::/48's family")),
+        "{:?}",
+        d.problems
+    );
+    // A host with no IPv6 fabric address at all is routed via the gateway, or reported.
+    let mut s = s;
+    s.hosts.get_mut("h2").unwrap().second_ip = None;
+    let d = desired(&s, &view);
+    let h2 = v6.second_family().unwrap().host_prefix(1).unwrap();
+    assert!(!d.routes.contains_key(&h2));
+    assert!(
+        d.problems.iter().any(|p| p.contains("host h2")),
+        "{:?}",
+        d.problems
+    );
+}
+
+#[test]
+fn a_gateway_of_no_family_of_the_cluster_is_reported_once() {
+    let (s, mut view) = mk_dual();
+    view.gateways = vec![ip("192.168.0.1"), ip("fd00:ff::1")];
+    assert!(desired(&s, &view).problems.is_empty());
+    let (s, view) = (
+        mk_state(),
+        HostView {
+            gateways: vec![ip("192.168.0.1"), ip("fd00:ff::1")],
+            ..mk_view()
+        },
+    );
+    let problems = desired(&s, &view).problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("fd00:ff::1"), "{problems:?}");
 }

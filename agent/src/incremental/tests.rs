@@ -9,8 +9,12 @@ use crate::desired::desired_with_recipes;
 use crate::fixtures::*;
 
 /// Two tenants on three hosts; NetworkPolicies with pod, namespace and named-port peers.
-fn mk_cluster() -> ClusterState {
+/// Dual-stack when `dual`: every endpoint has an IPv6 address too.
+fn mk_cluster(dual: bool) -> ClusterState {
     let mut s = mk_state();
+    if dual {
+        s.config = Some(mk_config_dual());
+    }
     s.tenants
         .insert("o".into(), mk_tenant("o", 2, Isolation::None));
     s.segments.insert(
@@ -30,13 +34,14 @@ fn mk_cluster() -> ClusterState {
     }
     for i in 0..12 {
         s.endpoints
-            .insert(format!("e{i}"), endpoint(i, "a", i % 3 == 0));
+            .insert(format!("e{i}"), endpoint(i, "a", i % 3 == 0, dual));
     }
     s
 }
 
-/// Endpoint `i`: on h1 (local) for i < 4, else on h2 or h3.
-fn endpoint(i: u32, role: &str, http: bool) -> Endpoint {
+/// Endpoint `i`: on h1 (local) for i < 4, else on h2 or h3; with the same numbers in
+/// [`mk_config_dual`]'s IPv6 space too when `dual`.
+fn endpoint(i: u32, role: &str, http: bool, dual: bool) -> Endpoint {
     let host = match i {
         0..=3 => "h1",
         _ if i.is_multiple_of(2) => "h2",
@@ -51,6 +56,15 @@ fn endpoint(i: u32, role: &str, http: bool) -> Endpoint {
         tenant,
         "default",
     );
+    if dual {
+        let l = mk_config_dual().layout().unwrap();
+        let d = l.decode(e.address).unwrap();
+        let v6 = l.second_family().unwrap();
+        e.second_address = Some(
+            v6.endpoint_address(d.host, d.tenant, d.segment, d.endpoint)
+                .unwrap(),
+        );
+    }
     e.labels.insert("app".into(), "web".into());
     e.labels.insert("role".into(), role.into());
     // Role c endpoints are VMs on taps: a put may move an endpoint between a veth and a
@@ -91,12 +105,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn event(keys: &Keys, op: &Op, rev: i64) -> WatchEvent {
+fn event(keys: &Keys, op: &Op, rev: i64, dual: bool) -> WatchEvent {
     match op {
         Op::Put { i, role, http } => put(
             keys,
             &format!("endpoints/e{i}"),
-            &endpoint(*i, role, *http),
+            &endpoint(*i, role, *http, dual),
             rev,
         ),
         Op::Delete(i) => del(keys, &format!("endpoints/e{i}"), rev),
@@ -110,10 +124,13 @@ proptest! {
     /// program a full compile makes of the same state, and the deltas carried out on the
     /// table view end in that program's view (what the kernel then holds).
     #[test]
-    fn endpoint_deltas_equal_a_full_compile(rounds in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..6)) {
+    fn endpoint_deltas_equal_a_full_compile(
+        dual in any::<bool>(),
+        rounds in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..6),
+    ) {
         let keys = Keys::default();
         let me = mk_view();
-        let mut state = mk_cluster();
+        let mut state = mk_cluster(dual);
         let (desired, recipes) = desired_with_recipes(&state, &me);
         let mut table = desired.nft.view();
         let mut last = Compiled { desired, recipes };
@@ -122,7 +139,7 @@ proptest! {
             let mut changes = Changes::default();
             for op in round {
                 rev += 1;
-                changes.reduce(&keys, &mut state, event(&keys, op, rev));
+                changes.reduce(&keys, &mut state, event(&keys, op, rev, dual));
             }
             prop_assert!(!changes.full);
             let delta = endpoint_delta(&mut last, &state, &me.name, &changes);
@@ -143,13 +160,13 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
         let (desired, recipes) = desired_with_recipes(state, &me);
         Compiled { desired, recipes }
     };
-    let mut state = mk_cluster();
+    let mut state = mk_cluster(false);
 
     let mut changes = Changes::default();
     changes.reduce(
         &keys,
         &mut state,
-        put(&keys, "endpoints/e1", &endpoint(1, "b", true), 5),
+        put(&keys, "endpoints/e1", &endpoint(1, "b", true, false), 5),
     );
     assert!(!changes.full);
     assert!(
@@ -161,7 +178,7 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     changes.reduce(
         &keys,
         &mut state,
-        put(&keys, "endpoints/e2", &endpoint(2, "c", false), 5),
+        put(&keys, "endpoints/e2", &endpoint(2, "c", false, false), 5),
     );
     assert!(
         endpoint_delta(&mut fresh(&state), &state, "h1", &changes).is_none(),
@@ -169,7 +186,7 @@ fn local_endpoints_shared_addresses_and_other_rows_take_the_full_path() {
     );
 
     let mut changes = Changes::default();
-    let mut twin = endpoint(5, "a", false);
+    let mut twin = endpoint(5, "a", false, false);
     twin.id = "e99".into();
     changes.reduce(&keys, &mut state, put(&keys, "endpoints/e99", &twin, 6));
     assert!(

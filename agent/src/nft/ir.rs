@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use romana_core::Layout;
+use romana_core::{Endpoint, Layout};
 
 use super::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 
@@ -97,6 +97,8 @@ pub enum Match {
     ToEndpoint,
     /// `ct state established,related`.
     Established,
+    /// `meta nfproto ipv4|ipv6`: the packet's IP family (dual-stack dispatch).
+    Nfproto(Family),
     /// `PART VALUE` (`PART & MASK == VALUE` when masked).
     Eq(Part, Atom),
     /// `PART . PART @set`.
@@ -164,6 +166,28 @@ impl Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
             IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The endpoint's address of this family, if it has one (dual-stack endpoints have
+    /// one of each).
+    pub fn address_of(self, e: &Endpoint) -> Option<IpAddr> {
+        e.addresses().find(|a| Family::of_addr(a) == self)
+    }
+
+    /// What the second family's sets and chains are named with, after their base name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "_v4",
+            Family::V6 => "_v6",
+        }
+    }
+
+    /// `meta nfproto`'s name of the family.
+    pub(super) fn nfproto(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
         }
     }
 

@@ -83,6 +83,7 @@ impl fmt::Display for Match {
             Match::FromEndpoint => write!(f, "iifname {}", nft_endpoint_names()),
             Match::ToEndpoint => write!(f, "oifname {}", nft_endpoint_names()),
             Match::Established => f.write_str("ct state established,related"),
+            Match::Nfproto(family) => write!(f, "meta nfproto {}", family.nfproto()),
             Match::Eq(part @ Part::Addr { mask: Some(_), .. }, value) => {
                 write!(f, "{part} == {value}")
             }

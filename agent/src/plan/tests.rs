@@ -469,7 +469,7 @@ proptest! {
         // destination, metric and next hop.
         let mut seen = BTreeSet::new();
         o.routes = kernel.into_iter().filter(|r| seen.insert((r.dst, r.priority, r.table, r.gateway, r.oif))).collect();
-        let view = HostView { gateway: gateway.then(|| ip("192.168.0.1")), ..mk_view() };
+        let view = HostView { gateways: gateway.then(|| ip("192.168.0.1")).into_iter().collect(), ..mk_view() };
         let d = desired(&s, &view);
         let foreign_before: Vec<ObservedRoute> = o.routes.iter().filter(|r| !r.is_ours()).cloned().collect();
 

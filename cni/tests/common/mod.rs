@@ -118,6 +118,7 @@ pub async fn mk_cluster(plane: &ControlPlane, space: &str, host_ip: IpAddr) -> C
             name: "h1".into(),
             ip: host_ip.to_string(),
             rack: None,
+            second_ip: String::new(),
         })
         .await
         .unwrap();

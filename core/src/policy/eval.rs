@@ -17,6 +17,10 @@
 //! - A named port is resolved on the destination endpoint in both directions; toward an
 //!   address that is no endpoint it matches nothing.
 //! - A rule with ports never matches ICMP, nor a TCP/UDP/SCTP packet whose port is unknown.
+//! - Dual-stack: an endpoint is the same endpoint at either of its addresses, so selection,
+//!   pod and namespace selectors and Romana targets by name hold in both families; a CIDR
+//!   (ipBlock, a Romana `cidr` peer) matches the packet's address of its own family only,
+//!   and isolation compares the packet's two addresses in the space of their family.
 
 use std::net::IpAddr;
 
@@ -28,7 +32,7 @@ mod matchers;
 mod view;
 
 pub use matchers::{applies_to, k8s_peer_matches, selects};
-pub use view::ClusterView;
+pub use view::{ClusterView, End, ResolveError};
 
 use matchers::{k8s_port_matches, romana_peer_matches, romana_rule_matches};
 
@@ -109,34 +113,8 @@ pub struct Decision {
 
 // === evaluation ===
 
-/// Dual-stack: the agents do not program the second address space's family yet, so its
-/// traffic to and from endpoints is dropped (fail closed), and explain says so rather than
-/// judging it by policy.
-fn second_family(view: &ClusterView, packet: &Packet) -> Option<Decision> {
-    let space = view.layout().second_family()?.address_space();
-    let a = [packet.from, packet.to]
-        .into_iter()
-        .find(|a| space.contains(a))?;
-    Some(Decision {
-        verdict: Verdict::Deny,
-        tier: Tier::Host,
-        direction: None,
-        policy: None,
-        rule: None,
-        reason: format!(
-            "{a} is in the second address space {space}: the agents do not program that \
-             family yet, so its traffic is dropped"
-        ),
-        egress: None,
-        ingress: None,
-    })
-}
-
 /// The decision for `packet` under `policies` in the cluster `view` (see the module docs).
 pub fn evaluate(policies: &PolicySet, view: &ClusterView, packet: &Packet) -> Decision {
-    if let Some(refused) = second_family(view, packet) {
-        return refused;
-    }
     let src = view.endpoint_at(packet.from);
     let dst = view.endpoint_at(packet.to);
     let at_own_host = dst

@@ -142,7 +142,7 @@ pub async fn fresh(cluster: &Cluster, host: &str) -> anyhow::Result<Dataplane> {
     let spare = Netns::create("fresh")?;
     mirror_links(h, &spare)?;
     let config = romana_agent::AgentConfig {
-        gateway: Some(format!("192.168.{}.1", h.rack).parse()?),
+        gateways: vec![format!("192.168.{}.1", h.rack).parse()?],
         netns: Some(spare.name().to_string()),
         once: true,
         status: None,

@@ -117,8 +117,9 @@ impl ClusterBuilder {
         .await
         .context("setting the layout")?;
 
+        let dual = !self.config.second_address_space.is_empty();
         let spine = Netns::create("spine")?;
-        spine.sysctl("net.ipv4.ip_forward=1")?;
+        forwarding(&spine, dual)?;
         let mut leaves = Vec::new();
         let mut hosts = Vec::new();
         let mut topology = pb::topology_client::TopologyClient::new(
@@ -126,7 +127,7 @@ impl ClusterBuilder {
         );
         for r in 0..self.racks {
             let leaf = Netns::create(&format!("leaf{r}"))?;
-            leaf.sysctl("net.ipv4.ip_forward=1")?;
+            forwarding(&leaf, dual)?;
             let (spine_ip, leaf_ip) = (
                 format!("192.168.255.{}", 4 * r + 1),
                 format!("192.168.255.{}", 4 * r + 2),
@@ -147,22 +148,38 @@ impl ClusterBuilder {
             leaf.ip(&["link", "add", "rack", "type", "bridge"])?;
             leaf.ip(&["addr", "add", &format!("192.168.{r}.1/24"), "dev", "rack"])?;
             leaf.ip(&["link", "set", "rack", "up"])?;
+            if dual {
+                let (spine6, leaf6) = (v6_spine_side(r), v6_leaf_uplink(r));
+                let link = format!("leaf{r}");
+                add_v6(&spine, &format!("{spine6}/126"), &link)?;
+                add_v6(&leaf, &format!("{leaf6}/126"), &up)?;
+                leaf.ip(&["-6", "route", "add", "default", "via", &spine6])?;
+                add_v6(&leaf, &format!("{}/64", v6_leaf(r)), "rack")?;
+            }
             for i in 0..self.hosts_per_rack {
                 let name = format!("r{r}h{i}");
                 let ns = Netns::create(&name)?;
                 let mgmt_ip = lab.attach(&ns)?;
-                ns.sysctl("net.ipv4.ip_forward=1")?;
+                forwarding(&ns, dual)?;
                 let ip: IpAddr = format!("192.168.{r}.{}", 11 + i).parse()?;
                 let port = format!("h{i}");
                 leaf.add_veth(&port, &ns, "fabric0")?;
                 leaf.ip(&["link", "set", &port, "master", "rack", "up"])?;
                 ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "fabric0"])?;
                 ns.ip(&["link", "set", "fabric0", "up"])?;
+                let second_ip: Option<IpAddr> = match dual {
+                    true => Some(format!("fd00:ff:{r}::{}", 11 + i).parse()?),
+                    false => None,
+                };
+                if let Some(v6) = second_ip {
+                    add_v6(&ns, &format!("{v6}/64"), "fabric0")?;
+                }
                 topology
                     .add_host(pb::AddHostRequest {
                         name: name.clone(),
                         ip: ip.to_string(),
                         rack: Some(r),
+                        second_ip: second_ip.map(|a| a.to_string()).unwrap_or_default(),
                     })
                     .await
                     .with_context(|| format!("adding host {name}"))?;
@@ -170,6 +187,7 @@ impl ClusterBuilder {
                     name,
                     rack: r,
                     ip,
+                    second_ip,
                     mgmt_ip,
                     leaf_port: port,
                     ns,
@@ -194,9 +212,38 @@ impl ClusterBuilder {
     }
 }
 
-/// `ip route replace PREFIX via VIA`. The fabric is IPv4: the prefixes of an IPv6 layout
-/// cannot be routed over it (this kernel refuses IPv4 next hops for IPv6 routes), so they
-/// are left out, and IPv6 endpoints of such a cluster talk within their host only.
+/// Rack `r`'s leaf on its rack's IPv6 bridge: the hosts' IPv6 gateway.
+pub(super) fn v6_leaf(r: u32) -> String {
+    format!("fd00:ff:{r}::1")
+}
+
+fn v6_spine_side(r: u32) -> String {
+    format!("fd00:ff:255::{:x}", 4 * r + 1)
+}
+
+fn v6_leaf_uplink(r: u32) -> String {
+    format!("fd00:ff:255::{:x}", 4 * r + 2)
+}
+
+/// `ip addr add CIDR dev DEV nodad`: a tentative address would race the first packets.
+fn add_v6(ns: &Netns, cidr: &str, dev: &str) -> anyhow::Result<()> {
+    ns.ip(&["-6", "addr", "add", cidr, "dev", dev, "nodad"])
+        .map(|_| ())
+}
+
+/// Routing on in `ns`, for IPv6 too in a dual-stack fabric.
+fn forwarding(ns: &Netns, dual: bool) -> anyhow::Result<()> {
+    ns.sysctl("net.ipv4.ip_forward=1")?;
+    if dual {
+        ns.sysctl("net.ipv6.conf.all.forwarding=1")?;
+    }
+    Ok(())
+}
+
+/// `ip route replace PREFIX via VIA`. Only a dual-stack fabric has IPv6 next hops: without
+/// one, the prefixes of an IPv6 layout cannot be routed over the IPv4 fabric (this kernel
+/// refuses IPv4 next hops for IPv6 routes), so they are left out, and IPv6 endpoints of
+/// such a cluster talk within their host only.
 fn route_via(ns: &Netns, prefix: &str, via: &str) -> anyhow::Result<()> {
     if prefix.contains(':') != via.contains(':') {
         return Ok(());
@@ -219,8 +266,13 @@ impl Cluster {
                 route_via(ns, &route.prefix, &route.via)?;
             }
         }
+        // Only a dual-stack fabric has IPv6 links between spine and leaves.
+        let v6_fabric = self.hosts.iter().any(|h| h.second_ip.is_some());
         for route in &fabric.spine {
-            let via = format!("192.168.255.{}", 4 * route.rack + 2);
+            let via = match v6_fabric && route.prefix.contains(':') {
+                true => v6_leaf_uplink(route.rack),
+                false => format!("192.168.255.{}", 4 * route.rack + 2),
+            };
             route_via(&self.spine, &route.prefix, &via)?;
         }
         Ok(())

@@ -10,6 +10,10 @@
 //! - spine <-> leaf `r`: a point-to-point link `192.168.255.(4r+1)/30` (spine) and
 //!   `.(4r+2)/30` (leaf); each leaf's default route points at the spine (its uplink).
 //! - Leaves and spine get exactly the static routes of the topology service's fabric view.
+//! - Dual-stack (a layout with a second space): the same fabric in IPv6 as well, rack `r`'s
+//!   bridge at `fd00:ff:r::1/64`, host `i` at `fd00:ff:r::(11+i)` (registered as its
+//!   second fabric address), spine <-> leaf `fd00:ff:255::(4r+1)/126` and `.(4r+2)`; hosts
+//!   get both leaf addresses as `--gateway`.
 //!
 //! Everything is torn down on drop, also when the test panics.
 //!
@@ -40,6 +44,8 @@ pub struct HostNs {
     pub name: String,
     pub rack: u32,
     pub ip: IpAddr,
+    /// Dual-stack: its IPv6 fabric address (see the module docs).
+    pub second_ip: Option<IpAddr>,
     /// Its address on the management network (where etcd and the services are).
     pub mgmt_ip: IpAddr,
     /// Its port on the rack's leaf bridge (`h{i}` in the leaf namespace).
@@ -55,6 +61,8 @@ pub struct EndpointNs {
     pub id: String,
     pub host: String,
     pub address: IpAddr,
+    /// Dual-stack: its address of the second family.
+    pub second_address: Option<IpAddr>,
     /// Its interface in the host namespace: the CNI plugin's veth or the VM's tap.
     pub host_ifname: String,
     pub ns: Netns,
@@ -90,7 +98,10 @@ impl Cluster {
     pub fn start_agent(&mut self, i: usize) -> anyhow::Result<()> {
         let etcd = self.plane.etcd_endpoints().join(",");
         let h = &mut self.hosts[i];
-        let gateway = format!("192.168.{}.1", h.rack);
+        let mut gateway = format!("192.168.{}.1", h.rack);
+        if h.second_ip.is_some() {
+            gateway.push_str(&format!(",{}", build::v6_leaf(h.rack)));
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -146,18 +157,19 @@ impl Cluster {
             self.plane.root_url()
         );
         let out = self.cni(host, "ADD", &ns, &config, "")?;
-        let address = cni_added_address(&out)?;
+        let addresses = cni_added_addresses(&out)?;
         self.endpoints.insert(
             name.to_string(),
             EndpointNs {
                 host_ifname: romana_core::datapath::endpoint_ifname(&id),
                 id,
                 host: host.to_string(),
-                address,
+                address: addresses[0],
+                second_address: addresses.get(1).copied(),
                 ns,
             },
         );
-        Ok(address)
+        Ok(addresses[0])
     }
 
     /// Removes endpoint `name` through the CNI plugin (DEL).
@@ -228,8 +240,13 @@ impl Cluster {
     /// Whether `from` can exchange a message with a TCP server on `to` (both endpoints), on
     /// port 7777, within 2 s for the connect and 2 s for the echo.
     pub fn tcp(&self, from: &str, to: &str) -> anyhow::Result<bool> {
+        self.tcp_at(from, to, self.endpoint(to).address)
+    }
+
+    /// [`Cluster::tcp`] to `to`'s address `address` (dual-stack: either of its two).
+    pub fn tcp_at(&self, from: &str, to: &str, address: IpAddr) -> anyhow::Result<bool> {
         let server = self.endpoint(to);
-        let at = std::net::SocketAddr::new(server.address, 7777);
+        let at = std::net::SocketAddr::new(address, 7777);
         let exchanged = crate::echo::tcp_echo(
             &self.endpoint(from).ns,
             &server.ns,
@@ -335,12 +352,22 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The address of the first IP in a CNI ADD result (the plugin's stdout).
-pub(crate) fn cni_added_address(out: &str) -> anyhow::Result<IpAddr> {
+/// The addresses of every IP in a CNI ADD result (the plugin's stdout), at least one.
+pub(crate) fn cni_added_addresses(out: &str) -> anyhow::Result<Vec<IpAddr>> {
     let result: serde_json::Value =
         serde_json::from_str(out).with_context(|| format!("CNI ADD output: {out}"))?;
-    let cidr = result["ips"][0]["address"]
-        .as_str()
-        .with_context(|| format!("no address in CNI result {result}"))?;
-    Ok(cidr.split('/').next().unwrap_or_default().parse()?)
+    let ips = result["ips"].as_array().cloned().unwrap_or_default();
+    let addresses = ips
+        .iter()
+        .map(|ip| {
+            let cidr = ip["address"]
+                .as_str()
+                .with_context(|| format!("no address in CNI result {result}"))?;
+            Ok(cidr.split('/').next().unwrap_or_default().parse()?)
+        })
+        .collect::<anyhow::Result<Vec<IpAddr>>>()?;
+    if addresses.is_empty() {
+        bail!("no address in CNI result {result}");
+    }
+    Ok(addresses)
 }

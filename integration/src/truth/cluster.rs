@@ -255,12 +255,13 @@ async fn add_pod(c: &mut Cluster, p: &PodSpec) -> anyhow::Result<crate::cluster:
     let out = c
         .cni(&host, "ADD", &ns, &config, &args)
         .with_context(|| format!("adding pod {}", p.name))?;
-    let address = crate::cluster::cni_added_address(&out)?;
+    let addresses = crate::cluster::cni_added_addresses(&out)?;
     Ok(crate::cluster::EndpointNs {
         host_ifname: romana_core::datapath::endpoint_ifname(&id),
         id,
         host,
-        address,
+        address: addresses[0],
+        second_address: addresses.get(1).copied(),
         ns,
     })
 }

@@ -42,6 +42,7 @@ pub fn mk_model(case: &Case) -> anyhow::Result<Model> {
             ip: format!("192.168.0.{}", 11 + i).parse().expect("an address"),
             rack: 0,
             index: layout.host_index(0, i as u32).expect("in range"),
+            second_ip: None,
         })
         .collect();
     let mut tenants = Vec::new();

@@ -137,6 +137,7 @@ impl Call {
                     name: name.into(),
                     ip: ip.into(),
                     rack: None,
+                    second_ip: String::new(),
                 })
                 .await
                 .map(none)?,

@@ -71,6 +71,7 @@ pub fn mk_host(name: &str, ip: &str, rack: Option<u32>) -> pb::AddHostRequest {
         name: name.into(),
         ip: ip.into(),
         rack,
+        second_ip: String::new(),
     }
 }
 

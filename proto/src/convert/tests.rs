@@ -107,6 +107,7 @@ fn fabric_routes_go_on_the_wire_as_text() {
         ip: "192.168.1.11".parse().unwrap(),
         rack: 1,
         index: 64,
+        second_ip: None,
     }];
     let fabric = romana_core::fabric::view(&hosts, &layout).unwrap();
     assert_eq!(
@@ -127,6 +128,57 @@ fn fabric_routes_go_on_the_wire_as_text() {
             }],
         }
     );
+}
+
+#[test]
+fn a_host_round_trips_with_its_second_ip_and_without_one() {
+    let layout = ClusterConfig {
+        address_space: "10.0.0.0/8".parse().unwrap(),
+        host_bits: 8,
+        rack_bits: 0,
+        tenant_bits: 4,
+        segment_bits: 4,
+        single_tenant: false,
+        second_address_space: Some("fd00:10::/48".parse().unwrap()),
+    }
+    .layout()
+    .unwrap();
+    let dual = model::Host {
+        name: "h3".into(),
+        ip: "192.168.0.3".parse().unwrap(),
+        rack: 0,
+        index: 3,
+        second_ip: Some("fd00:ff::3".parse().unwrap()),
+    };
+    let wire = pb::Host::from((&dual, &layout));
+    assert_eq!(
+        wire,
+        pb::Host {
+            name: "h3".into(),
+            ip: "192.168.0.3".into(),
+            rack: 0,
+            index: 3,
+            prefix: "10.3.0.0/16".into(),
+            second_ip: "fd00:ff::3".into(),
+        }
+    );
+    assert_eq!(model::Host::try_from(&wire), Ok(dual.clone()));
+
+    let single = model::Host {
+        second_ip: None,
+        ..dual
+    };
+    let wire = pb::Host::from((&single, &layout));
+    assert_eq!(wire.second_ip, "", "no second address is the empty string");
+    assert_eq!(model::Host::try_from(&wire), Ok(single));
+
+    let bad = pb::Host {
+        second_ip: "fd00::zz".into(),
+        ..wire
+    };
+    let err = model::Host::try_from(&bad).unwrap_err();
+    assert_eq!(err.field, "second_ip");
+    assert!(err.to_string().contains("is not an IP address"), "{err}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
+use romana_core::model::same_family;
 use romana_proto::pb;
 
 use super::Ctx;
@@ -28,9 +29,11 @@ pub enum HostCommand {
 pub struct Add {
     /// The host name, as its agent is started with (--host NAME).
     pub name: String,
-    /// The host's fabric address; other hosts route its prefix via it.
-    #[arg(long)]
-    pub ip: IpAddr,
+    /// The host's fabric address; other hosts route its prefix via it. Give it twice, one
+    /// address per IP family, in a dual-stack cluster: other hosts route the host's prefix
+    /// of each family via its address of that family.
+    #[arg(long, required = true, num_args = 1, action = clap::ArgAction::Append)]
+    pub ip: Vec<IpAddr>,
     /// The rack (leaf) the host is attached to; 0 when racks are not configured.
     #[arg(long)]
     pub rack: Option<u32>,
@@ -69,21 +72,18 @@ pub struct Remove {
 
 impl HostCommand {
     pub async fn apply(self, ctx: &Ctx) -> Result<String, Error> {
-        let mut topology = ctx.topology().await?;
         match self {
-            HostCommand::Add(Add { name, ip, rack }) => {
-                let host = topology
-                    .add_host(pb::AddHostRequest {
-                        name,
-                        ip: ip.to_string(),
-                        rack,
-                    })
-                    .await?
-                    .into_inner();
+            HostCommand::Add(add) => {
+                // Flags are checked before connecting: a usage error should not wait on the
+                // network.
+                let request = add.request()?;
+                let host = ctx.topology().await?.add_host(request).await?.into_inner();
                 output::one(&view::Host::from(host), ctx.format)
             }
             HostCommand::List(List { rack }) => {
-                let hosts = topology
+                let hosts = ctx
+                    .topology()
+                    .await?
                     .list_hosts(pb::ListHostsRequest { rack })
                     .await?
                     .into_inner()
@@ -92,7 +92,9 @@ impl HostCommand {
                 output::list(&hosts, ctx.format)
             }
             HostCommand::Show(Show { name }) => {
-                let host = topology
+                let host = ctx
+                    .topology()
+                    .await?
                     .get_host(pb::GetHostRequest { name })
                     .await?
                     .into_inner();
@@ -101,7 +103,9 @@ impl HostCommand {
             HostCommand::Status(Status {
                 name: Some(host), ..
             }) => {
-                let status = topology
+                let status = ctx
+                    .topology()
+                    .await?
                     .get_host_status(pb::GetHostStatusRequest { host })
                     .await?
                     .into_inner();
@@ -112,7 +116,9 @@ impl HostCommand {
                 }
             }
             HostCommand::Status(Status { name: None, .. }) => {
-                let hosts = topology
+                let hosts = ctx
+                    .topology()
+                    .await?
                     .list_host_status(pb::ListHostStatusRequest {})
                     .await?
                     .into_inner()
@@ -124,7 +130,9 @@ impl HostCommand {
                 }
             }
             HostCommand::Remove(Remove { name, force }) => {
-                let answer = topology
+                let answer = ctx
+                    .topology()
+                    .await?
                     .remove_host(pb::RemoveHostRequest { name, force })
                     .await?
                     .into_inner();
@@ -140,6 +148,38 @@ impl HostCommand {
                 output::message(&removed_text(&removed), &removed, ctx.format)
             }
         }
+    }
+}
+
+// === impl Add ===
+
+impl Add {
+    /// The AddHost call: the first `--ip` is the host's ip, a second one (of the other IP
+    /// family) its second_ip. More, or two of one family, is a usage error.
+    fn request(&self) -> Result<pb::AddHostRequest, Error> {
+        let (ip, second_ip) = match self.ip[..] {
+            [ip] => (ip, None),
+            [ip, second] if !same_family(ip, second) => (ip, Some(second)),
+            [ip, second] => {
+                return Err(Error::Usage(format!(
+                    "--ip {ip} and --ip {second} are of the same IP family; a host has at most \
+                     one fabric address per family"
+                )))
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--ip is given {} times; a host has one fabric address, or one per IP \
+                     family (dual-stack)",
+                    self.ip.len()
+                )))
+            }
+        };
+        Ok(pb::AddHostRequest {
+            name: self.name.clone(),
+            ip: ip.to_string(),
+            rack: self.rack,
+            second_ip: second_ip.map(|s| s.to_string()).unwrap_or_default(),
+        })
     }
 }
 
@@ -193,7 +233,9 @@ fn removed_text(r: &view::HostRemoved) -> String {
     };
     format!(
         "removed host {} ({}, prefix {}){released}",
-        host.name, host.ip, host.prefix
+        host.name,
+        host.ips_cell(),
+        host.prefix
     )
 }
 
@@ -280,6 +322,7 @@ mod tests {
                 rack: 0,
                 index: 1,
                 prefix: "10.1.0.0/16".into(),
+                second_ip: String::new(),
             },
             released_endpoints: 0,
         };
@@ -292,5 +335,50 @@ mod tests {
             removed_text(&removed),
             "removed host h1 (192.168.0.1, prefix 10.1.0.0/16); released 2 endpoints"
         );
+        removed.removed.second_ip = "fd00:ff::1".into();
+        removed.released_endpoints = 0;
+        assert_eq!(
+            removed_text(&removed),
+            "removed host h1 (192.168.0.1,fd00:ff::1, prefix 10.1.0.0/16)"
+        );
+    }
+
+    fn mk_add(args: &[&str]) -> Result<pb::AddHostRequest, Error> {
+        use clap::Parser;
+        let argv = ["romanactl", "host", "add", "h1"].iter().chain(args);
+        match crate::cmd::Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(crate::cmd::Command::Host(HostCommand::Add(add))) => add.request(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn add_takes_one_ip_or_one_per_family() {
+        let one = mk_add(&["--ip", "192.168.0.1"]).unwrap();
+        assert_eq!(
+            (one.ip.as_str(), one.second_ip.as_str()),
+            ("192.168.0.1", "")
+        );
+        let two = mk_add(&["--ip", "fd00:ff::1", "--ip", "192.168.0.1", "--rack", "1"]).unwrap();
+        assert_eq!(
+            two,
+            pb::AddHostRequest {
+                name: "h1".into(),
+                ip: "fd00:ff::1".into(),
+                rack: Some(1),
+                second_ip: "192.168.0.1".into(),
+            }
+        );
+        let same = mk_add(&["--ip", "192.168.0.1", "--ip", "192.168.0.2"]).unwrap_err();
+        assert_eq!(same.exit_code(), 2);
+        assert!(
+            same.line()
+                .contains("at most one fabric address per family"),
+            "{same}"
+        );
+        let three = ["--ip", "192.168.0.1", "--ip", "fd00::1", "--ip", "fd00::2"];
+        let three = mk_add(&three).unwrap_err();
+        assert_eq!(three.exit_code(), 2);
+        assert!(three.line().contains("--ip is given 3 times"), "{three}");
     }
 }

@@ -4,6 +4,8 @@ use romana_proto::pb;
 use serde::Serialize;
 use tabled::Tabled;
 
+use super::first_and_second;
+
 wire_view! {
     /// The cluster layout.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
@@ -45,14 +47,6 @@ fn endpoint_bits_cell(first: &u32, c: &Config) -> String {
         n => n.to_string(),
     };
     first_and_second(&first.to_string(), &second)
-}
-
-fn first_and_second(first: &str, second: &str) -> String {
-    if second.is_empty() {
-        first.to_string()
-    } else {
-        format!("{first},{second}")
-    }
 }
 
 fn is_zero(n: &u32) -> bool {

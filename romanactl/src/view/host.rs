@@ -4,16 +4,36 @@ use romana_proto::pb;
 use serde::Serialize;
 use tabled::Tabled;
 
+use super::first_and_second;
+
 wire_view! {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Tabled)]
     #[tabled(rename_all = "UPPERCASE")]
     pub struct Host from pb::Host {
         pub name: String,
+        /// A host with an address of each IP family shows both, `192.168.0.1,fd00:ff::1`,
+        /// in the one column.
+        #[tabled(display("ip_cell", self))]
         pub ip: String,
         pub rack: u32,
         pub index: u32,
         pub prefix: String,
+        /// Dual-stack: the fabric address of the other IP family; absent when there is none.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        #[tabled(skip)]
+        pub second_ip: String,
     }
+}
+
+impl Host {
+    /// `ip`, or `ip,second_ip` for a host with an address of each family.
+    pub fn ips_cell(&self) -> String {
+        first_and_second(&self.ip, &self.second_ip)
+    }
+}
+
+fn ip_cell(_ip: &str, h: &Host) -> String {
+    h.ips_cell()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -121,6 +141,37 @@ pub fn age(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mk_host(second_ip: &str) -> Host {
+        Host::from(pb::Host {
+            name: "h1".into(),
+            ip: "192.168.0.1".into(),
+            rack: 0,
+            index: 1,
+            prefix: "10.1.0.0/16".into(),
+            second_ip: second_ip.into(),
+        })
+    }
+
+    #[test]
+    fn a_host_with_two_addresses_shows_both_in_the_ip_column_and_apart_in_json() {
+        let dual = mk_host("fd00:ff::1");
+        assert_eq!(
+            crate::output::row(&dual),
+            ["h1", "192.168.0.1,fd00:ff::1", "0", "1", "10.1.0.0/16"]
+        );
+        assert_eq!(
+            serde_json::to_string(&dual).unwrap(),
+            r#"{"name":"h1","ip":"192.168.0.1","rack":0,"index":1,"prefix":"10.1.0.0/16","second_ip":"fd00:ff::1"}"#
+        );
+        let single = mk_host("");
+        assert_eq!(crate::output::row(&single)[1], "192.168.0.1");
+        assert_eq!(
+            serde_json::to_string(&single).unwrap(),
+            r#"{"name":"h1","ip":"192.168.0.1","rack":0,"index":1,"prefix":"10.1.0.0/16"}"#,
+            "the JSON of a single-address host is what it was"
+        );
+    }
 
     fn mk_host_status() -> HostStatus {
         HostStatus::from(pb::HostStatus {

@@ -67,6 +67,16 @@ fn labels_cell(labels: &BTreeMap<String, String>) -> String {
     none_if_empty(joined)
 }
 
+/// A dual-stack cell: `first` alone, or `first,second` when there is a second (the
+/// other IP family's space, address).
+fn first_and_second(first: &str, second: &str) -> String {
+    if second.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first},{second}")
+    }
+}
+
 /// kubectl's placeholder: an empty cell would shift the columns for `awk`.
 fn none_if_empty(cell: String) -> String {
     if cell.is_empty() {

@@ -87,7 +87,8 @@ pub fn applies_to(t: &Target, view: &ClusterView, me: &Endpoint) -> bool {
         return *id == me.id;
     }
     if let Some(cidr) = &t.cidr {
-        return k8s::parse_cidr(cidr).is_some_and(|c| c.contains(&me.address));
+        // The endpoint is applied to as a whole, by either of its addresses.
+        return k8s::parse_cidr(cidr).is_some_and(|c| me.addresses().any(|a| c.contains(&a)));
     }
     match (&t.tenant, &t.segment) {
         (Some(tenant), Some(segment)) => view.segment_contains(tenant, segment, me.address),

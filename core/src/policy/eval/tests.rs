@@ -20,6 +20,9 @@ use crate::{ClusterConfig, Host, Layout, NamedPort, Segment, Tenant};
 
 const H1: &str = "192.168.0.1";
 const H2: &str = "192.168.0.2";
+/// The hosts' fabric addresses of the second family, in a dual-stack fixture.
+const H1_V6: &str = "fd00:ff::1";
+const H2_V6: &str = "fd00:ff::2";
 const OUTSIDE: &str = "8.8.8.8";
 
 fn mk_layout() -> Layout {
@@ -125,7 +128,12 @@ const ENDPOINTS: &[EpSpec<'static>] = &[
 ];
 
 fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
-    let layout = mk_layout();
+    mk_view_in(mk_layout(), isolations)
+}
+
+/// The fixture in `layout`; in a dual-stack one every endpoint also has its address of the
+/// second family, with the same numbers.
+fn mk_view_in(layout: Layout, isolations: &[(&str, Isolation)]) -> ClusterView {
     let mode = |name: &str, default: Isolation| {
         isolations
             .iter()
@@ -138,12 +146,14 @@ fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
             ip: H1.parse().unwrap(),
             rack: 0,
             index: 1,
+            second_ip: layout.second_family().map(|_| H1_V6.parse().unwrap()),
         },
         Host {
             name: "h2".into(),
             ip: H2.parse().unwrap(),
             rack: 0,
             index: 2,
+            second_ip: layout.second_family().map(|_| H2_V6.parse().unwrap()),
         },
     ];
     let tenants = vec![
@@ -191,7 +201,9 @@ fn mk_view_with(isolations: &[(&str, Isolation)]) -> ClusterView {
             Endpoint {
                 interface: String::new(),
                 pod: None,
-                second_address: None,
+                second_address: layout
+                    .second_family()
+                    .map(|l| l.endpoint_address(h.index, t.id, s.id, *n).unwrap()),
                 id: id.to_string(),
                 address: layout.endpoint_address(h.index, t.id, s.id, *n).unwrap(),
                 host: host.to_string(),
@@ -1200,32 +1212,4 @@ proptest! {
     }
 }
 
-#[test]
-fn second_family_traffic_is_denied_as_the_agents_drop_it() {
-    let single = mk_view();
-    let v4 = mk_packet(&single, "web1", "10.1.0.9", "tcp/80");
-    let dual_layout = ClusterConfig {
-        second_address_space: Some("fd00:10::/48".parse().unwrap()),
-        ..mk_layout().config().clone()
-    }
-    .layout()
-    .unwrap();
-    let dual = ClusterView::new(dual_layout, Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let v6 = Packet {
-        to: "fd00:10:0:100::9".parse().unwrap(),
-        ..v4
-    };
-    let d = evaluate(&PolicySet::new(), &dual, &v6);
-    assert_eq!((d.verdict, d.tier), (Verdict::Deny, Tier::Host));
-    assert!(
-        d.reason.contains("second address space fd00:10::/48"),
-        "{}",
-        d.reason
-    );
-    let first = evaluate(&PolicySet::new(), &dual, &v4);
-    assert!(
-        !first.reason.contains("second address space"),
-        "{}",
-        first.reason
-    );
-}
+mod dual_stack;

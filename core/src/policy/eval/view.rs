@@ -33,9 +33,10 @@ impl ClusterView {
         let host_by_index = hosts.values().map(|h| (h.index, h.name.clone())).collect();
         let endpoints: BTreeMap<String, Endpoint> =
             endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        // Dual-stack: an endpoint is found by its address of either family.
         let by_address = endpoints
             .values()
-            .map(|e| (e.address, e.id.clone()))
+            .flat_map(|e| e.addresses().map(|a| (a, e.id.clone())))
             .collect();
         ClusterView {
             layout,
@@ -73,12 +74,41 @@ impl ClusterView {
         self.hosts.get(name)
     }
 
-    /// An endpoint id or an IP address, as `policy explain --from/--to` take them.
+    /// An endpoint id or an IP address, as `policy explain --from/--to` take them. An
+    /// endpoint id means its first address.
     pub fn resolve(&self, text: &str) -> Option<IpAddr> {
         if let Some(e) = self.endpoints.get(text) {
             return Some(e.address);
         }
         text.parse().ok()
+    }
+
+    /// Both ends of a packet, as [`ClusterView::resolve`] takes them, in one IP family:
+    /// an endpoint id facing an address of its second family means its address of that
+    /// family (dual-stack), so `--from web1 --to fd00::9` asks about web1's IPv6 address.
+    pub fn resolve_ends(&self, from: &str, to: &str) -> Result<(IpAddr, IpAddr), ResolveError> {
+        let one = |end: End, text: &str| {
+            self.resolve(text).ok_or_else(|| ResolveError::Unknown {
+                end,
+                text: crate::text::quote(text),
+            })
+        };
+        let (f, t) = (one(End::From, from)?, one(End::To, to)?);
+        if f.is_ipv4() == t.is_ipv4() {
+            return Ok((f, t));
+        }
+        let like = |text: &str, other: IpAddr| {
+            self.endpoints
+                .get(text)
+                .and_then(|e| e.addresses().find(|a| a.is_ipv4() == other.is_ipv4()))
+        };
+        if let Some(f) = like(from, t) {
+            return Ok((f, t));
+        }
+        if let Some(t) = like(to, f) {
+            return Ok((f, t));
+        }
+        Err(ResolveError::Families { from: f, to: t })
     }
 
     /// Whether `addr` is host `host`'s own: its fabric address or a segment gateway under
@@ -87,9 +117,10 @@ impl ClusterView {
         let Some(h) = self.hosts.get(host) else {
             return false;
         };
-        if h.ip == addr {
+        if h.ips().any(|ip| ip == addr) {
             return true;
         }
+        // `decode` answers for whichever family's space holds `addr`.
         self.layout
             .decode(addr)
             .is_some_and(|d| d.endpoint == 1 && d.host == h.index)
@@ -97,7 +128,7 @@ impl ClusterView {
 
     /// The host whose own address `addr` is, if any.
     pub fn host_at(&self, addr: IpAddr) -> Option<&Host> {
-        if let Some(h) = self.hosts.values().find(|h| h.ip == addr) {
+        if let Some(h) = self.hosts.values().find(|h| h.ips().any(|ip| ip == addr)) {
             return Some(h);
         }
         let d = self.layout.decode(addr).filter(|d| d.endpoint == 1)?;
@@ -118,20 +149,54 @@ impl ClusterView {
         labels
     }
 
+    /// Whether `addr` is in tenant `tenant` (on any host), in the space of `addr`'s family.
     pub(super) fn tenant_contains(&self, tenant: &str, addr: IpAddr) -> bool {
+        let Some(layout) = self.layout.family_of(addr) else {
+            return false;
+        };
         self.tenants
             .get(tenant)
-            .and_then(|t| self.layout.tenant_match(t.id).ok())
+            .and_then(|t| layout.tenant_match(t.id).ok())
             .is_some_and(|m| m.matches(addr))
     }
 
+    /// Whether `addr` is in segment `tenant/segment`, as [`Self::tenant_contains`].
     pub(super) fn segment_contains(&self, tenant: &str, segment: &str, addr: IpAddr) -> bool {
-        let Some(t) = self.tenants.get(tenant) else {
+        let (Some(t), Some(layout)) = (self.tenants.get(tenant), self.layout.family_of(addr))
+        else {
             return false;
         };
         self.segments
             .get(&(tenant.to_string(), segment.to_string()))
-            .and_then(|s| self.layout.segment_match(t.id, s.id).ok())
+            .and_then(|s| layout.segment_match(t.id, s.id).ok())
             .is_some_and(|m| m.matches(addr))
     }
+}
+
+/// Which end of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    From,
+    To,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            End::From => "from",
+            End::To => "to",
+        })
+    }
+}
+
+/// Why [`ClusterView::resolve_ends`] found no packet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{end}: {text} is neither an endpoint id nor an IP address")]
+    Unknown { end: End, text: String },
+    #[error(
+        "from {from} and to {to} are of different IP families; no packet has both (give an \
+         endpoint id on one side to take its address of the other's family)"
+    )]
+    Families { from: IpAddr, to: IpAddr },
 }
