@@ -1,6 +1,22 @@
 //! An endpoint is four keys (five dual-stack): the record, its address claims (one per
 //! address), and its place in the per-host and per-segment indexes. They are only ever written and deleted together, here, so no
 //! index can point at a missing endpoint and no address claim can outlive its endpoint.
+//!
+//! # A claim carried out late must not bring a released endpoint back
+//! A claim sent to a member that then froze is given up by the client (its outcome is
+//! unknown), yet the member proposes it when it wakes, seconds later. Meanwhile the caller
+//! retried through another member, got the endpoint, and released it. "Create if absent"
+//! holds again then, so the late claim would recreate the released endpoint with an
+//! address nobody uses. So a release leaves a tombstone of the id (`tombstones/endpoints/`),
+//! and a claim commits only if that tombstone was not written after the newest revision
+//! this store had seen when the claim was built ([`Store::seen_revision`]): any release
+//! that follows a claim's sending is newer than that. A fresh claim of a released id
+//! whose store has not seen the release yet fails once and sees it in that very answer.
+//! Tombstones live under a lease of [`TOMBSTONE_TTL`], renewed every [`TOMBSTONE_ROTATE`],
+//! so they cost a key per id released in the last quarter of an hour, not per id ever;
+//! a claim delayed longer than that is not guarded.
+
+use std::time::{Duration, Instant};
 
 use etcd_client::{GetOptions, TxnOp};
 use romana_core::Endpoint;
@@ -30,6 +46,19 @@ pub struct EndpointPage {
 /// etcd refuses transactions of more operations than `--max-txn-ops` (128 by default).
 const GETS_PER_TXN: usize = 100;
 
+/// How long a tombstone outlives the release that wrote it, at least
+/// `TOMBSTONE_TTL - TOMBSTONE_ROTATE`.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long one lease takes new tombstones.
+pub const TOMBSTONE_ROTATE: Duration = Duration::from_secs(5 * 60);
+
+/// The lease tombstones are put under, and when it was granted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TombstoneLease {
+    id: i64,
+    granted: Instant,
+}
+
 impl Store {
     /// A transaction creating `endpoint` and claiming its address, if neither the id nor the
     /// address is taken. Callers add their own expectations (host, tenant, segment
@@ -37,7 +66,10 @@ impl Store {
     /// (the id) or on an address key, in that order.
     pub fn claim_endpoint(&self, endpoint: &Endpoint) -> Txn {
         let keys = self.keys();
-        let txn = self.txn().create(&keys.endpoint(&endpoint.id), endpoint);
+        let txn = self
+            .txn()
+            .create(&keys.endpoint(&endpoint.id), endpoint)
+            .expect_unwritten_since(&keys.endpoint_tombstone(&endpoint.id), self.seen_revision());
         endpoint
             .addresses()
             .fold(txn, |txn, a| txn.create(&keys.address(a), &endpoint.id))
@@ -51,22 +83,64 @@ impl Store {
             )
     }
 
-    /// Deletes an endpoint and everything pointing at it, if it is unchanged since read.
+    /// Deletes an endpoint and everything pointing at it, if it is unchanged since read, and
+    /// leaves its tombstone (see the module docs).
     pub async fn release_endpoint(
         &self,
         endpoint: &Versioned<Endpoint>,
     ) -> Result<i64, StoreError> {
         let keys = self.keys();
         let e = &endpoint.value;
-        let txn = self
-            .txn()
-            .delete(&keys.endpoint(&e.id), endpoint.mod_revision);
-        e.addresses()
-            .fold(txn, |txn, a| txn.delete_unchecked(&keys.address(a)))
-            .delete_unchecked(&keys.host_endpoint(&e.host, &e.id))
-            .delete_unchecked(&keys.segment_endpoint(&e.tenant, &e.segment, &e.id))
-            .commit()
+        let mut renewed = false;
+        loop {
+            let lease = self.tombstone_lease(renewed).await?;
+            let txn = self
+                .txn()
+                .delete(&keys.endpoint(&e.id), endpoint.mod_revision)
+                .put_leased(&keys.endpoint_tombstone(&e.id), &e.address, lease);
+            let result = e
+                .addresses()
+                .fold(txn, |txn, a| txn.delete_unchecked(&keys.address(a)))
+                .delete_unchecked(&keys.host_endpoint(&e.host, &e.id))
+                .delete_unchecked(&keys.segment_endpoint(&e.tenant, &e.segment, &e.id))
+                .commit()
+                .await;
+            match result {
+                // The lease expired under us (etcd lost it, or this process stalled past
+                // its TTL): once more under a new one.
+                Err(e @ StoreError::Etcd { .. })
+                    if !renewed && e.to_string().contains("lease not found") =>
+                {
+                    renewed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The lease for new tombstones: the current one while younger than
+    /// [`TOMBSTONE_ROTATE`] (and not `renew`), else a new one of [`TOMBSTONE_TTL`].
+    async fn tombstone_lease(&self, renew: bool) -> Result<i64, StoreError> {
+        let mut current = self.tombstones.lock().await;
+        if let Some(lease) = *current {
+            if !renew && lease.granted.elapsed() < TOMBSTONE_ROTATE {
+                return Ok(lease.id);
+            }
+        }
+        let what = self.keys().endpoint_tombstone("");
+        let ttl = TOMBSTONE_TTL.as_secs() as i64;
+        let granted = self
+            .run("lease grant", what.path(), Resend::Always, |c| async move {
+                c.lease_client().grant(ttl, None).await
+            })
             .await
+            .map_err(|e| self.err("lease grant", what.path(), e))?;
+        let lease = TombstoneLease {
+            id: granted.id(),
+            granted: Instant::now(),
+        };
+        *current = Some(lease);
+        Ok(lease.id)
     }
 
     /// Up to `limit` endpoints of `index` after the index key `after` (relative to the

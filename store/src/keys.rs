@@ -24,6 +24,7 @@
 //! | `agents/{host}/status`              | `AgentStatus`          | the host's agent  | what the agent last applied (routes, nft, revision)   |
 //! | `policies/romana/{name}`             | `Policy` (Romana form) | policy-service    | a cluster-scoped Romana-form policy                   |
 //! | `policies/k8s/{tenant}/{name}`       | `Policy` (NetworkPolicy) | policy-service  | a Kubernetes NetworkPolicy of namespace `tenant`      |
+//! | `tombstones/endpoints/{id}`          | released address       | ipam, topology    | fence: a late claim of a released id fails (leased)   |
 //!
 //! Both policy forms live under one `policies/` prefix so that one list or watch sees every
 //! policy, and in separate sub-namespaces so that a Romana policy named like a Kubernetes
@@ -178,6 +179,13 @@ impl Keys {
 
     pub fn endpoint(&self, id: &str) -> Key<Endpoint> {
         self.key(format_args!("endpoints/{id}"))
+    }
+
+    /// Written when endpoint `id` is released, under a lease that expires it after a while
+    /// ([`crate::endpoints`]); its value is the released address. Outside
+    /// [`Keys::agent_watch_range`]: no agent reads it.
+    pub fn endpoint_tombstone(&self, id: &str) -> Key<IpAddr> {
+        self.key(format_args!("tombstones/endpoints/{id}"))
     }
 
     pub fn endpoints(&self) -> Prefix<Endpoint> {

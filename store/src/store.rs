@@ -3,6 +3,7 @@
 //! one etcd round trip each and report conflicts the same way.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct Store {
     members: Arc<Members>,
     keys: Keys,
     endpoints: Arc<str>,
+    /// The highest store revision any answer carried (see [`Store::seen_revision`]).
+    seen: Arc<AtomicI64>,
+    /// The lease endpoint tombstones are put under ([`crate::endpoints`]).
+    pub(crate) tombstones: Arc<tokio::sync::Mutex<Option<crate::endpoints::TombstoneLease>>>,
 }
 
 /// A decoded value with the revisions needed for a later conditional write.
@@ -128,7 +133,21 @@ impl Store {
             members: Members::new(clients, keys.prefix().to_string()),
             keys,
             endpoints: joined.into(),
+            seen: Arc::new(AtomicI64::new(0)),
+            tombstones: Arc::default(),
         })
+    }
+
+    /// The highest store revision an answer to this store (or a clone of it) has carried. A
+    /// write sent now may still be carried out much later (a member that got it froze, the
+    /// client gave up), but never before this revision: what a transaction built now
+    /// compares against it holds for its late execution too.
+    pub fn seen_revision(&self) -> i64 {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn saw(&self, revision: i64) {
+        self.seen.fetch_max(revision, Ordering::SeqCst);
     }
 
     pub fn keys(&self) -> &Keys {
@@ -254,6 +273,7 @@ impl Store {
             })
             .await
             .map_err(|e| self.err("get", key.path(), e))?;
+        self.saw(header_revision(resp.header()));
         resp.kvs().first().map(versioned).transpose()
     }
 
@@ -334,6 +354,7 @@ impl Store {
                 })?;
             if revision == 0 {
                 revision = header_revision(resp.header());
+                self.saw(revision);
             }
             let more = resp.more();
             let page = resp.take_kvs();

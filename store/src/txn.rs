@@ -45,6 +45,8 @@ enum Expect {
     Empty,
     /// No key under the prefix was written after this revision (deletions are not seen).
     UnmodifiedSince(i64),
+    /// The key was not written after this revision (absent or older).
+    UnwrittenSince(i64),
 }
 
 // === impl Txn ===
@@ -104,6 +106,27 @@ impl Txn {
     /// decision taken on a list read at `revision` still holds.
     pub fn expect_unmodified_since<T>(self, prefix: &Prefix<T>, revision: i64) -> Self {
         self.check(prefix.path(), Expect::UnmodifiedSince(revision))
+    }
+
+    /// Commits only if `key` was not written after `revision` (it may be absent).
+    pub fn expect_unwritten_since<T>(self, key: &Key<T>, revision: i64) -> Self {
+        self.check(key.path(), Expect::UnwrittenSince(revision))
+    }
+
+    /// Writes `value` under lease `lease`: the key goes when the lease expires.
+    pub fn put_leased<T: Serialize>(mut self, key: &Key<T>, value: &T, lease: i64) -> Self {
+        self.name(key.path());
+        match encode(key.path(), value) {
+            Ok(bytes) => {
+                self.put_bytes += key.path().len() + bytes.len();
+                let options = etcd_client::PutOptions::new().with_lease(lease);
+                self.ops.push(TxnOp::put(key.path(), bytes, Some(options)))
+            }
+            Err(e) => {
+                self.encode_error.get_or_insert(e);
+            }
+        }
+        self
     }
 
     /// Deletes every key under `prefix` (one operation, however many keys).
@@ -170,6 +193,7 @@ impl Txn {
             })
             .await
             .map_err(|e| self.store.err("txn", key, e))?;
+        self.store.saw(header_revision(resp.header()));
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }
@@ -223,6 +247,7 @@ impl Check {
             Expect::UnmodifiedSince(rev) => {
                 Compare::mod_revision(key, CompareOp::Less, rev + 1).with_prefix()
             }
+            Expect::UnwrittenSince(rev) => Compare::mod_revision(key, CompareOp::Less, rev + 1),
         }
     }
 
@@ -230,7 +255,9 @@ impl Check {
     /// a prefix, which is what a prefix expectation is about.
     fn read(&self) -> TxnOp {
         match self.expect {
-            Expect::Absent | Expect::ModRevision(_) => TxnOp::get(self.key.as_str(), None),
+            Expect::Absent | Expect::ModRevision(_) | Expect::UnwrittenSince(_) => {
+                TxnOp::get(self.key.as_str(), None)
+            }
             Expect::Empty | Expect::UnmodifiedSince(_) => TxnOp::get(
                 self.key.as_str(),
                 Some(
@@ -251,7 +278,9 @@ impl Expect {
             Expect::Absent => found.is_none(),
             Expect::ModRevision(rev) => found == Some(rev),
             Expect::Empty => found.is_none(),
-            Expect::UnmodifiedSince(rev) => found.is_none_or(|m| m <= rev),
+            Expect::UnmodifiedSince(rev) | Expect::UnwrittenSince(rev) => {
+                found.is_none_or(|m| m <= rev)
+            }
         }
     }
 }
@@ -265,6 +294,7 @@ impl std::fmt::Display for Expect {
             Expect::UnmodifiedSince(rev) => {
                 write!(f, "no change under the prefix after revision {rev}")
             }
+            Expect::UnwrittenSince(rev) => write!(f, "not written after revision {rev}"),
         }
     }
 }
@@ -298,6 +328,9 @@ mod tests {
         assert!(Expect::Empty.holds(None));
         assert!(!Expect::Empty.holds(Some(1)));
         assert!(Expect::UnmodifiedSince(5).holds(None));
+        assert!(Expect::UnwrittenSince(5).holds(None));
+        assert!(Expect::UnwrittenSince(5).holds(Some(5)));
+        assert!(!Expect::UnwrittenSince(5).holds(Some(6)));
         assert!(Expect::UnmodifiedSince(5).holds(Some(5)));
         assert!(!Expect::UnmodifiedSince(5).holds(Some(6)));
     }
