@@ -764,6 +764,59 @@ fn a_packet_is_judged_by_the_interface_it_came_from() {
 }
 
 #[test]
+fn dual_stack_a_packet_is_judged_by_the_interface_it_came_from_in_both_families() {
+    let mut s = mk_spoof_state();
+    s.config = Some(mk_config_dual());
+    let l = layout_of(&s);
+    let v6 = l.second_family().unwrap();
+    // Every endpoint's IPv6 address has the numbers of its IPv4 one.
+    for e in s.endpoints.values_mut() {
+        let d = l.decode(e.address).unwrap();
+        e.second_address = Some(
+            v6.endpoint_address(d.host, d.tenant, d.segment, d.endpoint)
+                .unwrap(),
+        );
+    }
+    let a6 = |id: &str| s.endpoints[id].second_address.unwrap().to_string();
+    let (a, b, r) = (a6("a"), a6("b"), a6("r"));
+    assert!(forwards(&s, "h1", Some("a"), &a, Some("b"), &b));
+    assert!(forwards(&s, "h1", Some("a"), &a, None, &r));
+    // The IPv4 side is unchanged.
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("a"),
+        "10.0.16.2",
+        Some("b"),
+        "10.0.16.3"
+    ));
+    // w forges a's IPv6 address, or its own IPv4 address in an IPv6 packet's place: its
+    // interface vouches only for its own address of each family.
+    let gateway = v6.gateway(0, 1, 0).unwrap().to_string();
+    for forged in [a.as_str(), gateway.as_str(), "fd00:ff::11", "fd00:10::99"] {
+        assert!(
+            !forwards(&s, "h1", Some("w"), forged, Some("b"), &b),
+            "w as {forged} to b"
+        );
+        assert!(
+            !forwards(&s, "h1", Some("w"), forged, None, &r),
+            "w as {forged} to r"
+        );
+    }
+    // A packet routed out of b's interface must be for b's own address of its family.
+    assert!(!forwards(&s, "h1", Some("x"), &a6("x"), Some("b"), &a));
+    // x's own IPv6 address reaches what its open baseline allows.
+    assert!(forwards(
+        &s,
+        "h1",
+        Some("x"),
+        &a6("x"),
+        None,
+        "fd00:10:100::9"
+    ));
+}
+
+#[test]
 fn a_packet_from_the_fabric_claiming_the_host_or_a_gateway_is_not_the_host() {
     let s = mk_spoof_state();
     // Own-host traffic never reaches forward; a forwarded one with these sources is forged
