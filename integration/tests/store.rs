@@ -345,3 +345,30 @@ async fn a_three_member_cluster_with_one_member_stopped_still_writes_and_reads()
         .unwrap();
     assert_eq!(got.mod_revision, rev, "the restarted member caught up");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_bigger_than_one_grpc_message_is_read_in_smaller_pages() {
+    let (_etcd, store) = mk_etcd_and_store().await;
+    let keys = store.keys().clone();
+    // Six records of ~900 kB: one page of them is over the 4 MiB a message may hold.
+    let big = "x".repeat(900_000);
+    for i in 0..6 {
+        let record = romana_core::ServiceRecord {
+            kind: "ipam".into(),
+            instance: format!("i{i}"),
+            url: format!("{big}{i}"),
+        };
+        store
+            .put(&keys.service("ipam", &format!("i{i}")), &record)
+            .await
+            .unwrap();
+    }
+    let listed = store.list(&keys.services()).await.unwrap();
+    let instances: Vec<_> = listed
+        .items
+        .iter()
+        .map(|s| s.value.instance.clone())
+        .collect();
+    assert_eq!(instances, ["i0", "i1", "i2", "i3", "i4", "i5"]);
+    assert!(listed.items.iter().all(|s| s.value.url.len() > 900_000));
+}

@@ -152,6 +152,12 @@ pub(crate) fn is_compacted(e: &etcd_client::Error) -> bool {
         if s.code() == Code::OutOfRange && s.message().contains("compacted"))
 }
 
+/// Whether an answer was refused for its size: tonic's decoder limits a message to 4 MiB
+/// ("decoded message length too large").
+pub(crate) fn too_large(e: &etcd_client::Error) -> bool {
+    describe(e).contains("message length too large")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

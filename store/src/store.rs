@@ -12,7 +12,7 @@ use romana_core::ServiceRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::errors::{is_compacted, is_transient, StoreError};
+use crate::errors::{is_compacted, is_transient, too_large, StoreError};
 use crate::keys::{Key, Keys, Prefix};
 use crate::lease::Registration;
 use crate::members::{failure, member_failed, never_executed, Members, Pinned};
@@ -26,8 +26,11 @@ pub use tls::EtcdTls;
 #[cfg(feature = "clap")]
 pub use tls::EtcdTlsArgs;
 
-/// etcd's default request size limit is 1.5 MiB; 500 records stay far below it.
-const PAGE_SIZE: i64 = 500;
+/// Keys per page of a listing. A page is one gRPC message, at most 4 MiB (tonic's default
+/// limit); 5000 endpoint records are ~1.5 MB, and a page of bigger records that does not
+/// fit is read again in halves ([`crate::errors::too_large`]). Fewer, larger pages: an agent's cold start
+/// lists ~3 keys per endpoint, and at 500 a page the round trips were half of it.
+const PAGE_SIZE: i64 = 5000;
 /// A list restarts from scratch when compaction overtakes it between pages; this bounds that.
 const LIST_ATTEMPTS: usize = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -277,6 +280,8 @@ impl Store {
         resp.kvs().first().map(versioned).transpose()
     }
 
+    /// Reads a whole prefix page by page, every page at the revision of the first, so the
+    /// result is one consistent snapshot whatever its size.
     pub async fn list<T: DeserializeOwned>(
         &self,
         prefix: &Prefix<T>,
@@ -286,8 +291,6 @@ impl Store {
         Ok(Listing { items, revision })
     }
 
-    /// Reads a whole prefix page by page, every page at the revision of the first, so the
-    /// result is one consistent snapshot whatever its size.
     /// Reads the keys in `[start, end)` as one snapshot, like a prefix list.
     pub(crate) async fn list_raw_range(
         &self,
@@ -330,28 +333,41 @@ impl Store {
         // 0 (the newest) for the first page, then the first page's revision.
         let mut revision = 0;
         let mut items = Vec::new();
+        let mut page_size = PAGE_SIZE;
         loop {
             let options = GetOptions::new()
                 .with_range(end.clone())
-                .with_limit(PAGE_SIZE)
+                .with_limit(page_size)
                 .with_revision(revision);
             let page_start = &start;
-            let mut resp = self
+            let resp = self
                 .run("list", prefix, Resend::Always, |c| {
                     let options = options.clone();
                     async move { c.kv_client().get(page_start.clone(), Some(options)).await }
                 })
-                .await
-                .map_err(|e| {
-                    if revision > 0 && is_compacted(&e) {
-                        StoreError::Compacted {
-                            requested: revision,
-                            compacted: 0,
-                        }
-                    } else {
-                        self.err("list", prefix, e)
+                .await;
+            let mut resp = match resp {
+                Err(e) if page_size > 1 && too_large(&e) => {
+                    page_size = (page_size / 2).max(1);
+                    tracing::debug!(
+                        prefix,
+                        page_size,
+                        "a page was too large; reading it in halves"
+                    );
+                    continue;
+                }
+                other => other,
+            }
+            .map_err(|e| {
+                if revision > 0 && is_compacted(&e) {
+                    StoreError::Compacted {
+                        requested: revision,
+                        compacted: 0,
                     }
-                })?;
+                } else {
+                    self.err("list", prefix, e)
+                }
+            })?;
             if revision == 0 {
                 revision = header_revision(resp.header());
                 self.saw(revision);
