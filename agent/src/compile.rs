@@ -68,7 +68,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use romana_core::policy::eval::selects;
+use romana_core::policy::eval::{address_owners, selects};
 use romana_core::policy::romana;
 use romana_core::policy::{ClusterView, Direction, NetworkPolicy, Protocol};
 use romana_core::{Endpoint, Isolation, Layout};
@@ -119,14 +119,15 @@ pub fn compile_with_recipes(
         };
         return (program, Vec::new());
     };
-    let view = state.view(layout);
+    let view = state.view_without_endpoints(layout);
+    let owners = address_owners(state.endpoints.values());
     let dual = layout.second_family().is_some();
     let parts: Vec<FamilyPart> = layout
         .families()
         .enumerate()
         .map(|(i, l)| {
             let suffix = if i == 0 { "" } else { Family::of(l).suffix() };
-            Compiler::new(state, l, &view, host, suffix).build()
+            Compiler::new(state, l, &view, &owners, host, suffix).build()
         })
         .collect();
     // Each family dispatches to its own direction chains; in a single-family cluster the
@@ -232,6 +233,7 @@ struct Compiler<'a> {
     family: Family,
     /// "" for the first family, [`Family::suffix`] for the second.
     suffix: &'static str,
+    /// Hosts, tenants and segments: what selectors and targets ask (no endpoints).
     view: &'a ClusterView,
     policies: romana_core::policy::PolicySet,
     /// Every endpoint of the cluster with an address of this family, as its address of this
@@ -252,6 +254,7 @@ impl<'a> Compiler<'a> {
         state: &'a ClusterState,
         layout: &'a Layout,
         view: &'a ClusterView,
+        owners: &BTreeMap<IpAddr, &str>,
         host: &str,
         suffix: &'static str,
     ) -> Compiler<'a> {
@@ -261,7 +264,7 @@ impl<'a> Compiler<'a> {
             .endpoints
             .values()
             .filter_map(|e| in_family(e, family))
-            .filter(|e| view.endpoint_at(e.address).is_some_and(|v| v.id == e.id))
+            .filter(|e| owners.get(&e.address) == Some(&e.id.as_str()))
             .collect();
         let local = endpoints
             .iter()

@@ -32,7 +32,7 @@ mod matchers;
 mod view;
 
 pub use matchers::{applies_to, k8s_peer_matches, selects};
-pub use view::{ClusterView, End, ResolveError};
+pub use view::{address_owners, ClusterView, End, ResolveError};
 
 use matchers::{k8s_port_matches, romana_peer_matches, romana_rule_matches};
 

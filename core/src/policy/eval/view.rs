@@ -18,6 +18,19 @@ pub struct ClusterView {
     by_address: BTreeMap<IpAddr, String>,
 }
 
+/// Which endpoint each address means, as evaluation resolves it: an endpoint is found by
+/// its address of either family (dual-stack), and of several that claim one address (a
+/// record etcd should never hold) the last in id order. `endpoints` must come in id order.
+/// For callers that need the rule without a whole [`ClusterView`] (the agent's compiler).
+pub fn address_owners<'a>(
+    endpoints: impl IntoIterator<Item = &'a Endpoint>,
+) -> BTreeMap<IpAddr, &'a str> {
+    endpoints
+        .into_iter()
+        .flat_map(|e| e.addresses().map(move |a| (a, e.id.as_str())))
+        .collect()
+}
+
 // === impl ClusterView ===
 
 impl ClusterView {
@@ -33,10 +46,9 @@ impl ClusterView {
         let host_by_index = hosts.values().map(|h| (h.index, h.name.clone())).collect();
         let endpoints: BTreeMap<String, Endpoint> =
             endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
-        // Dual-stack: an endpoint is found by its address of either family.
-        let by_address = endpoints
-            .values()
-            .flat_map(|e| e.addresses().map(|a| (a, e.id.clone())))
+        let by_address = address_owners(endpoints.values())
+            .into_iter()
+            .map(|(a, id)| (a, id.to_string()))
             .collect();
         ClusterView {
             layout,
