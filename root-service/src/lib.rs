@@ -3,12 +3,11 @@
 //!
 //! # Layout
 //! - [`RootService`]: the gRPC handlers.
-//! - `registry`: the watched copy of the registry discovery falls back to.
 //! - [`SERVING`], [`routes`]: what [`romana_runtime::serve`] runs.
 #![forbid(unsafe_code)]
 
 use romana_core::authz::{Action, Object, Verb};
-use romana_core::{ClusterConfig, ServiceRecord};
+use romana_core::ClusterConfig;
 use romana_proto::pb::{self, root_server};
 use romana_runtime::authz::authorize;
 use romana_runtime::listings::Draining;
@@ -17,14 +16,8 @@ use romana_runtime::{check_name, invalid, preview, store_status, Serving};
 use romana_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
 
-mod registry;
-
-use registry::Registry;
-pub use registry::READ_PATIENCE;
-
 pub struct RootService {
     store: Store,
-    registry: Registry,
 }
 
 /// root-service as [`romana_runtime::serve`] runs it.
@@ -38,7 +31,6 @@ pub const SERVING: Serving = Serving {
 pub fn routes(store: &Store, _draining: Draining) -> Routes {
     romana_runtime::grpc_routes!(root_server::RootServer::new(RootService {
         store: store.clone(),
-        registry: Registry::start(store),
     }))
 }
 
@@ -168,36 +160,14 @@ impl root_server::Root for RootService {
         } else {
             keys.services_of(&kind)
         };
-        // etcd first; the watched copy when etcd cannot answer in time (an election).
-        let read = tokio::time::timeout(READ_PATIENCE, self.store.list(&prefix)).await;
-        let records: Vec<ServiceRecord> = match read {
-            Ok(Ok(listing)) => listing.items.into_iter().map(|s| s.value).collect(),
-            Ok(Err(e)) if !e.is_retryable() => return Err(store_status(e)),
-            failed => match self.registry.services(&kind) {
-                Some(copy) => {
-                    tracing::debug!(
-                        services = copy.len(),
-                        "etcd did not answer in time; listing services from the watched copy"
-                    );
-                    copy
-                }
-                None => {
-                    return Err(match failed {
-                        Ok(Err(e)) => store_status(e),
-                        _ => Status::unavailable(format!(
-                            "etcd did not answer within {READ_PATIENCE:?} and no copy of the \
-                             registry has been read yet; try again"
-                        )),
-                    })
-                }
-            },
-        };
-        let services = records
+        let listing = self.store.list(&prefix).await.map_err(store_status)?;
+        let services = listing
+            .items
             .into_iter()
             .map(|s| pb::ServiceInstance {
-                kind: s.kind,
-                instance: s.instance,
-                url: s.url,
+                kind: s.value.kind,
+                instance: s.value.instance,
+                url: s.value.url,
             })
             .collect();
         Ok(Response::new(pb::ListServicesResponse { services }))
