@@ -129,14 +129,9 @@ impl Store {
         }
         let what = self.keys().endpoint_tombstone("");
         let ttl = TOMBSTONE_TTL.as_secs() as i64;
-        let granted = self
-            .run("lease grant", what.path(), Resend::Always, |c| async move {
-                c.lease_client().grant(ttl, None).await
-            })
-            .await
-            .map_err(|e| self.err("lease grant", what.path(), e))?;
+        let id = self.grant_lease(ttl, what.path()).await?;
         let lease = TombstoneLease {
-            id: granted.id(),
+            id,
             granted: Instant::now(),
         };
         *current = Some(lease);

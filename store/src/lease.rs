@@ -42,6 +42,22 @@ enum Lost {
     Broken(String),
 }
 
+// === impl Store ===
+
+impl Store {
+    /// A new lease of `ttl_secs`, for the keys `what` names (in errors). A lease granted
+    /// twice (a resend) costs nothing: the unused one expires after the TTL.
+    pub(crate) async fn grant_lease(&self, ttl_secs: i64, what: &str) -> Result<i64, StoreError> {
+        let granted = self
+            .run("lease grant", what, Resend::Always, |c| async move {
+                c.lease_client().grant(ttl_secs, None).await
+            })
+            .await
+            .map_err(|e| self.err("lease grant", what, e))?;
+        Ok(granted.id())
+    }
+}
+
 // === impl Registration ===
 
 impl Registration {
@@ -118,14 +134,7 @@ async fn grant_and_put(
     ttl_secs: i64,
     lease: &AtomicI64,
 ) -> Result<(), StoreError> {
-    // A lease granted twice costs nothing: the unused one expires after the TTL.
-    let granted = store
-        .run("lease grant", key, Resend::Always, |c| async move {
-            c.lease_client().grant(ttl_secs, None).await
-        })
-        .await
-        .map_err(|e| store.err("lease grant", key, e))?;
-    let id = granted.id();
+    let id = store.grant_lease(ttl_secs, key).await?;
     lease.store(id, Ordering::SeqCst);
     // Putting the same record under the same lease twice is the same as once.
     store

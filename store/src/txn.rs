@@ -116,17 +116,8 @@ impl Txn {
     /// Writes `value` under lease `lease`: the key goes when the lease expires.
     pub fn put_leased<T: Serialize>(mut self, key: &Key<T>, value: &T, lease: i64) -> Self {
         self.name(key.path());
-        match encode(key.path(), value) {
-            Ok(bytes) => {
-                self.put_bytes += key.path().len() + bytes.len();
-                let options = etcd_client::PutOptions::new().with_lease(lease);
-                self.ops.push(TxnOp::put(key.path(), bytes, Some(options)))
-            }
-            Err(e) => {
-                self.encode_error.get_or_insert(e);
-            }
-        }
-        self
+        let options = etcd_client::PutOptions::new().with_lease(lease);
+        self.put_with(key.path(), value, Some(options))
     }
 
     /// Deletes every key under `prefix` (one operation, however many keys).
@@ -148,11 +139,20 @@ impl Txn {
         self
     }
 
-    fn put<T: Serialize>(mut self, key: &str, value: &T) -> Self {
+    fn put<T: Serialize>(self, key: &str, value: &T) -> Self {
+        self.put_with(key, value, None)
+    }
+
+    fn put_with<T: Serialize>(
+        mut self,
+        key: &str,
+        value: &T,
+        options: Option<etcd_client::PutOptions>,
+    ) -> Self {
         match encode(key, value) {
             Ok(bytes) => {
                 self.put_bytes += key.len() + bytes.len();
-                self.ops.push(TxnOp::put(key, bytes, None))
+                self.ops.push(TxnOp::put(key, bytes, options))
             }
             Err(e) => {
                 self.encode_error.get_or_insert(e);
