@@ -235,10 +235,13 @@ impl FamilyRoutes<'_> {
         let mut other_racks = std::collections::BTreeSet::new();
         for host in state.hosts.values().filter(|h| h.name != me.name) {
             let Ok(prefix) = layout.host_prefix(host.index) else {
-                problems.push(format!(
-                    "host {} has index {} outside the layout",
-                    host.name, host.index
-                ));
+                // Every space has the same host bits: reported once, with the first.
+                if self.first {
+                    problems.push(format!(
+                        "host {} has index {} outside the layout",
+                        host.name, host.index
+                    ));
+                }
                 continue;
             };
             let rack = layout.rack_of(host.index);
