@@ -94,13 +94,20 @@ pub async fn ipam(b: IpamBench) -> anyhow::Result<()> {
     };
     let n = last_ids.len().min(last_keys.len());
     let base = bench.deletes(&last_keys[..n], c).await?;
+    let (_, more_keys) = bench.creates(n, c).await?;
+    let conditional = bench.conditional_deletes(&more_keys, c).await?;
     let floor = bench.unclaims(&last_floor, n, c).await?;
     let run = bench.releases(&last_ids[..n], c).await?;
     println!("  release, concurrency {c}");
     println!("    etcd delete              {}", base.describe(n));
-    println!("    etcd read + 4-key txn    {}", floor.describe(n));
+    println!("    etcd conditional delete  {}", conditional.describe(n));
+    println!("    etcd 4-key release txn   {}", floor.describe(n));
     println!("    ipam Release             {}", run.describe(n));
     ratios.push((format!("release_c{c}"), ratio(run.rate(n), base.rate(n))));
+    ratios.push((
+        format!("release_c{c}_vs_conditional_delete"),
+        ratio(run.rate(n), conditional.rate(n)),
+    ));
     ratios.push((
         format!("release_c{c}_vs_release_txn"),
         ratio(run.rate(n), floor.rate(n)),
@@ -204,19 +211,65 @@ impl Bench {
         .await
     }
 
-    /// The floor of a release: read the endpoint, delete its four keys in one transaction.
+    /// The floor of a release: the one transaction ipam-service sends, deleting the
+    /// endpoint's four keys (and leaving its tombstone) named from what the claim wrote, read
+    /// here beforehand and untimed as ipam-service knows it from its watch.
     async fn unclaims(&self, tag: &str, n: usize, concurrency: usize) -> anyhow::Result<Run> {
-        let store = self.store.clone();
-        let tag = Arc::new(tag.to_string());
+        let mut endpoints = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = self.store.keys().endpoint(&format!("{tag}-{i}"));
+            let endpoint = self
+                .store
+                .get(&key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("floor endpoint {tag}-{i} is missing"))?;
+            endpoints.push(endpoint);
+        }
+        let (store, endpoints) = (self.store.clone(), Arc::new(endpoints));
         measure(n, concurrency, move |i| {
-            let (store, tag) = (store.clone(), tag.clone());
+            let (store, endpoints) = (store.clone(), endpoints.clone());
             async move {
-                let key = store.keys().endpoint(&format!("{tag}-{i}"));
-                let endpoint = store
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("floor endpoint {tag}-{i} is missing"))?;
-                store.release_endpoint(&endpoint).await?;
+                let e = &endpoints[i];
+                let claim = romana_store::Claim {
+                    id: &e.value.id,
+                    host: &e.value.host,
+                    tenant: &e.value.tenant,
+                    segment: &e.value.segment,
+                    address: e.value.address,
+                    second_address: e.value.second_address,
+                    revision: e.mod_revision,
+                };
+                store.release_claim(&claim).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// The baseline of a release as a release must be, conditional (it frees only the
+    /// endpoint it found): one delete compared to the revision read, which etcd runs as a
+    /// one-operation transaction. The revisions are read beforehand, untimed.
+    async fn conditional_deletes(
+        &self,
+        addresses: &[IpAddr],
+        concurrency: usize,
+    ) -> anyhow::Result<Run> {
+        let keys = self.store.keys();
+        let mut revisions = Vec::with_capacity(addresses.len());
+        for a in addresses {
+            let held = self.store.get(&keys.address(*a)).await?;
+            let held = held.ok_or_else(|| anyhow::anyhow!("baseline key {a} is missing"))?;
+            revisions.push(held.mod_revision);
+        }
+        let store = self.store.clone();
+        let list = Arc::new(addresses.iter().copied().zip(revisions).collect::<Vec<_>>());
+        measure(list.len(), concurrency, move |i| {
+            let (store, list) = (store.clone(), list.clone());
+            async move {
+                let (address, revision) = list[i];
+                store
+                    .delete_if(&store.keys().address(address), revision)
+                    .await?;
                 Ok(())
             }
         })

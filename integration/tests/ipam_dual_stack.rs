@@ -161,6 +161,34 @@ async fn a_cidr_or_address_placed_endpoint_holds_its_family_alone_and_its_number
         "reserved",
     )
     .await;
+
+    // Released by id and by address, one family or two: every address key goes. (A
+    // single-family endpoint of a dual-stack cluster is released after reading its record:
+    // the watched copy alone cannot tell it holds one address.)
+    use pb::release_request::Target;
+    for target in [
+        Target::Endpoint("neutron:p1:v6".into()),
+        Target::Address("10.0.0.3".into()),
+        Target::Address("fd00:10::4".into()),
+    ] {
+        let released = c
+            .ipam
+            .release(pb::ReleaseRequest {
+                target: Some(target.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(released.endpoint.is_some(), "{target:?} released nothing");
+    }
+    assert!(address_keys(&plane).await.is_empty());
+    let store = plane.store();
+    let left = store
+        .list(&store.keys().host_endpoints_of("h1"))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "host index entries are left behind");
 }
 
 /// `policy explain` in a dual-stack cluster: either address of an endpoint, an endpoint id

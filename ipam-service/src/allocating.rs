@@ -123,9 +123,9 @@ impl IpamService {
                 .commit()
                 .await;
             match result {
-                Ok(_) => {
+                Ok(revision) => {
                     if let Some(r) = reservation {
-                        r.claimed();
+                        r.claimed(&endpoint.id, revision);
                     }
                     tracing::debug!(endpoint = %endpoint.id, %address, placement = %placement.describe(), "allocated");
                     return Ok(pb::Endpoint::from((&endpoint, &layout)));

@@ -6,7 +6,9 @@
 //! revisions its placement was read at and creates the address key only if it is absent, so
 //! a stale copy costs a retry (with fresh reads), never a duplicate or a wrong placement.
 //! A name the copy does not know yet (created a moment ago, watch still catching up) is read
-//! from etcd.
+//! from etcd. A release named from the copy (who holds which address since which revision)
+//! is a transaction comparing every key it deletes, so a stale copy sends it to the read
+//! path, never deletes the wrong keys.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -18,6 +20,10 @@ use romana_core::{ClusterConfig, Host, Layout, Segment, Tenant};
 use romana_store::{KeyRef, Kv, Store, WatchEvent};
 
 use crate::placement::Read;
+
+mod claims;
+pub use claims::Claimed;
+use claims::{Claims, Holder};
 
 /// What one watch copies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +58,8 @@ struct Inner {
     tenants: HashMap<String, Read<Tenant>>,
     /// By (tenant, segment name).
     segments: HashMap<(String, String), Read<Segment>>,
-    /// Every claimed address of the cluster, ordered so one segment's are one range.
-    addresses: BTreeSet<IpAddr>,
+    /// Every claimed address of the cluster and who holds it.
+    claims: Claims,
     /// Chosen by an allocation of this replica whose transaction has not returned yet, so
     /// concurrent allocations here never race each other for one address.
     pending: BTreeSet<IpAddr>,
@@ -172,11 +178,11 @@ impl Cache {
     ) -> Option<Reservation> {
         let mut inner = self.lock();
         let Inner {
-            addresses, pending, ..
+            claims, pending, ..
         } = &*inner;
         let mut used = cidrs.iter().flat_map(|cidr| {
             let range = cidr.network()..=cidr.broadcast();
-            merge(addresses.range(range.clone()), pending.range(range))
+            merge(claims.range(range.clone()), pending.range(range))
         });
         let chosen = pick(&mut used)?;
         drop(used);
@@ -189,13 +195,23 @@ impl Cache {
 
     /// Records that `address` is held (a lost race told us before the watch did).
     pub fn taken(&self, address: IpAddr) {
-        self.lock().addresses.insert(address);
+        self.lock().claims.taken(address);
     }
 
     /// Records that `address` was released here, so the next allocation may reuse it at
     /// once; a lagging watch event for its earlier claim is undone by the deletion's.
     pub fn freed(&self, address: IpAddr) {
-        self.lock().addresses.remove(&address);
+        self.lock().claims.unclaim(address);
+    }
+
+    /// What endpoint `id` holds, if the copy knows it whole.
+    pub fn claimed_by(&self, id: &str) -> Option<Claimed> {
+        self.lock().claims.claimed_by(id)
+    }
+
+    /// What the holder of `address` holds, if the copy knows it whole.
+    pub fn claimed_at(&self, address: IpAddr) -> Option<Claimed> {
+        self.lock().claims.claimed_at(address)
     }
 }
 
@@ -210,10 +226,17 @@ impl Drop for Cache {
 // === impl Reservation ===
 
 impl Reservation {
-    /// The transaction claimed the addresses: they are used, not merely reserved.
-    pub fn claimed(self) {
+    /// Endpoint `id`'s transaction claimed the addresses at `revision`: they are used, not
+    /// merely reserved.
+    pub fn claimed(self, id: &str, revision: i64) {
         let mut inner = lock(&self.inner);
-        inner.addresses.extend(self.addresses.iter().copied());
+        for &a in &self.addresses {
+            let holder = Holder {
+                id: id.to_string(),
+                revision,
+            };
+            inner.claims.claim(a, holder);
+        }
     }
 }
 
@@ -310,7 +333,7 @@ fn adopt(inner: &mut Inner, fresh: Inner, part: Part) {
         Part::Hosts => inner.hosts = fresh.hosts,
         Part::Tenants => inner.tenants = fresh.tenants,
         Part::Segments => inner.segments = fresh.segments,
-        Part::Addresses => inner.addresses = fresh.addresses,
+        Part::Addresses => inner.claims = fresh.claims,
     }
 }
 
@@ -376,9 +399,14 @@ fn apply(inner: &mut Inner, store: &Store, part: Part, kv: &Kv) {
             }
             Err(e) => skipped(e),
         },
-        (Part::Addresses, Some(KeyRef::Address(ip))) => {
-            inner.addresses.insert(ip);
-        }
+        (Part::Addresses, Some(KeyRef::Address(ip))) => match kv.decode::<String>() {
+            Ok(id) => inner.claims.claim(ip, Holder { id, revision: rev }),
+            Err(e) => {
+                // Still taken: only the release shortcut is lost for it.
+                skipped(e);
+                inner.claims.taken(ip);
+            }
+        },
         _ => {}
     }
 }
@@ -395,9 +423,7 @@ fn remove(inner: &mut Inner, store: &Store, key: &str) {
         Some(KeyRef::Segment { tenant, name }) => {
             inner.segments.remove(&(tenant, name));
         }
-        Some(KeyRef::Address(ip)) => {
-            inner.addresses.remove(&ip);
-        }
+        Some(KeyRef::Address(ip)) => inner.claims.unclaim(ip),
         _ => {}
     }
 }

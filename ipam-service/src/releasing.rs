@@ -1,15 +1,16 @@
 //! Release: by endpoint id or by address, optionally only if the holder carries given
 //! labels; releasing something unknown succeeds.
 
-use romana_core::authz::{Action, Identity, Verb};
+use romana_core::authz::{Action, Identity, Object, Verb};
 use romana_core::labels::first_missing;
+use romana_core::{Endpoint, Layout};
 use romana_proto::convert::parse_ip;
 use romana_proto::pb;
-use romana_runtime::authz::require;
+use romana_runtime::authz::{may, require};
 use romana_runtime::{
     check_labels, check_name, contended_after, invalid, store_status, MAX_ENDPOINT_ATTEMPTS,
 };
-use romana_store::StoreError;
+use romana_store::{Claim, StoreError};
 use tonic::Status;
 
 use crate::{endpoint_object, IpamService};
@@ -32,6 +33,13 @@ impl IpamService {
         check_labels(&req.if_labels)?;
         let keys = self.store.keys();
         let (_, layout) = self.layout(false).await?;
+        if req.if_labels.is_empty() {
+            if let Some(endpoint) = self.release_from_copy(who, &req, &layout).await? {
+                return Ok(pb::ReleaseResponse {
+                    endpoint: Some(pb::Endpoint::from((&endpoint, &layout))),
+                });
+            }
+        }
         // The first read may be behind (it is cheaper under load): the release transaction
         // compares the record's revision, and a miss or a lost compare reads again
         // properly before anything is concluded.
@@ -106,5 +114,93 @@ impl IpamService {
             None => String::new(),
         };
         Err(contended_after(MAX_ENDPOINT_ATTEMPTS, "releasing", &target))
+    }
+
+    /// The release in one etcd request: the endpoint's keys named from the watched copy
+    /// (its addresses and claim revision, and the host, tenant and segment its address
+    /// decodes to), deleted by a transaction that verifies every one of them. `None` when
+    /// the copy does not know the endpoint, its names do not pass authorization, or the
+    /// transaction finds the copy wrong: the caller then reads etcd and decides on the
+    /// record, so a stale copy costs a round trip, never a wrong release or a wrong refusal.
+    async fn release_from_copy(
+        &self,
+        who: &Identity,
+        req: &pb::ReleaseRequest,
+        layout: &Layout,
+    ) -> Result<Option<Endpoint>, Status> {
+        let claimed = match &req.target {
+            Some(pb::release_request::Target::Endpoint(id)) => self.cache.claimed_by(id),
+            Some(pb::release_request::Target::Address(a)) => parse_ip("address", a)
+                .ok()
+                .and_then(|a| self.cache.claimed_at(a)),
+            None => None,
+        };
+        let Some(claimed) = claimed else {
+            return Ok(None);
+        };
+        // One address in each family of the layout, or the slow path: the transaction
+        // cannot see which addresses the record holds, so a claim missing one (an
+        // endpoint given a single address in a dual-stack cluster, or the copy between
+        // the two address events of one claim) would leave it claimed.
+        let first = |space: &Layout| {
+            claimed
+                .addresses
+                .iter()
+                .copied()
+                .find(|a| space.address_space().contains(a))
+        };
+        let Some(address) = first(layout) else {
+            return Ok(None);
+        };
+        let second_address = match layout.second_family() {
+            Some(second) => match first(second) {
+                Some(a) => Some(a),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        if claimed.addresses.len() != layout.families().count() {
+            return Ok(None);
+        }
+        let Some(d) = layout.decode(address) else {
+            return Ok(None);
+        };
+        let (Some(host), Some(tenant)) = (
+            self.cache.host_by_index(d.host),
+            self.cache.tenant_by_id(d.tenant),
+        ) else {
+            return Ok(None);
+        };
+        let Some(segment) = self.cache.segment_by_id(&tenant.value.name, d.segment) else {
+            return Ok(None);
+        };
+        let object = Object::Endpoint {
+            id: &claimed.id,
+            tenant: &tenant.value.name,
+            host: &host.value.name,
+        };
+        if !may(who, Action::new(Verb::Release, object)) {
+            return Ok(None);
+        }
+        let claim = Claim {
+            id: &claimed.id,
+            host: &host.value.name,
+            tenant: &tenant.value.name,
+            segment: &segment.value.name,
+            address,
+            second_address,
+            revision: claimed.revision,
+        };
+        match self.store.release_claim(&claim).await {
+            Ok(endpoint) => {
+                for a in endpoint.addresses() {
+                    self.cache.freed(a);
+                }
+                tracing::debug!(endpoint = %endpoint.id, address = %endpoint.address, "released");
+                Ok(Some(endpoint))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(store_status(e)),
+        }
     }
 }

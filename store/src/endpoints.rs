@@ -16,6 +16,7 @@
 //! so they cost a key per id released in the last quarter of an hour, not per id ever;
 //! a claim delayed longer than that is not guarded.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use etcd_client::{GetOptions, TxnOp};
@@ -23,7 +24,7 @@ use romana_core::Endpoint;
 
 use crate::errors::StoreError;
 use crate::store::{prefix_end, versioned, Resend, Store, Versioned};
-use crate::txn::Txn;
+use crate::txn::{Taken, Txn};
 
 /// Which endpoints a page is read from: the narrowest index a listing's filters allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,29 @@ pub enum EndpointIndex<'a> {
     Host(&'a str),
     Tenant(&'a str),
     Segment { tenant: &'a str, segment: &'a str },
+}
+
+/// What a release needs to know of an endpoint to delete it without reading it: its
+/// keys' names and the revision of the transaction that claimed it (every key of an
+/// endpoint is created by that one transaction, and only the record changes later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub tenant: &'a str,
+    pub segment: &'a str,
+    /// The endpoint's address in the first address space.
+    pub address: IpAddr,
+    /// Must be the record's: the transaction cannot see which addresses the record holds,
+    /// so a claim naming fewer would leave one claimed by nobody.
+    pub second_address: Option<IpAddr>,
+    pub revision: i64,
+}
+
+impl Claim<'_> {
+    fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        std::iter::once(self.address).chain(self.second_address)
+    }
 }
 
 /// One page of endpoints in index order.
@@ -91,21 +115,63 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let keys = self.keys();
         let e = &endpoint.value;
+        let (revision, _) = self
+            .commit_release(|lease| {
+                let txn = self
+                    .txn()
+                    .delete(&keys.endpoint(&e.id), endpoint.mod_revision)
+                    .put_leased(&keys.endpoint_tombstone(&e.id), &e.address, lease);
+                e.addresses()
+                    .fold(txn, |txn, a| txn.delete_unchecked(&keys.address(a)))
+                    .delete_unchecked(&keys.host_endpoint(&e.host, &e.id))
+                    .delete_unchecked(&keys.segment_endpoint(&e.tenant, &e.segment, &e.id))
+            })
+            .await?;
+        Ok(revision)
+    }
+
+    /// Deletes the endpoint `claim` describes without reading it first, and returns the
+    /// record deleted. Every key is compared to have been created by the claim's
+    /// transaction, so a claim built from a stale copy (another endpoint since, another
+    /// host or segment than guessed) is a [`StoreError::Conflict`] that deletes nothing.
+    pub async fn release_claim(&self, claim: &Claim<'_>) -> Result<Endpoint, StoreError> {
+        let keys = self.keys();
+        let (id, rev) = (claim.id, claim.revision);
+        let (_, taken) = self
+            .commit_release(|lease| {
+                let txn = self.txn().take(&keys.endpoint(id), rev).put_leased(
+                    &keys.endpoint_tombstone(id),
+                    &claim.address,
+                    lease,
+                );
+                claim
+                    .addresses()
+                    .fold(txn, |txn, a| txn.delete(&keys.address(a), rev))
+                    .delete(&keys.host_endpoint(claim.host, id), rev)
+                    .delete(&keys.segment_endpoint(claim.tenant, claim.segment, id), rev)
+            })
+            .await?;
+        let record = keys.endpoint(id);
+        let taken = taken
+            .into_iter()
+            .find(|t| t.key == record.path())
+            .ok_or_else(|| StoreError::Conflict {
+                key: record.path().to_string(),
+                expected: format!("created at revision {rev}"),
+                found: "absent".to_string(),
+            })?;
+        crate::store::decode(record.path(), &taken.value)
+    }
+
+    /// Commits the release `build` makes under the tombstone lease it is given.
+    async fn commit_release(
+        &self,
+        build: impl Fn(i64) -> Txn,
+    ) -> Result<(i64, Vec<Taken>), StoreError> {
         let mut renewed = false;
         loop {
             let lease = self.tombstone_lease(renewed).await?;
-            let txn = self
-                .txn()
-                .delete(&keys.endpoint(&e.id), endpoint.mod_revision)
-                .put_leased(&keys.endpoint_tombstone(&e.id), &e.address, lease);
-            let result = e
-                .addresses()
-                .fold(txn, |txn, a| txn.delete_unchecked(&keys.address(a)))
-                .delete_unchecked(&keys.host_endpoint(&e.host, &e.id))
-                .delete_unchecked(&keys.segment_endpoint(&e.tenant, &e.segment, &e.id))
-                .commit()
-                .await;
-            match result {
+            match build(lease).commit_taken().await {
                 // The lease expired under us (etcd lost it, or this process stalled past
                 // its TTL): once more under a new one.
                 Err(e @ StoreError::Etcd { .. })

@@ -25,14 +25,14 @@ mod store;
 mod txn;
 mod watch;
 
-pub use endpoints::{EndpointIndex, EndpointPage};
+pub use endpoints::{Claim, EndpointIndex, EndpointPage};
 pub use errors::StoreError;
 pub use keys::{Key, KeyRef, Keys, Prefix, DEFAULT_PREFIX};
 pub use lease::Registration;
 #[cfg(feature = "clap")]
 pub use store::EtcdTlsArgs;
 pub use store::{EtcdTls, Listing, Store, Versioned};
-pub use txn::Txn;
+pub use txn::{Taken, Txn};
 
 /// Most bytes of keys and values one write (a put or a transaction) sends to etcd: below
 /// etcd's default request limit (`--max-request-bytes`, 1.5 MiB) with room for compares.

@@ -47,6 +47,17 @@ enum Expect {
     UnmodifiedSince(i64),
     /// The key was not written after this revision (absent or older).
     UnwrittenSince(i64),
+    /// The key exists and was created at this revision (later changes allowed): it is the
+    /// one a transaction at that revision wrote, not a later key of the same name.
+    CreatedAt(i64),
+}
+
+/// The last value of a key a committed transaction deleted with [`Txn::take`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
 }
 
 // === impl Txn ===
@@ -78,6 +89,22 @@ impl Txn {
     pub fn delete<T>(self, key: &Key<T>, mod_revision: i64) -> Self {
         self.expect_unchanged(key, mod_revision)
             .delete_unchecked(key)
+    }
+
+    /// Deletes `key` if it was created at `revision`, and hands its last value to
+    /// [`Txn::commit_taken`].
+    pub fn take<T>(mut self, key: &Key<T>, revision: i64) -> Self {
+        self = self.check(key.path(), Expect::CreatedAt(revision));
+        self.ops.push(TxnOp::delete(
+            key.path(),
+            Some(DeleteOptions::new().with_prev_key()),
+        ));
+        self
+    }
+
+    /// Commits only if `key` exists and was created at `revision`; writes nothing to it.
+    pub fn expect_created_at<T>(self, key: &Key<T>, revision: i64) -> Self {
+        self.check(key.path(), Expect::CreatedAt(revision))
     }
 
     /// Deletes `key` whatever its state (absent is fine).
@@ -168,6 +195,12 @@ impl Txn {
     /// Applies every write or none. Returns the new store revision; on a failed compare,
     /// [`StoreError::Conflict`] naming the first check (in builder order) that did not hold.
     pub async fn commit(self) -> Result<i64, StoreError> {
+        self.commit_taken().await.map(|(revision, _)| revision)
+    }
+
+    /// [`Txn::commit`], also returning the last values of the keys [`Txn::take`] deleted
+    /// (in builder order; a key that was already gone is not among them).
+    pub async fn commit_taken(self) -> Result<(i64, Vec<Taken>), StoreError> {
         if let Some(e) = self.encode_error {
             return Err(e);
         }
@@ -195,13 +228,34 @@ impl Txn {
             .map_err(|e| self.store.err("txn", key, e))?;
         self.store.saw(header_revision(resp.header()));
         if resp.succeeded() {
-            return Ok(header_revision(resp.header()));
+            let taken = resp
+                .op_responses()
+                .into_iter()
+                .filter_map(|r| match r {
+                    TxnOpResponse::Delete(d) => Some(d),
+                    _ => None,
+                })
+                .flat_map(|d| {
+                    d.prev_kvs()
+                        .iter()
+                        .map(|kv| Taken {
+                            key: String::from_utf8_lossy(kv.key()).into_owned(),
+                            value: kv.value().to_vec(),
+                            mod_revision: kv.mod_revision(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            return Ok((header_revision(resp.header()), taken));
         }
-        let found: Vec<Option<i64>> = resp
+        let found: Vec<Option<Found>> = resp
             .op_responses()
             .into_iter()
             .map(|r| match r {
-                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
+                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| Found {
+                    mod_revision: kv.mod_revision(),
+                    create_revision: kv.create_revision(),
+                }),
                 _ => None,
             })
             .collect();
@@ -221,7 +275,7 @@ impl Txn {
             Some((check, found)) => StoreError::Conflict {
                 key: check.key.clone(),
                 expected: check.expect.to_string(),
-                found: describe(found),
+                found: check.expect.describe(found),
             },
             // Not reachable: a transaction without compares always succeeds.
             None => StoreError::Conflict {
@@ -248,6 +302,7 @@ impl Check {
                 Compare::mod_revision(key, CompareOp::Less, rev + 1).with_prefix()
             }
             Expect::UnwrittenSince(rev) => Compare::mod_revision(key, CompareOp::Less, rev + 1),
+            Expect::CreatedAt(rev) => Compare::create_revision(key, CompareOp::Equal, rev),
         }
     }
 
@@ -255,9 +310,10 @@ impl Check {
     /// a prefix, which is what a prefix expectation is about.
     fn read(&self) -> TxnOp {
         match self.expect {
-            Expect::Absent | Expect::ModRevision(_) | Expect::UnwrittenSince(_) => {
-                TxnOp::get(self.key.as_str(), None)
-            }
+            Expect::Absent
+            | Expect::ModRevision(_)
+            | Expect::UnwrittenSince(_)
+            | Expect::CreatedAt(_) => TxnOp::get(self.key.as_str(), None),
             Expect::Empty | Expect::UnmodifiedSince(_) => TxnOp::get(
                 self.key.as_str(),
                 Some(
@@ -272,15 +328,33 @@ impl Check {
     }
 }
 
+/// What a failed transaction's read found of a compared key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Found {
+    mod_revision: i64,
+    create_revision: i64,
+}
+
 impl Expect {
-    fn holds(self, found: Option<i64>) -> bool {
+    fn holds(self, found: Option<Found>) -> bool {
+        let modified = found.map(|f| f.mod_revision);
         match self {
             Expect::Absent => found.is_none(),
-            Expect::ModRevision(rev) => found == Some(rev),
+            Expect::ModRevision(rev) => modified == Some(rev),
             Expect::Empty => found.is_none(),
             Expect::UnmodifiedSince(rev) | Expect::UnwrittenSince(rev) => {
-                found.is_none_or(|m| m <= rev)
+                modified.is_none_or(|m| m <= rev)
             }
+            Expect::CreatedAt(rev) => found.is_some_and(|f| f.create_revision == rev),
+        }
+    }
+
+    /// What a conflict message says was found instead.
+    fn describe(self, found: Option<Found>) -> String {
+        match (self, found) {
+            (_, None) => "absent".to_string(),
+            (Expect::CreatedAt(_), Some(f)) => format!("created at revision {}", f.create_revision),
+            (_, Some(f)) => format!("mod_revision {}", f.mod_revision),
         }
     }
 }
@@ -295,14 +369,8 @@ impl std::fmt::Display for Expect {
                 write!(f, "no change under the prefix after revision {rev}")
             }
             Expect::UnwrittenSince(rev) => write!(f, "not written after revision {rev}"),
+            Expect::CreatedAt(rev) => write!(f, "created at revision {rev}"),
         }
-    }
-}
-
-fn describe(found: Option<i64>) -> String {
-    match found {
-        None => "absent".to_string(),
-        Some(rev) => format!("mod_revision {rev}"),
     }
 }
 
@@ -310,28 +378,48 @@ fn describe(found: Option<i64>) -> String {
 mod tests {
     use super::*;
 
+    /// A key last written at `m` and created at `c`.
+    fn at(m: i64, c: i64) -> Option<Found> {
+        Some(Found {
+            mod_revision: m,
+            create_revision: c,
+        })
+    }
+
     #[test]
     fn expectations_read_as_the_conflict_message_says() {
         assert_eq!(Expect::Absent.to_string(), "absent");
         assert_eq!(Expect::ModRevision(7).to_string(), "mod_revision 7");
-        assert_eq!(describe(Some(42)), "mod_revision 42");
-        assert_eq!(describe(None), "absent");
+        assert_eq!(Expect::CreatedAt(7).to_string(), "created at revision 7");
+        assert_eq!(
+            Expect::ModRevision(7).describe(at(42, 3)),
+            "mod_revision 42"
+        );
+        assert_eq!(
+            Expect::CreatedAt(7).describe(at(42, 3)),
+            "created at revision 3"
+        );
+        assert_eq!(Expect::ModRevision(7).describe(None), "absent");
     }
 
     #[test]
     fn an_expectation_holds_only_for_its_exact_state() {
         assert!(Expect::Absent.holds(None));
-        assert!(!Expect::Absent.holds(Some(3)));
-        assert!(Expect::ModRevision(3).holds(Some(3)));
-        assert!(!Expect::ModRevision(3).holds(Some(4)));
+        assert!(!Expect::Absent.holds(at(3, 3)));
+        assert!(Expect::ModRevision(3).holds(at(3, 1)));
+        assert!(!Expect::ModRevision(3).holds(at(4, 3)));
         assert!(!Expect::ModRevision(3).holds(None));
         assert!(Expect::Empty.holds(None));
-        assert!(!Expect::Empty.holds(Some(1)));
+        assert!(!Expect::Empty.holds(at(1, 1)));
         assert!(Expect::UnmodifiedSince(5).holds(None));
         assert!(Expect::UnwrittenSince(5).holds(None));
-        assert!(Expect::UnwrittenSince(5).holds(Some(5)));
-        assert!(!Expect::UnwrittenSince(5).holds(Some(6)));
-        assert!(Expect::UnmodifiedSince(5).holds(Some(5)));
-        assert!(!Expect::UnmodifiedSince(5).holds(Some(6)));
+        assert!(Expect::UnwrittenSince(5).holds(at(5, 2)));
+        assert!(!Expect::UnwrittenSince(5).holds(at(6, 2)));
+        assert!(Expect::UnmodifiedSince(5).holds(at(5, 5)));
+        assert!(!Expect::UnmodifiedSince(5).holds(at(6, 6)));
+        // Changed since its creation is fine; recreated (or gone) is not.
+        assert!(Expect::CreatedAt(5).holds(at(9, 5)));
+        assert!(!Expect::CreatedAt(5).holds(at(9, 8)));
+        assert!(!Expect::CreatedAt(5).holds(None));
     }
 }
