@@ -1,13 +1,13 @@
 //! Allocate: placement, a free address, and one transaction that claims both; a lost race
 //! retries with what it learned (see the crate docs).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 use romana_core::authz::{Action, Identity, Object, Verb};
-use romana_core::{alloc::first_free_sorted, Endpoint, Layout, NamedPort, Pod};
+use romana_core::{Endpoint, Layout, NamedPort, Pod};
 use romana_proto::pb;
 use romana_runtime::authz::require;
 use romana_runtime::{
@@ -211,22 +211,16 @@ impl IpamService {
         };
         // Uncontended, the lowest free address: predictable for operators and tests.
         let n = if lost_race { SPREAD } else { 1 };
-        let reserved = self.cache.reserve(&placement.cidrs, |used| {
-            let numbers = used.filter_map(|a| layout.decode(a).map(|d| d.endpoint));
-            let free = if families.len() == 1 {
-                first_free_sorted(numbers, assignable.clone(), n)
-            } else {
-                // Each family's numbers come in order, not all of them together.
-                let numbers: BTreeSet<u128> = numbers.collect();
-                first_free_sorted(numbers.into_iter(), assignable.clone(), n)
-            };
-            let &endpoint = free.choose(&mut rand::rng())?;
-            families
-                .iter()
-                .map(|f| f.endpoint_address(d.host, d.tenant, d.segment, endpoint))
-                .collect::<Result<Vec<_>, _>>()
-                .ok()
-        });
+        let reserved =
+            self.cache
+                .reserve(layout, &placement.cidrs, assignable.clone(), n, |free| {
+                    let &endpoint = free.choose(&mut rand::rng())?;
+                    families
+                        .iter()
+                        .map(|f| f.endpoint_address(d.host, d.tenant, d.segment, endpoint))
+                        .collect::<Result<Vec<_>, _>>()
+                        .ok()
+                });
         reserved.ok_or_else(|| {
             Status::resource_exhausted(format!(
                 "{} is full: all {} assignable addresses are in use",

@@ -12,18 +12,22 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use romana_core::alloc::first_free_sorted;
 use romana_core::{ClusterConfig, Host, Layout, Segment, Tenant};
 use romana_store::{KeyRef, Kv, Store, WatchEvent};
 
 use crate::placement::Read;
 
 mod claims;
+mod free_from;
 pub use claims::Claimed;
 use claims::{Claims, Holder};
+use free_from::FreeFrom;
 
 /// What one watch copies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +67,8 @@ struct Inner {
     /// Chosen by an allocation of this replica whose transaction has not returned yet, so
     /// concurrent allocations here never race each other for one address.
     pending: BTreeSet<IpAddr>,
+    /// Where each segment's search for a free address starts.
+    free_from: FreeFrom,
     /// Parts whose listing has completed at least once (a re-list keeps the old copy
     /// usable until the new one is complete: stale is safe, see the module docs).
     synced: BTreeSet<usize>,
@@ -73,6 +79,7 @@ struct Inner {
 pub struct Reservation {
     inner: Arc<Mutex<Inner>>,
     pub addresses: Vec<IpAddr>,
+    claimed: bool,
 }
 
 // === impl Cache ===
@@ -168,28 +175,70 @@ impl Cache {
     }
 
     /// Picks free addresses of `cidrs` (a segment's CIDR in each family) and holds them for
-    /// this replica until the returned reservation is dropped. `pick` is given the used
-    /// addresses (claimed or reserved here) of each CIDR in turn, each CIDR's in ascending
-    /// order, and returns what it chose; `None` when it finds nothing free.
+    /// this replica until the returned reservation is dropped. `choose` is given the lowest
+    /// `n` endpoint numbers of `assignable` that are free (neither claimed nor reserved
+    /// here) in every one of `cidrs`, ascending, and returns the addresses it takes; `None`
+    /// when nothing is free.
     pub fn reserve(
         &self,
+        layout: &Layout,
         cidrs: &[IpNet],
-        pick: impl FnOnce(&mut dyn Iterator<Item = IpAddr>) -> Option<Vec<IpAddr>>,
+        assignable: RangeInclusive<u128>,
+        n: usize,
+        choose: impl FnOnce(&[u128]) -> Option<Vec<IpAddr>>,
     ) -> Option<Reservation> {
         let mut inner = self.lock();
         let Inner {
-            claims, pending, ..
-        } = &*inner;
-        let mut used = cidrs.iter().flat_map(|cidr| {
-            let range = cidr.network()..=cidr.broadcast();
-            merge(claims.range(range.clone()), pending.range(range))
-        });
-        let chosen = pick(&mut used)?;
-        drop(used);
+            claims,
+            pending,
+            free_from,
+            ..
+        } = &mut *inner;
+        let lo = *assignable.start();
+        // The used numbers of one CIDR from `from` on, ascending.
+        let used_from = |cidr: &IpNet, from: u128| {
+            let d = layout.decode(cidr.network());
+            let start = layout
+                .family_of(cidr.network())
+                .zip(d)
+                .and_then(|(f, d)| f.endpoint_address(d.host, d.tenant, d.segment, from).ok());
+            let range = start.unwrap_or(cidr.broadcast())..=cidr.broadcast();
+            merge(
+                claims.range(range.clone()).copied(),
+                pending.range(range).copied(),
+            )
+            .filter_map(|a| layout.decode(a).map(|d| d.endpoint))
+        };
+        // Each CIDR's lowest free number, remembered for the next search.
+        let mut floor = lo;
+        for cidr in cidrs {
+            let start = free_from.start(cidr, lo);
+            let first_free =
+                first_free_sorted(used_from(cidr, start), start..=*assignable.end(), 1);
+            let from = first_free
+                .first()
+                .copied()
+                .unwrap_or(assignable.end().saturating_add(1));
+            free_from.set(*cidr, lo, from);
+            floor = floor.max(from);
+        }
+        let range = floor..=*assignable.end();
+        let free = match cidrs {
+            [one] => first_free_sorted(used_from(one, floor), range, n),
+            _ => {
+                let mut used: Box<dyn Iterator<Item = u128> + '_> = Box::new(std::iter::empty());
+                for cidr in cidrs {
+                    used = Box::new(merge(used, used_from(cidr, floor)));
+                }
+                first_free_sorted(used, range, n)
+            }
+        };
+        let chosen = choose(&free)?;
         inner.pending.extend(chosen.iter().copied());
         Some(Reservation {
             inner: self.inner.clone(),
             addresses: chosen,
+            claimed: false,
         })
     }
 
@@ -201,7 +250,7 @@ impl Cache {
     /// Records that `address` was released here, so the next allocation may reuse it at
     /// once; a lagging watch event for its earlier claim is undone by the deletion's.
     pub fn freed(&self, address: IpAddr) {
-        self.lock().claims.unclaim(address);
+        unclaim(&mut self.lock(), address);
     }
 
     /// What endpoint `id` holds, if the copy knows it whole.
@@ -228,7 +277,8 @@ impl Drop for Cache {
 impl Reservation {
     /// Endpoint `id`'s transaction claimed the addresses at `revision`: they are used, not
     /// merely reserved.
-    pub fn claimed(self, id: &str, revision: i64) {
+    pub fn claimed(mut self, id: &str, revision: i64) {
+        self.claimed = true;
         let mut inner = lock(&self.inner);
         for &a in &self.addresses {
             let holder = Holder {
@@ -243,9 +293,35 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut inner = lock(&self.inner);
-        for a in &self.addresses {
-            inner.pending.remove(a);
+        for &a in &self.addresses {
+            inner.pending.remove(&a);
+            if !self.claimed {
+                lower(&mut inner, a);
+            }
         }
+    }
+}
+
+/// Forgets `address`'s claim: it is free again.
+fn unclaim(inner: &mut Inner, address: IpAddr) {
+    inner.claims.unclaim(address);
+    lower(inner, address);
+}
+
+/// `address` may be free again: its segment's search must not start above it.
+fn lower(inner: &mut Inner, address: IpAddr) {
+    let place = inner.config.as_ref().and_then(|(_, layout)| {
+        let d = layout.decode(address)?;
+        let cidr = layout
+            .family_of(address)?
+            .segment_cidr(d.host, d.tenant, d.segment)
+            .ok()?;
+        Some((cidr, d.endpoint))
+    });
+    match place {
+        Some((cidr, number)) => inner.free_from.lower(&cidr, number),
+        // Not placeable by the layout this copy holds: no hint can be trusted.
+        None => inner.free_from.clear(),
     }
 }
 
@@ -256,11 +332,11 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Two ordered address streams as one ordered stream (duplicates kept once).
-fn merge<'a>(
-    a: impl Iterator<Item = &'a IpAddr> + 'a,
-    b: impl Iterator<Item = &'a IpAddr> + 'a,
-) -> impl Iterator<Item = IpAddr> + 'a {
+/// Two ascending streams as one ascending stream (duplicates kept once).
+fn merge<T: Ord + Copy>(
+    a: impl Iterator<Item = T>,
+    b: impl Iterator<Item = T>,
+) -> impl Iterator<Item = T> {
     let (mut a, mut b) = (a.peekable(), b.peekable());
     std::iter::from_fn(move || {
         let next = match (a.peek(), b.peek()) {
@@ -274,7 +350,7 @@ fn merge<'a>(
             (Some(_), None) => a.next(),
             (None, None) => None,
         };
-        next.copied()
+        next
     })
 }
 
@@ -329,16 +405,26 @@ async fn copy(
 /// Replaces one part of `inner` with a complete listing of it.
 fn adopt(inner: &mut Inner, fresh: Inner, part: Part) {
     match part {
-        Part::Config => inner.config = fresh.config,
+        Part::Config => {
+            inner.config = fresh.config;
+            inner.free_from.clear();
+        }
         Part::Hosts => inner.hosts = fresh.hosts,
         Part::Tenants => inner.tenants = fresh.tenants,
         Part::Segments => inner.segments = fresh.segments,
-        Part::Addresses => inner.claims = fresh.claims,
+        Part::Addresses => {
+            inner.claims = fresh.claims;
+            inner.free_from.clear();
+        }
     }
 }
 
 fn apply(inner: &mut Inner, store: &Store, part: Part, kv: &Kv) {
     let rev = kv.mod_revision;
+    if part == Part::Config {
+        // Segment CIDRs and numbers may mean something else under a new layout.
+        inner.free_from.clear();
+    }
     // A record that does not decode is skipped: a missing entry only sends that allocation
     // to etcd, where the same record gets the error it deserves.
     let skipped = |e: romana_store::StoreError| {
@@ -413,7 +499,10 @@ fn apply(inner: &mut Inner, store: &Store, part: Part, kv: &Kv) {
 
 fn remove(inner: &mut Inner, store: &Store, key: &str) {
     match store.keys().parse(key) {
-        Some(KeyRef::Config) => inner.config = None,
+        Some(KeyRef::Config) => {
+            inner.config = None;
+            inner.free_from.clear();
+        }
         Some(KeyRef::Host(name)) => {
             inner.hosts.remove(&name);
         }
@@ -423,26 +512,10 @@ fn remove(inner: &mut Inner, store: &Store, key: &str) {
         Some(KeyRef::Segment { tenant, name }) => {
             inner.segments.remove(&(tenant, name));
         }
-        Some(KeyRef::Address(ip)) => inner.claims.unclaim(ip),
+        Some(KeyRef::Address(ip)) => unclaim(inner, ip),
         _ => {}
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ips(v: &[u8]) -> Vec<IpAddr> {
-        v.iter().map(|&b| IpAddr::from([10, 0, 0, b])).collect()
-    }
-
-    #[test]
-    fn merge_keeps_order_and_drops_duplicates() {
-        let a = ips(&[1, 3, 5, 7]);
-        let b = ips(&[2, 3, 8]);
-        let merged: Vec<IpAddr> = merge(a.iter(), b.iter()).collect();
-        assert_eq!(merged, ips(&[1, 2, 3, 5, 7, 8]));
-        assert_eq!(merge(a.iter(), [].iter()).collect::<Vec<_>>(), a);
-        assert_eq!(merge([].iter(), b.iter()).collect::<Vec<_>>(), b);
-    }
-}
+mod tests;
