@@ -92,6 +92,7 @@ impl Store {
         let keys = self.keys();
         let txn = self
             .txn()
+            .grouped()
             .create(&keys.endpoint(&endpoint.id), endpoint)
             .expect_unwritten_since(&keys.endpoint_tombstone(&endpoint.id), self.seen_revision());
         endpoint
@@ -139,11 +140,11 @@ impl Store {
         let (id, rev) = (claim.id, claim.revision);
         let (_, taken) = self
             .commit_release(|lease| {
-                let txn = self.txn().take(&keys.endpoint(id), rev).put_leased(
-                    &keys.endpoint_tombstone(id),
-                    &claim.address,
-                    lease,
-                );
+                let txn = self
+                    .txn()
+                    .grouped()
+                    .take(&keys.endpoint(id), rev)
+                    .put_leased(&keys.endpoint_tombstone(id), &claim.address, lease);
                 claim
                     .addresses()
                     .fold(txn, |txn, a| txn.delete(&keys.address(a), rev))

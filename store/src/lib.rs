@@ -9,6 +9,7 @@
 //! - [`store`](crate::Store): connection, typed get/list/put/delete, conditional writes,
 //!   revision and compaction.
 //! - `txn`: [`Txn`], multi-key conditional writes that report the first failing compare.
+//! - `group`: group commit, concurrent [`Txn::grouped`] transactions sent as one.
 //! - `watch`: [`Watcher`], list-then-watch with resume and resync after compaction.
 //! - `endpoints`: creating and releasing an endpoint with its address claim and indexes,
 //!   always as one transaction.
@@ -18,6 +19,7 @@
 
 mod endpoints;
 mod errors;
+mod group;
 pub mod keys;
 mod lease;
 mod members;

@@ -59,6 +59,8 @@ pub struct Store {
     seen: Arc<AtomicI64>,
     /// The lease endpoint tombstones are put under ([`crate::endpoints`]).
     pub(crate) tombstones: Arc<tokio::sync::Mutex<Option<crate::endpoints::TombstoneLease>>>,
+    /// Grouped transactions waiting to be sent ([`crate::group`]).
+    pub(crate) group: Arc<std::sync::Mutex<crate::group::Queue>>,
 }
 
 /// A decoded value with the revisions needed for a later conditional write.
@@ -138,6 +140,7 @@ impl Store {
             endpoints: joined.into(),
             seen: Arc::new(AtomicI64::new(0)),
             tombstones: Arc::default(),
+            group: Arc::default(),
         })
     }
 

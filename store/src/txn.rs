@@ -12,6 +12,8 @@
 use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, TxnOp, TxnOpResponse,
 };
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::errors::StoreError;
@@ -29,15 +31,22 @@ pub struct Txn {
     /// An encoding failure is kept until `commit` so that the builder stays chainable.
     encode_error: Option<StoreError>,
     /// Bytes of the keys and values put so far.
-    put_bytes: usize,
+    pub(crate) put_bytes: usize,
+    /// Keys put or deleted, for telling whether two transactions may be committed as one.
+    pub(crate) writes: Vec<String>,
+    /// Committed with whatever other grouped transactions are waiting ([`Txn::grouped`]).
+    grouped: bool,
+    /// Compares or deletes a whole prefix: never grouped (its key set is not known).
+    ranged: bool,
 }
 
-struct Check {
-    key: String,
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Check {
+    pub(crate) key: String,
     expect: Expect,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Expect {
     Absent,
     ModRevision(i64),
@@ -71,7 +80,19 @@ impl Txn {
             first_key: None,
             encode_error: None,
             put_bytes: 0,
+            writes: Vec::new(),
+            grouped: false,
+            ranged: false,
         }
+    }
+
+    /// Commits together with other grouped transactions waiting at the same time, as one
+    /// etcd transaction (see `crate::group`). Only for transactions whose every write is
+    /// conditional on its compares: a group whose outcome is unknown is committed again one
+    /// by one, where a write already done fails its compare instead of repeating.
+    pub fn grouped(mut self) -> Self {
+        self.grouped = true;
+        self
     }
 
     /// Writes `value` if `key` is absent.
@@ -95,6 +116,7 @@ impl Txn {
     /// [`Txn::commit_taken`].
     pub fn take<T>(mut self, key: &Key<T>, revision: i64) -> Self {
         self = self.check(key.path(), Expect::CreatedAt(revision));
+        self.writes.push(key.path().to_string());
         self.ops.push(TxnOp::delete(
             key.path(),
             Some(DeleteOptions::new().with_prev_key()),
@@ -110,6 +132,7 @@ impl Txn {
     /// Deletes `key` whatever its state (absent is fine).
     pub fn delete_unchecked<T>(mut self, key: &Key<T>) -> Self {
         self.name(key.path());
+        self.writes.push(key.path().to_string());
         self.ops.push(TxnOp::delete(key.path(), None));
         self
     }
@@ -150,6 +173,7 @@ impl Txn {
     /// Deletes every key under `prefix` (one operation, however many keys).
     pub fn delete_prefix<T>(mut self, prefix: &Prefix<T>) -> Self {
         self.name(prefix.path());
+        self.ranged = true;
         self.ops.push(TxnOp::delete(
             prefix.path(),
             Some(DeleteOptions::new().with_prefix()),
@@ -159,6 +183,7 @@ impl Txn {
 
     fn check(mut self, key: &str, expect: Expect) -> Self {
         self.name(key);
+        self.ranged |= matches!(expect, Expect::Empty | Expect::UnmodifiedSince(_));
         self.checks.push(Check {
             key: key.to_string(),
             expect,
@@ -179,6 +204,7 @@ impl Txn {
         match encode(key, value) {
             Ok(bytes) => {
                 self.put_bytes += key.len() + bytes.len();
+                self.writes.push(key.to_string());
                 self.ops.push(TxnOp::put(key, bytes, options))
             }
             Err(e) => {
@@ -201,6 +227,60 @@ impl Txn {
     /// [`Txn::commit`], also returning the last values of the keys [`Txn::take`] deleted
     /// (in builder order; a key that was already gone is not among them).
     pub async fn commit_taken(self) -> Result<(i64, Vec<Taken>), StoreError> {
+        if self.grouped && !self.ranged && self.encode_error.is_none() {
+            return crate::group::commit(self).await;
+        }
+        self.commit_alone().await
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn first_key(&self) -> Option<&str> {
+        self.first_key.as_deref()
+    }
+
+    /// What this transaction compares.
+    pub(crate) fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Operations etcd counts against `--max-txn-ops` for this transaction on its own.
+    pub(crate) fn op_count(&self) -> usize {
+        self.checks.len().max(self.ops.len())
+    }
+
+    /// One etcd transaction of all of `group`: every compare (a compare two members share
+    /// once), every write in order, and the failure branch's reads. Deduplicated compares
+    /// are why a group's failure is not attributed to a compare but retried one by one.
+    pub(crate) fn to_etcd<'a>(
+        group: impl Iterator<Item = &'a Txn>,
+    ) -> (etcd_client::Txn, Vec<&'a Check>) {
+        let mut checks: Vec<&Check> = Vec::new();
+        let mut ops = Vec::new();
+        for txn in group {
+            for c in &txn.checks {
+                if !checks.contains(&c) {
+                    checks.push(c);
+                }
+            }
+            ops.extend(txn.ops.iter().cloned());
+        }
+        (Txn::etcd_of(&checks, ops), checks)
+    }
+
+    fn etcd_of(checks: &[&Check], ops: Vec<TxnOp>) -> etcd_client::Txn {
+        let compares: Vec<Compare> = checks.iter().map(|c| c.compare()).collect();
+        let reads: Vec<TxnOp> = checks.iter().map(|c| c.read()).collect();
+        etcd_client::Txn::new()
+            .when(compares)
+            .and_then(ops)
+            .or_else(reads)
+    }
+
+    /// Sends this transaction on its own.
+    pub(crate) async fn commit_alone(mut self) -> Result<(i64, Vec<Taken>), StoreError> {
         if let Some(e) = self.encode_error {
             return Err(e);
         }
@@ -211,85 +291,108 @@ impl Txn {
                 limit: crate::MAX_WRITE_BYTES,
             });
         }
-        let compares: Vec<Compare> = self.checks.iter().map(Check::compare).collect();
-        let reads: Vec<TxnOp> = self.checks.iter().map(Check::read).collect();
-        let txn = etcd_client::Txn::new()
-            .when(compares)
-            .and_then(self.ops)
-            .or_else(reads);
+        let ops = std::mem::take(&mut self.ops);
+        let checks: Vec<&Check> = self.checks.iter().collect();
+        let txn = Txn::etcd_of(&checks, ops);
         let key = self.first_key.as_deref().unwrap_or("(empty txn)");
+        let resp = self.store.send_txn(key, txn).await?;
+        if resp.succeeded() {
+            return Ok((header_revision(resp.header()), taken(&resp)));
+        }
+        let found = found_by_check(&checks, &resp);
+        Err(self.failing(&found).unwrap_or_else(|| {
+            // etcd evaluated the same compares atomically with these reads, so one failed;
+            // report the first rather than panic if etcd ever disagrees.
+            match self.checks.first() {
+                Some(check) => check.conflict(found.get(check).copied().flatten()),
+                // Not reachable: a transaction without compares always succeeds.
+                None => StoreError::Conflict {
+                    key: self.first_key.clone().unwrap_or_default(),
+                    expected: "success".to_string(),
+                    found: "a failed transaction without compares".to_string(),
+                },
+            }
+        }))
+    }
+
+    /// The first compare (in builder order) that does not hold by what a failed
+    /// transaction's reads `found`, as the conflict to report; `None` when all hold.
+    pub(crate) fn failing(&self, found: &HashMap<&Check, Option<Found>>) -> Option<StoreError> {
+        self.checks.iter().find_map(|check| {
+            let seen = found.get(check).copied().flatten();
+            (!check.expect.holds(seen)).then(|| check.conflict(seen))
+        })
+    }
+}
+
+/// What the failure branch's reads found, by the compare each read is for (`checks` in the
+/// order the transaction sent them).
+pub(crate) fn found_by_check<'a>(
+    checks: &[&'a Check],
+    resp: &etcd_client::TxnResponse,
+) -> HashMap<&'a Check, Option<Found>> {
+    let found = resp.op_responses().into_iter().map(|r| match r {
+        TxnOpResponse::Get(get) => get.kvs().first().map(|kv| Found {
+            mod_revision: kv.mod_revision(),
+            create_revision: kv.create_revision(),
+        }),
+        _ => None,
+    });
+    checks.iter().copied().zip(found).collect()
+}
+
+/// The last values of the keys a successful transaction deleted with `prev_kv`.
+pub(crate) fn taken(resp: &etcd_client::TxnResponse) -> Vec<Taken> {
+    resp.op_responses()
+        .into_iter()
+        .filter_map(|r| match r {
+            TxnOpResponse::Delete(d) => Some(d),
+            _ => None,
+        })
+        .flat_map(|d| {
+            d.prev_kvs()
+                .iter()
+                .map(|kv| Taken {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: kv.value().to_vec(),
+                    mod_revision: kv.mod_revision(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl Store {
+    /// Sends one etcd transaction (resent only where etcd provably did not carry it out) and
+    /// notes the revision it answered at.
+    pub(crate) async fn send_txn(
+        &self,
+        key: &str,
+        txn: etcd_client::Txn,
+    ) -> Result<etcd_client::TxnResponse, StoreError> {
         let resp = self
-            .store
             .run("txn", key, Resend::IfNeverExecuted, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })
             .await
-            .map_err(|e| self.store.err("txn", key, e))?;
-        self.store.saw(header_revision(resp.header()));
-        if resp.succeeded() {
-            let taken = resp
-                .op_responses()
-                .into_iter()
-                .filter_map(|r| match r {
-                    TxnOpResponse::Delete(d) => Some(d),
-                    _ => None,
-                })
-                .flat_map(|d| {
-                    d.prev_kvs()
-                        .iter()
-                        .map(|kv| Taken {
-                            key: String::from_utf8_lossy(kv.key()).into_owned(),
-                            value: kv.value().to_vec(),
-                            mod_revision: kv.mod_revision(),
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            return Ok((header_revision(resp.header()), taken));
-        }
-        let found: Vec<Option<Found>> = resp
-            .op_responses()
-            .into_iter()
-            .map(|r| match r {
-                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| Found {
-                    mod_revision: kv.mod_revision(),
-                    create_revision: kv.create_revision(),
-                }),
-                _ => None,
-            })
-            .collect();
-        let failing = self
-            .checks
-            .iter()
-            .zip(found.iter().copied())
-            .find(|(check, found)| !check.expect.holds(*found))
-            // etcd evaluated the same compares atomically with these reads, so one failed;
-            // fall back to the first check rather than panic if etcd ever disagrees.
-            .or_else(|| {
-                self.checks
-                    .first()
-                    .map(|c| (c, found.first().copied().flatten()))
-            });
-        Err(match failing {
-            Some((check, found)) => StoreError::Conflict {
-                key: check.key.clone(),
-                expected: check.expect.to_string(),
-                found: check.expect.describe(found),
-            },
-            // Not reachable: a transaction without compares always succeeds.
-            None => StoreError::Conflict {
-                key: self.first_key.unwrap_or_default(),
-                expected: "success".to_string(),
-                found: "a failed transaction without compares".to_string(),
-            },
-        })
+            .map_err(|e| self.err("txn", key, e))?;
+        self.saw(header_revision(resp.header()));
+        Ok(resp)
     }
 }
 
 // === impl Check / Expect ===
 
 impl Check {
+    fn conflict(&self, found: Option<Found>) -> StoreError {
+        StoreError::Conflict {
+            key: self.key.clone(),
+            expected: self.expect.to_string(),
+            found: self.expect.describe(found),
+        }
+    }
+
     fn compare(&self) -> Compare {
         let key = self.key.as_str();
         // A range compare holds when every key in the range satisfies it, and an empty range
@@ -330,7 +433,7 @@ impl Check {
 
 /// What a failed transaction's read found of a compared key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Found {
+pub(crate) struct Found {
     mod_revision: i64,
     create_revision: i64,
 }
