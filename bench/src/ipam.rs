@@ -229,17 +229,9 @@ impl Bench {
         measure(n, concurrency, move |i| {
             let (store, endpoints) = (store.clone(), endpoints.clone());
             async move {
-                let e = &endpoints[i];
-                let claim = romana_store::Claim {
-                    id: &e.value.id,
-                    host: &e.value.host,
-                    tenant: &e.value.tenant,
-                    segment: &e.value.segment,
-                    address: e.value.address,
-                    second_address: e.value.second_address,
-                    revision: e.mod_revision,
-                };
-                store.release_claim(&claim).await?;
+                store
+                    .release_claim(&romana_store::Claim::from(&endpoints[i]))
+                    .await?;
                 Ok(())
             }
         })

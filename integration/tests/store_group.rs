@@ -121,19 +121,7 @@ async fn concurrent_claims_and_releases_share_transactions_and_each_gets_its_own
     let (s, r) = (store.clone(), records.clone());
     let (releases, requests) = at_once(&etcd, records.len(), move |i| {
         let (s, r) = (s.clone(), r.clone());
-        async move {
-            let e = &r[i];
-            let claim = Claim {
-                id: &e.value.id,
-                host: &e.value.host,
-                tenant: &e.value.tenant,
-                segment: &e.value.segment,
-                address: e.value.address,
-                second_address: e.value.second_address,
-                revision: e.create_revision,
-            };
-            s.release_claim(&claim).await
-        }
+        async move { s.release_claim(&Claim::from(&r[i])).await }
     })
     .await;
     eprintln!("{} concurrent releases took {requests} etcd requests", n);

@@ -52,6 +52,21 @@ pub struct Claim<'a> {
     pub revision: i64,
 }
 
+impl<'a> From<&'a Versioned<Endpoint>> for Claim<'a> {
+    /// The claim a record read from etcd names (every key of it was created with it).
+    fn from(e: &'a Versioned<Endpoint>) -> Claim<'a> {
+        Claim {
+            id: &e.value.id,
+            host: &e.value.host,
+            tenant: &e.value.tenant,
+            segment: &e.value.segment,
+            address: e.value.address,
+            second_address: e.value.second_address,
+            revision: e.create_revision,
+        }
+    }
+}
+
 impl Claim<'_> {
     fn addresses(&self) -> impl Iterator<Item = IpAddr> {
         std::iter::once(self.address).chain(self.second_address)
