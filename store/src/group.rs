@@ -66,19 +66,65 @@ impl Queue {
 
     /// Counts a new sender in if one is wanted, and says which.
     fn start_sender(&mut self) -> Option<u64> {
-        if !self.wants_sender() {
-            return None;
-        }
+        self.wants_sender().then(|| self.add_sender())
+    }
+
+    fn add_sender(&mut self) -> u64 {
         let id = self.next_sender;
         self.next_sender += 1;
         self.senders.push((id, Instant::now()));
-        Some(id)
+        id
+    }
+
+    fn remove_sender(&mut self, id: u64) {
+        if let Some(i) = self.senders.iter().position(|(s, _)| *s == id) {
+            self.senders.swap_remove(i);
+        }
+    }
+}
+
+/// A caller sending its own transaction as a sender; when it is done (or goes away), the
+/// jobs that queued meanwhile get a sending task.
+struct Inline<'a> {
+    store: &'a Store,
+    id: u64,
+}
+
+impl Drop for Inline<'_> {
+    fn drop(&mut self) {
+        let start = {
+            let mut queue = lock(self.store.group());
+            queue.remove_sender(self.id);
+            queue.start_sender()
+        };
+        if let Some(id) = start {
+            // Dropped outside a runtime (it is shutting down): the waiting callers' own
+            // timers start a sender if they still run.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(send_groups(self.store.clone(), id));
+                }
+                Err(_) => lock(self.store.group()).remove_sender(id),
+            }
+        }
     }
 }
 
 /// Commits `txn` in the next group; see the module docs.
 pub(crate) async fn commit(txn: Txn) -> Answer {
     let store = txn.store().clone();
+    // Nothing waiting and a sender free: this caller sends its own transaction, without a
+    // task and a channel in between. It counts as a sender meanwhile, so that what arrives
+    // now waits to form a group.
+    let alone = {
+        let mut queue = lock(store.group());
+        let free = queue.jobs.is_empty() && queue.senders.len() < IN_FLIGHT;
+        free.then(|| queue.add_sender())
+    };
+    if let Some(id) = alone {
+        let _slot = Inline { store: &store, id };
+        return txn.commit_alone().await;
+    }
     let (reply, mut answer) = oneshot::channel();
     let start = {
         let mut queue = lock(store.group());
@@ -116,16 +162,13 @@ async fn send_groups(store: Store, id: u64) {
     loop {
         let group = {
             let mut queue = lock(store.group());
-            let slot = queue.senders.iter().position(|(s, _)| *s == id);
             if queue.jobs.is_empty() {
                 // Under the lock: a caller queueing now sees one sender fewer and starts one.
-                if let Some(i) = slot {
-                    queue.senders.swap_remove(i);
-                }
+                queue.remove_sender(id);
                 return;
             }
-            if let Some(i) = slot {
-                queue.senders[i].1 = Instant::now();
+            if let Some(slot) = queue.senders.iter_mut().find(|(s, _)| *s == id) {
+                slot.1 = Instant::now();
             }
             next_group(&mut queue.jobs)
         };
