@@ -5,12 +5,16 @@
 //! releasing something unknown succeeds.
 //!
 //! Allocation costs one etcd transaction when nothing races: placement and free addresses
-//! come from a watched copy ([`cache`]) that the transaction's compares keep honest.
+//! come from a watched copy ([`cache`]) that the transaction's compares keep honest. A
+//! release by id or address is one transaction too: the copy knows who holds each address
+//! since which revision, and the transaction compares every key it deletes (a stale copy
+//! falls back to reading the record). Concurrent allocations and releases of one replica
+//! share etcd transactions (the store's group commit), so a burst costs etcd a few.
 //!
 //! # Layout
 //! - [`cache`]: the watched copy of layout, hosts, tenants, segments and claimed addresses.
 //! - `allocating`: Allocate, placement and address claimed in one transaction.
-//! - `releasing`: Release, by id or address.
+//! - `releasing`: Release, by id or address, from the copy or after reading the record.
 //! - `listing`: ListEndpoints, page by page from the narrowest index.
 //! - `interface`: the interface an allocation names (checked, and compared on a retry).
 //! - `watching`: WatchEndpoints, the whole listing again on every change.
