@@ -4,6 +4,9 @@
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
 use std::process::Stdio;
+
+use romana_integration::cluster::CONFIG_INIT;
+use romana_integration::ControlPlane;
 use std::time::Duration;
 
 /// What one run of romanactl did.
@@ -186,4 +189,41 @@ impl Watching {
         tokio::time::sleep(Duration::from_millis(100)).await;
         (status.code(), self.stderr())
     }
+}
+
+// === a control plane for the end-to-end tests ===
+
+/// A control plane and its root URL.
+pub async fn mk_plane() -> (ControlPlane, String) {
+    let plane = ControlPlane::start().await.expect("control plane starts");
+    let root = plane.root_url();
+    (plane, root)
+}
+
+/// A control plane with the MISSION example layout (and `rack_bits` racks) set through
+/// romanactl.
+pub async fn mk_cluster(rack_bits: &str) -> (ControlPlane, String) {
+    let (plane, root) = mk_plane().await;
+    romanactl(&root, &init_args(rack_bits)).await.ok();
+    (plane, root)
+}
+
+/// `romanactl ipam allocate --endpoint ENDPOINT --host HOST --tenant TENANT EXTRA...`.
+pub async fn allocate(root: &str, endpoint: &str, host: &str, tenant: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "ipam",
+        "allocate",
+        "--endpoint",
+        endpoint,
+        "--host",
+        host,
+        "--tenant",
+        tenant,
+    ];
+    args.extend_from_slice(extra);
+    romanactl(root, &args).await
+}
+
+pub fn init_args(rack_bits: &str) -> Vec<&str> {
+    [&CONFIG_INIT[..], &["--rack-bits", rack_bits]].concat()
 }
