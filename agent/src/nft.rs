@@ -27,7 +27,7 @@
 //!   chain forward {
 //!     type filter hook forward priority 0; policy accept;
 //!     oifname { "rmn*", "tap*" } jump to_endpoint     # unknown interface or wrong address: drop
-//!     iifname { "rmn*", "tap*" } ip saddr @quarantine drop
+//!     iifname { "rmn*", "tap*" } ip saddr @quarantine drop   # only while one is quarantined
 //!     oifname { "rmn*", "tap*" } ip daddr @quarantine drop
 //!     ct state established,related accept
 //!     iifname { "rmn*", "tap*" } jump egress     # from a local endpoint (veth or VM tap): its egress

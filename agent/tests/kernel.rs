@@ -228,7 +228,7 @@ async fn nft_table_applies_reapplying_is_a_noop_and_membership_changes_are_eleme
     let text = ns.nft_table().expect("table inet romana exists");
     println!("--- nft list table inet romana (as applied by the agent) ---\n{text}");
     assert!(text.contains("10.0.16.0 . 10.0.16.0"), "{text}");
-    assert_eq!(text.matches("comment \"romana:").count(), 23);
+    assert_eq!(text.matches("comment \"romana:").count(), 21);
 
     // Re-applying: the plan is empty, so nft is not even run.
     let observed = kernel.observe(sysctl_paths()).await.unwrap();
