@@ -5,6 +5,8 @@
 //! What has bitten us:
 //! - A blocked client leaves a one-shot server waiting in `accept()`, holding its port for
 //!   the next check: [`tcp_echo`]'s server lives on a runtime that ends with the exchange.
+//! - Even so, one full parallel run saw the next exchange's bind fail "address in use";
+//!   the bind is retried briefly (`bind_retrying`), and the error names the address.
 
 use std::io;
 use std::net::SocketAddr;
@@ -54,6 +56,27 @@ pub async fn tcp_exchange(socket: TcpSocket, to: SocketAddr, timeout: Duration) 
     Ok(())
 }
 
+/// A non-blocking listener at `at`. The previous exchange's server on the same port may
+/// still be closing (seen once under a full parallel test run): "in use" is retried for up
+/// to a second, then returned.
+fn bind_retrying(at: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match std::net::TcpListener::bind(at) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                return Ok(l);
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("binding {at}: {e}"))),
+        }
+    }
+}
+
 /// A client socket of `to`'s family, made inside `ns`.
 pub fn tcp_socket(ns: &Netns, to: SocketAddr) -> anyhow::Result<TcpSocket> {
     ns.enter(|| match to {
@@ -72,11 +95,7 @@ pub fn tcp_echo(
     at: SocketAddr,
     timeout: Duration,
 ) -> anyhow::Result<io::Result<SocketAddr>> {
-    let listener = to.enter(|| {
-        let l = std::net::TcpListener::bind(at)?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    })?;
+    let listener = to.enter(|| bind_retrying(at))?;
     let server = listener.local_addr()?;
     let socket = tcp_socket(from, server)?;
     from.run(|| async move {
