@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use romana_core::alloc::first_free_sorted;
-use romana_core::{ClusterConfig, Host, Layout, Segment, Tenant};
+use romana_core::{ClusterConfig, Decoded, Host, Layout, Segment, Tenant};
 use romana_store::{KeyRef, Kv, Store, WatchEvent};
 
 use crate::placement::Read;
@@ -172,6 +172,15 @@ impl Cache {
             .values()
             .find(|s| s.value.tenant == tenant && s.value.id == id)
             .cloned()
+    }
+
+    /// The names of the host, tenant and segment behind layout numbers `d`, when the copy
+    /// knows all three.
+    pub fn names(&self, d: Decoded) -> Option<(String, String, String)> {
+        let host = self.host_by_index(d.host)?;
+        let tenant = self.tenant_by_id(d.tenant)?;
+        let segment = self.segment_by_id(&tenant.value.name, d.segment)?;
+        Some((host.value.name, tenant.value.name, segment.value.name))
     }
 
     /// Picks free addresses of `cidrs` (a segment's CIDR in each family) and holds them for

@@ -100,14 +100,8 @@ impl Source<'_> {
 
     /// The names behind layout numbers.
     async fn names(&self, d: Decoded) -> Result<(String, String, String), Status> {
-        if let Some(cache) = self.cache {
-            if let Some(host) = cache.host_by_index(d.host) {
-                if let Some(tenant) = cache.tenant_by_id(d.tenant) {
-                    if let Some(segment) = cache.segment_by_id(&tenant.value.name, d.segment) {
-                        return Ok((host.value.name, tenant.value.name, segment.value.name));
-                    }
-                }
-            }
+        if let Some(names) = self.cache.and_then(|c| c.names(d)) {
+            return Ok(names);
         }
         let keys = self.store.keys();
         let store = self.store;

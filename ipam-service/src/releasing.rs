@@ -165,28 +165,22 @@ impl IpamService {
         let Some(d) = layout.decode(address) else {
             return Ok(None);
         };
-        let (Some(host), Some(tenant)) = (
-            self.cache.host_by_index(d.host),
-            self.cache.tenant_by_id(d.tenant),
-        ) else {
-            return Ok(None);
-        };
-        let Some(segment) = self.cache.segment_by_id(&tenant.value.name, d.segment) else {
+        let Some((host, tenant, segment)) = self.cache.names(d) else {
             return Ok(None);
         };
         let object = Object::Endpoint {
             id: &claimed.id,
-            tenant: &tenant.value.name,
-            host: &host.value.name,
+            tenant: &tenant,
+            host: &host,
         };
         if !may(who, Action::new(Verb::Release, object)) {
             return Ok(None);
         }
         let claim = Claim {
             id: &claimed.id,
-            host: &host.value.name,
-            tenant: &tenant.value.name,
-            segment: &segment.value.name,
+            host: &host,
+            tenant: &tenant,
+            segment: &segment,
             address,
             second_address,
             revision: claimed.revision,
