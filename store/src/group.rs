@@ -98,15 +98,20 @@ impl Drop for Inline<'_> {
             queue.start_sender()
         };
         if let Some(id) = start {
-            // Dropped outside a runtime (it is shutting down): the waiting callers' own
-            // timers start a sender if they still run.
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(send_groups(self.store.clone(), id));
-                }
-                Err(_) => lock(self.store.group()).remove_sender(id),
-            }
+            spawn_sender(self.store, id);
         }
+    }
+}
+
+/// Starts sender `id` as a task of its own: a caller that goes away must not strand the
+/// others' answers. Outside a runtime (it is shutting down) the sender is counted out
+/// again; the waiting callers' own timers start one if they still run.
+fn spawn_sender(store: &Store, id: u64) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(send_groups(store.clone(), id));
+        }
+        Err(_) => lock(store.group()).remove_sender(id),
     }
 }
 
@@ -132,8 +137,7 @@ pub(crate) async fn commit(txn: Txn) -> Answer {
         queue.start_sender()
     };
     if let Some(id) = start {
-        // A task of its own: a caller that goes away must not strand the others' answers.
-        tokio::spawn(send_groups(store.clone(), id));
+        spawn_sender(&store, id);
     }
     loop {
         tokio::select! {
@@ -150,7 +154,7 @@ pub(crate) async fn commit(txn: Txn) -> Answer {
             _ = tokio::time::sleep(STUCK) => {
                 let start = lock(store.group()).start_sender();
                 if let Some(id) = start {
-                    tokio::spawn(send_groups(store.clone(), id));
+                    spawn_sender(&store, id);
                 }
             }
         }

@@ -9,11 +9,11 @@
 //! - An absent key compares as version 0, so "absent" is `version == 0`, which also holds
 //!   for a key that was deleted.
 
+use std::collections::HashMap;
+
 use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, TxnOp, TxnOpResponse,
 };
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::errors::StoreError;
@@ -66,7 +66,6 @@ enum Expect {
 pub struct Taken {
     pub key: String,
     pub value: Vec<u8>,
-    pub mod_revision: i64,
 }
 
 // === impl Txn ===
@@ -122,11 +121,6 @@ impl Txn {
             Some(DeleteOptions::new().with_prev_key()),
         ));
         self
-    }
-
-    /// Commits only if `key` exists and was created at `revision`; writes nothing to it.
-    pub fn expect_created_at<T>(self, key: &Key<T>, revision: i64) -> Self {
-        self.check(key.path(), Expect::CreatedAt(revision))
     }
 
     /// Deletes `key` whatever its state (absent is fine).
@@ -252,8 +246,8 @@ impl Txn {
     }
 
     /// One etcd transaction of all of `group`: every compare (a compare two members share
-    /// once), every write in order, and the failure branch's reads. Deduplicated compares
-    /// are why a group's failure is not attributed to a compare but retried one by one.
+    /// once), every write in order, and the failure branch's reads, one per compare
+    /// returned (in the order sent, for [`found_by_check`]).
     pub(crate) fn to_etcd<'a>(
         group: impl Iterator<Item = &'a Txn>,
     ) -> (etcd_client::Txn, Vec<&'a Check>) {
@@ -355,7 +349,6 @@ pub(crate) fn taken(resp: &etcd_client::TxnResponse) -> Vec<Taken> {
                 .map(|kv| Taken {
                     key: String::from_utf8_lossy(kv.key()).into_owned(),
                     value: kv.value().to_vec(),
-                    mod_revision: kv.mod_revision(),
                 })
                 .collect::<Vec<_>>()
         })
